@@ -1,0 +1,106 @@
+"""Sections to chunks sized in embedding-model tokens.
+
+llama-index's SentenceSplitter does the packing (paragraphs, then sentences, then clauses, then
+words, with token-measured overlap); we give it the embedding model's own tokenizer and a sentence
+splitter that knows Chinese punctuation, so text without spaces still breaks at sentence and clause
+ends rather than at arbitrary characters.  Chunk ids derive from source, content and occurrence, so
+an unchanged passage keeps its id (and its vector) when the rest of the file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Callable
+
+from ingest.parsers import ParsedDocument, Section
+from rag.types import Chunk
+
+# A sentence ends at . ! ? followed by space, at CJK terminal punctuation, or at a line break.
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+|[。！？；]+[\u201d\u2019」』）]*\s*|\n+")
+# Clause-level fallback for long sentences (English and CJK separators).
+_CLAUSE = r"[^,.;:，、；：。]+[,.;:，、；：。]?"
+_MIN_CHUNK_TOKENS = 64  # even under an absurdly long heading
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split into sentences that concatenate back to `text` exactly."""
+    pieces, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.end() > start:
+            pieces.append(text[start:match.end()])
+            start = match.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_id(source: str, content_hash: str, occurrence: int) -> str:
+    return hashlib.sha256(f"{source}\0{content_hash}\0{occurrence}".encode()).hexdigest()[:32]
+
+
+class Chunker:
+    """Cuts a ParsedDocument into Chunks no longer than the embedding window."""
+
+    def __init__(self, count_tokens: Callable[[str], int], window: int, chunk_tokens: int,
+                 overlap_tokens: int) -> None:
+        self._count = count_tokens
+        self._window = window - 2  # [CLS] and [SEP]
+        self._chunk_tokens = chunk_tokens
+        self._overlap = overlap_tokens
+        self._splitters: dict[int, object] = {}
+
+    def _splitter(self, size: int):
+        if size not in self._splitters:
+            from llama_index.core.node_parser import SentenceSplitter
+
+            self._splitters[size] = SentenceSplitter(
+                chunk_size=size,
+                chunk_overlap=min(self._overlap, size // 4),
+                tokenizer=lambda text: range(self._count(text)),  # only len() is used
+                paragraph_separator="\n\n",
+                chunking_tokenizer_fn=split_sentences,
+                secondary_chunking_regex=_CLAUSE,
+            )
+        return self._splitters[size]
+
+    def chunk(self, source: str, file_hash: str, doc: ParsedDocument) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        seen: dict[str, int] = {}
+        for section in doc.sections:
+            for start, end in self._section_spans(doc.text, section):
+                text = doc.text[start:end]
+                digest = sha256_text(text)
+                occurrence = seen.get(digest, 0)
+                seen[digest] = occurrence + 1
+                chunks.append(Chunk(
+                    chunk_id=chunk_id(source, digest, occurrence), source=source, text=text,
+                    start=start, end=end, page=section.page, heading=section.heading,
+                    content_hash=digest, ordinal=len(chunks), file_hash=file_hash,
+                ))
+        return chunks
+
+    def _section_spans(self, text: str, section: Section) -> list[tuple[int, int]]:
+        """(start, end) offsets into `text` of the chunks of one section."""
+        body = text[section.start:section.end]
+        # The heading is prepended when embedding (Chunk.embedding_text): leave room for it.
+        heading_tokens = self._count(section.heading) + 1 if section.heading else 0
+        size = max(_MIN_CHUNK_TOKENS, min(self._chunk_tokens, self._window - heading_tokens))
+        spans: list[tuple[int, int]] = []
+        cursor = 0
+        for piece in self._splitter(size).split_text(body):
+            pos = body.find(piece, cursor)
+            if pos < 0:  # the splitter normalised something; fall back to the piece's head
+                pos = body.find(piece[:40], cursor)
+            if pos < 0:
+                pos = spans[-1][1] - section.start if spans else 0
+                end = min(len(body), pos + len(piece))
+            else:
+                end = pos + len(piece)
+            spans.append((section.start + pos, section.start + end))
+            cursor = pos + 1
+        return spans

@@ -1,0 +1,251 @@
+"""Files to text with structure: each format becomes one extracted text cut into sections.
+
+A section is a stretch of the extracted text with one page (PDF page, slide or sheet) and one
+nearest heading.  Chunks never cross a section boundary, so every chunk has exactly one page and
+one heading.  Word, PowerPoint, HTML, Markdown and plain text go through unstructured; PDFs through pypdf
+(unstructured's PDF path imports unstructured-inference and a CUDA torch); CSV and Excel through
+the csv module and openpyxl, one "column: value; ..." line per row, which retrieves far better
+than unstructured's flattened table text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ingest.decode import decode_text
+from rag.errors import ParseError
+
+SEPARATOR = "\n\n"
+_SENTENCE_END = tuple(".。!！?？;；,，:：")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+@dataclass(frozen=True)
+class Section:
+    start: int
+    end: int
+    page: int | None
+    heading: str | None
+
+
+@dataclass
+class ParsedDocument:
+    """Extracted text and its sections, built incrementally by `add`."""
+
+    text: str = ""
+    sections: list[Section] = field(default_factory=list)
+    _parts: list[str] = field(default_factory=list, repr=False)
+    _length: int = 0
+
+    def add(self, text: str, page: int | None, heading: str | None) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self._parts:
+            self._parts.append(SEPARATOR)
+            self._length += len(SEPARATOR)
+        start = self._length
+        self._parts.append(text)
+        self._length += len(text)
+        last = self.sections[-1] if self.sections else None
+        if last and last.page == page and last.heading == heading:
+            self.sections[-1] = Section(last.start, self._length, page, heading)
+        else:
+            self.sections.append(Section(start, self._length, page, heading))
+        self.text = ""  # invalidated; `finish` joins once
+
+    def finish(self) -> ParsedDocument:
+        self.text = "".join(self._parts)
+        return self
+
+
+def is_heading(text: str) -> bool:
+    """Accept a title only if it is shaped like one: short and not ending like a sentence."""
+    text = text.strip()
+    return 0 < len(text) <= 120 and "\n" not in text and not text.endswith(_SENTENCE_END)
+
+
+def detect_languages(sample: str) -> list[str]:
+    """ISO 639-3 hint for unstructured: Chinese when CJK characters dominate, else English."""
+    letters = [ch for ch in sample[:5000] if ch.isalpha()]
+    if letters and sum(1 for ch in letters if _CJK.match(ch)) / len(letters) > 0.3:
+        return ["zho"]
+    return ["eng"]
+
+
+# --- unstructured-based formats ---------------------------------------------------------------
+
+def _from_elements(elements: Iterable, *, use_pages: bool) -> ParsedDocument:
+    doc = ParsedDocument()
+    heading: str | None = None
+    for el in elements:
+        category = getattr(el, "category", "")
+        if category in ("PageBreak", "Header", "Footer", "Image"):
+            continue
+        text = (el.text or "").strip()
+        if not text:
+            continue
+        page = el.metadata.page_number if use_pages else None
+        if category == "Title" and is_heading(text):
+            heading = text
+        doc.add(text, page, heading)
+    return doc.finish()
+
+
+def _partition(kind: str) -> Callable:
+    from ingest.nlp import use_offline_pipeline
+
+    use_offline_pipeline()
+    if kind == "html":
+        from unstructured.partition.html import partition_html as fn
+    elif kind == "md":
+        from unstructured.partition.md import partition_md as fn
+    elif kind == "text":
+        from unstructured.partition.text import partition_text as fn
+    elif kind == "docx":
+        from unstructured.partition.docx import partition_docx as fn
+    elif kind == "pptx":
+        from unstructured.partition.pptx import partition_pptx as fn
+    else:  # pragma: no cover - programming error
+        raise ValueError(kind)
+    return fn
+
+
+def parse_text_like(data: bytes, kind: str) -> ParsedDocument:
+    text, _ = decode_text(data)
+    if not text.strip():
+        return ParsedDocument().finish()
+    partition = _partition(kind)
+    return _from_elements(partition(text=text, languages=detect_languages(text)), use_pages=False)
+
+
+def parse_docx(path: Path) -> ParsedDocument:
+    return _from_elements(_partition("docx")(filename=str(path), languages=["auto"]), use_pages=False)
+
+
+def parse_pptx(path: Path) -> ParsedDocument:
+    return _from_elements(_partition("pptx")(filename=str(path), languages=["auto"]), use_pages=True)
+
+
+# --- formats read without unstructured --------------------------------------------------------
+
+def _add_rows(doc: ParsedDocument, rows: list[list[str]], page: int | None,
+              heading: str | None) -> None:
+    """A table as one "column: value; ..." line per row, the first row naming the columns."""
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        return
+    header = [h.strip() for h in rows[0]]
+    if len(rows) == 1:
+        doc.add(", ".join(h for h in header if h), page, heading)
+    for row in rows[1:]:
+        cells = [f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {v.strip()}"
+                 for i, v in enumerate(row) if v.strip()]
+        doc.add("; ".join(cells), page, heading)
+
+
+def parse_csv(data: bytes) -> ParsedDocument:
+    text, _ = decode_text(data)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    doc = ParsedDocument()
+    _add_rows(doc, list(csv.reader(io.StringIO(text), dialect)), None, None)
+    return doc.finish()
+
+
+def parse_xlsx(path: Path) -> ParsedDocument:
+    """Each sheet is a page, headed by its name; rows as in CSV."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(str(path), read_only=True, data_only=True)
+    doc = ParsedDocument()
+    try:
+        for number, sheet in enumerate(book.worksheets, start=1):
+            rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+            _add_rows(doc, rows, number, sheet.title)
+    finally:
+        book.close()
+    return doc.finish()
+
+
+def parse_pdf(path: Path) -> ParsedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError("the PDF is encrypted with a password",
+                             hint="Save an unencrypted copy and ingest that.")
+        headings = _pdf_outline_headings(reader)
+        doc = ParsedDocument()
+        heading: str | None = None
+        for number, page in enumerate(reader.pages, start=1):
+            heading = headings.get(number, heading)
+            doc.add(page.extract_text() or "", number, heading)
+    except ParseError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"the PDF is damaged or unreadable ({exc})",
+                         hint="Open and re-save it with a PDF tool, then ingest again.") from exc
+    return doc.finish()
+
+
+def _pdf_outline_headings(reader) -> dict[int, str]:
+    """1-based page -> last outline (bookmark) title that starts on it."""
+    found: dict[int, str] = {}
+
+    def walk(items) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:  # broken outline entries are common; skip them
+                continue
+            if page is not None and page >= 0 and item.title:
+                found[page + 1] = str(item.title).strip()
+
+    try:
+        walk(reader.outline)
+    except Exception:
+        return {}
+    return found
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+SUPPORTED = {
+    ".txt": "text", ".text": "text", ".md": "md", ".markdown": "md", ".htm": "html",
+    ".html": "html", ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx",
+    ".csv": "csv",
+}
+
+
+def parse_file(path: Path) -> ParsedDocument:
+    """Extract a file's text and sections; ParseError with a reason when that is impossible."""
+    kind = SUPPORTED.get(path.suffix.lower())
+    if kind is None:
+        raise ParseError(f"unsupported file type {path.suffix or '(none)'!r}",
+                         hint=f"Supported: {', '.join(sorted(SUPPORTED))}.")
+    try:
+        if kind in ("text", "md", "html"):
+            return parse_text_like(path.read_bytes(), kind)
+        if kind == "csv":
+            return parse_csv(path.read_bytes())
+        if kind == "pdf":
+            return parse_pdf(path)
+        return {"docx": parse_docx, "pptx": parse_pptx, "xlsx": parse_xlsx}[kind](path)
+    except ParseError:
+        raise
+    except Exception as exc:  # a parser library failed on this file: report it, keep going
+        raise ParseError(f"could not parse {kind.upper()} ({type(exc).__name__}: {exc})",
+                         hint="Check that the file opens in its usual application.") from exc

@@ -1,0 +1,35 @@
+"""Errors a user can act on.  Each carries a hint: what to do next."""
+
+from __future__ import annotations
+
+
+class ArchivistError(Exception):
+    """Base class: `str(err)` is the message, `err.hint` the next step for the user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class ConfigError(ArchivistError):
+    """The settings are invalid or point at something missing."""
+
+
+class ModelNotFoundError(ArchivistError):
+    """A model file or directory cannot be found locally."""
+
+
+class IndexMismatchError(ArchivistError):
+    """The index was built with a different embedding model or chunking."""
+
+
+class ParseError(ArchivistError):
+    """A document could not be turned into text."""
+
+
+class GenerationError(ArchivistError):
+    """The language model failed to produce an answer."""

@@ -1,0 +1,81 @@
+"""Text generation behind one small interface, so llama.cpp in-process can later be swapped for an
+OpenAI-compatible server without touching the answer logic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from rag.errors import GenerationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.1
+    top_p: float = 0.9
+    max_tokens: int = 384
+    repeat_penalty: float = 1.1
+    seed: int = 0
+
+
+class Generator(Protocol):
+    name: str
+    context_window: int
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+        """Yield the reply to a chat, piece by piece."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's context."""
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in-process by llama-cpp-python, using the chat template stored in the file."""
+
+    def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int) -> None:
+        from llama_cpp import Llama  # heavy: import on construction
+
+        if n_gpu_layers > 0 and not gpu_offload_supported():
+            # Loud on purpose: "GPU offload silently not working" is a classic local-RAG complaint.
+            log.warning(
+                "ARCHIVIST_N_GPU_LAYERS=%d but this llama.cpp build has no GPU backend: running on "
+                "the CPU. Reinstall llama-cpp-python with CMAKE_ARGS='-DGGML_CUDA=on' to use the GPU.",
+                n_gpu_layers)
+        try:
+            self._llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads,
+                              n_gpu_layers=n_gpu_layers, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise GenerationError(f"llama.cpp could not load {model_path.name}: {exc}",
+                                  hint="Check that the file is a complete GGUF chat model.") from exc
+        self.name = model_path.name
+        self.context_window = n_ctx
+        self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+        with self._lock:
+            try:
+                stream = self._llm.create_chat_completion(
+                    messages=messages, stream=True, temperature=params.temperature,
+                    top_p=params.top_p, max_tokens=params.max_tokens,
+                    repeat_penalty=params.repeat_penalty, seed=params.seed)
+                for part in stream:
+                    piece = part["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except ValueError as exc:  # e.g. prompt longer than the context window
+                raise GenerationError(f"generation failed: {exc}",
+                                      hint="Lower top_k or raise ARCHIVIST_N_CTX.") from exc

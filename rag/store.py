@@ -1,0 +1,158 @@
+"""The only module that talks to Chroma.  Everything else sees Chunks, Hits and ids.
+
+The collection records what built it (embedding model fingerprint and chunking parameters); opening
+it with different ones is refused, because mixing vectors from two models silently ruins search.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from rag.errors import IndexMismatchError
+from rag.types import Chunk, Hit
+
+log = logging.getLogger(__name__)
+
+_WRITE_BATCH = 1000  # Chroma rejects very large batches; stay well below its limit
+
+
+def _to_metadata(chunk: Chunk) -> dict[str, str | int]:
+    meta: dict[str, str | int] = {
+        "source": chunk.source,
+        "start": chunk.start,
+        "end": chunk.end,
+        "content_hash": chunk.content_hash,
+        "ordinal": chunk.ordinal,
+        "file_hash": chunk.file_hash,
+        "vector_key": chunk.vector_key,
+    }
+    # Chroma metadata cannot hold None: absent keys mean "no page" / "no heading".
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    if chunk.heading is not None:
+        meta["heading"] = chunk.heading
+    return meta
+
+
+def _from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
+    return Chunk(
+        chunk_id=chunk_id,
+        source=str(meta["source"]),
+        text=text,
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        page=int(meta["page"]) if "page" in meta else None,
+        heading=str(meta["heading"]) if "heading" in meta else None,
+        content_hash=str(meta["content_hash"]),
+        ordinal=int(meta["ordinal"]),
+        file_hash=str(meta["file_hash"]),
+    )
+
+
+class ChunkStore:
+    """Chunks and their vectors in one Chroma collection (embedded PersistentClient by default)."""
+
+    def __init__(self, chroma_dir: Path, collection: str, build_info: dict[str, str]) -> None:
+        import chromadb  # heavy: import when a store is opened, not when this module is imported
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_dir.mkdir(parents=True, exist_ok=True)
+        self._client = chromadb.PersistentClient(
+            path=str(chroma_dir),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+        self._build_info = {f"archivist:{k}": v for k, v in build_info.items()}
+        self._collection = self._client.get_or_create_collection(
+            name=collection,
+            metadata={"hnsw:space": "cosine", **self._build_info},
+            embedding_function=None,  # we always pass vectors; never let Chroma fetch a model
+        )
+        self._check_build_info(collection)
+
+    def _check_build_info(self, collection: str) -> None:
+        stored = self._collection.metadata or {}
+        for key, expected in self._build_info.items():
+            found = stored.get(key)
+            if found != expected:
+                raise IndexMismatchError(
+                    f"The index in collection {collection!r} was built with {key.split(':', 1)[1]}="
+                    f"{found!r}, but the current settings use {expected!r}.",
+                    hint="Run `archivist ingest --rebuild` to re-embed everything with the current "
+                    "settings, or restore the previous ARCHIVIST_EMBED_MODEL / chunking settings.",
+                )
+
+    # --- reads -------------------------------------------------------------------------
+    def count(self) -> int:
+        return self._collection.count()
+
+    def ids_for_source(self, source: str) -> set[str]:
+        return set(self._collection.get(where={"source": source}, include=[])["ids"])
+
+    def sources(self) -> set[str]:
+        """Every source that has at least one chunk (used to find orphans)."""
+        found: set[str] = set()
+        offset, page = 0, 5000
+        while True:
+            batch = self._collection.get(include=["metadatas"], limit=page, offset=offset)
+            found.update(str(m["source"]) for m in batch["metadatas"] or [])
+            if len(batch["ids"]) < page:
+                return found
+            offset += page
+
+    def vectors_for(self, vector_keys: Iterable[str]) -> dict[str, list[float]]:
+        """Stored vectors for embedding texts already embedded anywhere in the collection.
+
+        Same text, same model, same vector: this is what makes unchanged passages, renamed files
+        and copies of a file cost no embedding.  Keys are Chunk.vector_key.
+        """
+        wanted = list(dict.fromkeys(vector_keys))
+        found: dict[str, list[float]] = {}
+        for i in range(0, len(wanted), 500):
+            got = self._collection.get(where={"vector_key": {"$in": wanted[i:i + 500]}},
+                                       include=["metadatas", "embeddings"])
+            for meta, vec in zip(got["metadatas"], got["embeddings"]):
+                found.setdefault(str(meta["vector_key"]), [float(x) for x in vec])
+        return found
+
+    def query(self, vector: Sequence[float], k: int) -> list[Hit]:
+        if self.count() == 0:
+            return []
+        res = self._collection.query(
+            query_embeddings=[list(vector)],
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = [
+            # cosine space: distance = 1 - cosine similarity
+            Hit(chunk=_from_record(cid, doc, meta), score=1.0 - float(dist))
+            for cid, doc, meta, dist in zip(res["ids"][0], res["documents"][0],
+                                            res["metadatas"][0], res["distances"][0])
+        ]
+        return sorted(hits, key=lambda h: h.score, reverse=True)
+
+    # --- writes ------------------------------------------------------------------------
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        for i in range(0, len(chunks), _WRITE_BATCH):
+            part = chunks[i:i + _WRITE_BATCH]
+            self._collection.upsert(
+                ids=[c.chunk_id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[_to_metadata(c) for c in part],
+                embeddings=[list(v) for v in vectors[i:i + _WRITE_BATCH]],
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), _WRITE_BATCH):
+            self._collection.delete(ids=ids[i:i + _WRITE_BATCH])
+
+    def delete_source(self, source: str) -> int:
+        ids = self.ids_for_source(source)
+        self.delete(ids)
+        return len(ids)
+
+    def drop(self) -> None:
+        """Remove the whole collection (used by `ingest --rebuild`)."""
+        self._client.delete_collection(self._collection.name)

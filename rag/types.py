@@ -1,0 +1,73 @@
+"""Data shapes shared by ingest, retrieval and the service.
+
+`Citation` and `Answer` are the public answer JSON (CLI --json and HTTP); their field names are a
+stable interface: add fields, never rename or remove them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of one file, as stored in the index."""
+
+    chunk_id: str  # derived from source, content and occurrence: stable across re-ingests
+    source: str  # path relative to the data dir, '/'-separated
+    text: str
+    start: int  # character offsets into the file's extracted text
+    end: int
+    page: int | None  # PDF page, slide or sheet number (1-based); None for flowing text
+    heading: str | None  # nearest heading above the passage
+    content_hash: str  # sha256 of `text`
+    ordinal: int  # position of the chunk within its file
+    file_hash: str  # sha256 of the file's bytes when it was indexed
+
+    def embedding_text(self) -> str:
+        """What the embedding model sees: the heading gives a short passage its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+    @property
+    def vector_key(self) -> str:
+        """Identifies the vector: equal embedding texts share one, whatever file they are in."""
+        return hashlib.sha256(self.embedding_text().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float  # cosine similarity to the query, higher is better
+
+
+class Citation(BaseModel):
+    id: int = Field(description="Number used by [n] markers in the answer.")
+    source: str = Field(description="File path relative to the data folder.")
+    page: int | None = Field(description="PDF page, slide or sheet number (1-based), if any.")
+    heading: str | None = Field(description="Nearest heading above the passage.")
+    score: float = Field(description="Cosine similarity between question and passage.")
+    text: str = Field(description="The passage.")
+    chunk_id: str = Field(description="Stable id of the passage in the index.")
+    start: int = Field(description="Offset of the passage in the file's extracted text.")
+    end: int = Field(description="End offset (exclusive) of the passage in the extracted text.")
+
+    @classmethod
+    def from_hit(cls, number: int, hit: Hit) -> Citation:
+        c = hit.chunk
+        return cls(id=number, source=c.source, page=c.page, heading=c.heading,
+                   score=round(hit.score, 4), text=c.text, chunk_id=c.chunk_id,
+                   start=c.start, end=c.end)
+
+
+class Answer(BaseModel):
+    answer: str = Field(description="The answer; [n] markers refer to citation ids.")
+    citations: list[Citation] = Field(description="Passages the answer was based on, best first.")
+    refused: bool = Field(description="True when the documents do not contain an answer.")
+    reason: str | None = Field(None, description="Why the question was refused, when it was.")
+
+
+class SearchResults(BaseModel):
+    results: list[Citation] = Field(description="Ranked passages, best first.")
