@@ -41,6 +41,7 @@ class ParsedDocument:
     sections: list[Section] = field(default_factory=list)
     _parts: list[str] = field(default_factory=list, repr=False)
     _length: int = 0
+    _bare_heading: bool = False  # the last section holds nothing but its heading
 
     def add(self, text: str, page: int | None, heading: str | None) -> None:
         text = text.strip()
@@ -55,9 +56,14 @@ class ParsedDocument:
         last = self.sections[-1] if self.sections else None
         if last and last.page == page and last.heading == heading:
             self.sections[-1] = Section(last.start, self._length, page, heading)
-        else:
-            self.sections.append(Section(start, self._length, page, heading))
-        self.text = ""  # invalidated; `finish` joins once
+            self._bare_heading = False
+            return
+        if last and last.page == page and self._bare_heading:
+            # A heading directly followed by a sub-heading: keep it with the sub-section's text
+            # rather than as a chunk of its own.
+            start = self.sections.pop().start
+        self.sections.append(Section(start, self._length, page, heading))
+        self._bare_heading = text == heading
 
     def finish(self) -> ParsedDocument:
         self.text = "".join(self._parts)

@@ -115,6 +115,9 @@ class Ingestor:
                 embedded, total = self._index(source, path, file_hash)
             except ParseError as exc:
                 reason = str(exc)
+            except Exception as exc:  # a bug or a library failure on one file must not stop the run
+                log.exception("unexpected error while indexing %s", source)
+                reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
             else:
                 self.manifest.record_indexed(source, file_hash, stat.st_size, stat.st_mtime_ns, total)
                 report.chunks_embedded += embedded

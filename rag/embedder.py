@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from pathlib import Path
@@ -37,9 +38,12 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(str(model_dir), device=device or "cpu", local_files_only=True)
         self._batch_size = batch_size
         self._lock = threading.Lock()  # torch modules are not safe to call from several threads
-        # The fast tokenizer's Rust backend counts tokens without the "sequence too long" warnings.
-        self._tokenizer = self._model.tokenizer.backend_tokenizer
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        # A copy of the fast tokenizer's Rust backend counts tokens without "sequence too long"
+        # warnings; the copy's padding and truncation (tokenizer.json pads to 128) are turned off.
+        self._tokenizer = copy.deepcopy(self._model.tokenizer.backend_tokenizer)
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
         self.fingerprint = f"{name}:{self.dimension}:{embed_model_fingerprint(model_dir)}"
 

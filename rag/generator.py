@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class SamplingParams:
     temperature: float = 0.1
     top_p: float = 0.9
-    max_tokens: int = 384
+    max_tokens: int = 256
     repeat_penalty: float = 1.1
     seed: int = 0
 
@@ -27,8 +27,9 @@ class Generator(Protocol):
     name: str
     context_window: int
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
-        """Yield the reply to a chat, piece by piece."""
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams,
+                 stop: list[str] | None = None) -> Iterator[str]:
+        """Yield the reply to a chat, piece by piece, ending early at any `stop` string."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in this model's context."""
@@ -65,13 +66,14 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams,
+                 stop: list[str] | None = None) -> Iterator[str]:
         with self._lock:
             try:
                 stream = self._llm.create_chat_completion(
                     messages=messages, stream=True, temperature=params.temperature,
                     top_p=params.top_p, max_tokens=params.max_tokens,
-                    repeat_penalty=params.repeat_penalty, seed=params.seed)
+                    repeat_penalty=params.repeat_penalty, seed=params.seed, stop=stop or [])
                 for part in stream:
                     piece = part["choices"][0]["delta"].get("content")
                     if piece:

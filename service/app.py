@@ -1,0 +1,130 @@
+"""HTTP API.  `create_app(settings)` builds an app; routes validate, call the Engine, shape the reply."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from rag.errors import ArchivistError, GenerationError, IndexMismatchError, ModelNotFoundError
+from rag.offline import enforce_offline
+from rag.settings import Settings
+from rag.types import Answer, SearchResults
+from service.engine import BadRequestError, Engine
+
+log = logging.getLogger(__name__)
+
+
+class QueryRequest(BaseModel):
+    question: str = Field(description="The question, in any language.", examples=["How long is the warranty?"])
+    top_k: int | None = Field(None, description="Passages to retrieve (default: ARCHIVIST_TOP_K).")
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' when the index is open and models are loaded.")
+    chunks: int = Field(description="Chunks in the index.")
+    collection: str
+    embed_model: str
+    llm_model: str | None = Field(description="GGUF file name, once loaded.")
+
+
+class JsonBodyMiddleware:
+    """Read a POST body sent as form data or with no Content-Type as JSON.
+
+    `curl -d '{...}'` labels JSON application/x-www-form-urlencoded, which FastAPI would reject.
+    Multipart uploads and explicit JSON pass through untouched.
+    """
+
+    _RELABEL = (b"", b"application/x-www-form-urlencoded")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = dict(scope["headers"])
+            if headers.get(b"content-type", b"").split(b";")[0].strip().lower() in self._RELABEL:
+                rest = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = dict(scope, headers=rest + [(b"content-type", b"application/json")])
+        await self.app(scope, receive, send)
+
+
+def _status_for(exc: ArchivistError) -> int:
+    if isinstance(exc, BadRequestError):
+        return 422
+    if isinstance(exc, (ModelNotFoundError, GenerationError, IndexMismatchError)):
+        return 503
+    return 500
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    enforce_offline()
+    engine = engine or Engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await run_in_threadpool(engine.warm_up)
+        except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
+            log.error("start-up: %s", exc)
+        yield
+
+    app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
+                  description="Offline question answering over your documents, with citations.")
+    app.add_middleware(JsonBodyMiddleware)
+    app.state.engine = engine
+
+    def get_engine(request: Request) -> Engine:
+        return request.app.state.engine
+
+    EngineDep = Annotated[Engine, Depends(get_engine)]
+
+    @app.exception_handler(ArchivistError)
+    async def archivist_error(_: Request, exc: ArchivistError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=_status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                             for e in exc.errors())
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": f"Invalid request: {problems}.",
+                             "hint": 'Send JSON like {"question": "...", "top_k": 4}.',
+                             "errors": jsonable_encoder(errors)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"detail": "Internal error; the server log has the details."},
+                            status_code=500)
+
+    @app.post("/v1/ask", response_model=Answer, summary="Answer a question from the documents")
+    def ask(body: QueryRequest, engine: EngineDep) -> Answer:
+        """Retrieve the best passages and answer with the local model, citing them as [n].
+
+        `refused` is true, with a `reason`, when the documents hold nothing relevant enough."""
+        return engine.ask(body.question, body.top_k)
+
+    @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
+    def search(body: QueryRequest, engine: EngineDep) -> SearchResults:
+        """Retrieval only: the passages an answer would be based on, best first."""
+        return SearchResults(results=engine.search(body.question, body.top_k))
+
+    @app.get("/v1/health", response_model=Health, summary="Service status")
+    def health(engine: EngineDep) -> Health:
+        try:
+            chunks, status = engine.store.count(), "ok"
+        except ArchivistError as exc:
+            chunks, status = 0, f"error: {exc}"
+        return Health(status=status, chunks=chunks, collection=settings.collection,
+                      embed_model=settings.embed_model,
+                      llm_model=engine.loaded_llm_name)
+
+    return app

@@ -1,0 +1,177 @@
+"""The `archivist` command.  Each subcommand parses flags, calls the Engine, prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rag.errors import ArchivistError
+from rag.offline import enforce_offline
+from rag.settings import Settings, load_settings
+from rag.types import Answer, Citation
+from service.engine import Engine
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _where(c: Citation) -> str:
+    text = c.source + (f", page {c.page}" if c.page is not None else "")
+    return text + (f" — {c.heading}" if c.heading else "")
+
+
+def _print_answer(answer: Answer) -> None:
+    print(answer.answer)
+    if answer.refused and answer.reason:
+        print(f"\n(refused: {answer.reason})")
+    if answer.citations:
+        print("\nClosest passages:" if answer.refused else "\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.id}] {_where(c)} (score {c.score:.2f})")
+
+
+def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
+    progress = None
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="file", desc="ingest", file=sys.stderr)
+        progress = lambda source: (bar.set_postfix_str(source[-40:]), bar.update(1))  # noqa: E731
+    try:
+        report = engine.ingest(args.data_dir, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
+    results = engine.search(args.question, args.top_k)
+    if args.json:
+        _print_json({"results": [c.model_dump() for c in results]})
+        return 0
+    if not results:
+        print("No passages: the index is empty. Run `archivist ingest` first.")
+    for c in results:
+        snippet = " ".join(c.text.split())[:200]
+        print(f"[{c.id}] {_where(c)} (score {c.score:.2f})\n    {snippet}")
+    return 0
+
+
+def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
+    answer = engine.ask(args.question, args.top_k)
+    if args.json:
+        _print_json(answer.model_dump())
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_chat(engine: Engine, args: argparse.Namespace) -> int:
+    print("Ask about your documents. An empty line or Ctrl-D ends the session.")
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        try:
+            answer = engine.ask(question, args.top_k, history=history)
+        except ArchivistError as exc:
+            print(f"error: {exc}")
+            continue
+        _print_answer(answer)
+        if not answer.refused:
+            history.append((question, answer.answer))
+
+
+def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = engine.settings
+    uvicorn.run(create_app(settings, engine), host=args.host or settings.host,
+                port=args.port or settings.port, log_level="info")
+    return 0
+
+
+def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
+    from service.doctor import run_checks
+
+    report = run_checks(engine)
+    if args.json:
+        _print_json(report)
+    else:
+        for section, content in report.items():
+            print(f"== {section}")
+            _print_json(content)
+    return 0 if report["offline"]["ok"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archivist", description="Offline question answering over the documents in a folder.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="make the index match the data folder")
+    p.add_argument("--data-dir", type=Path, help="folder to index (default: ARCHIVIST_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
+    p.add_argument("--rebuild", action="store_true",
+                   help="discard the index and embed everything again (after changing models)")
+    p.set_defaults(func=cmd_ingest)
+
+    for name, func, text in (("search", cmd_search, "rank passages for a question (no model)"),
+                             ("ask", cmd_ask, "answer a question with citations")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("question")
+        p.add_argument("--top-k", type=int, help="passages to retrieve (default: ARCHIVIST_TOP_K)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("chat", help="interactive questions that keep the conversation")
+    p.add_argument("--top-k", type=int)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="serve the HTTP API")
+    p.add_argument("--host", help="address to bind (default: ARCHIVIST_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: ARCHIVIST_PORT, 8000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("doctor", help="configuration, model files, offline check, GPU support")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    enforce_offline()
+    try:
+        settings: Settings = load_settings()
+        return args.func(Engine(settings), args)
+    except ArchivistError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

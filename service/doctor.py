@@ -1,0 +1,80 @@
+"""`archivist doctor`: what is configured, what is on disk, and proof that it all works offline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag.errors import ArchivistError
+from rag.models import describe_files, resolve_embed_model, resolve_llm_model
+from rag.offline import OFFLINE_ENV, NetworkGuard
+from service.engine import Engine
+
+
+def _models(engine: Engine) -> dict[str, Any]:
+    s = engine.settings
+    out: dict[str, Any] = {}
+    try:
+        embed_dir = resolve_embed_model(s.embed_model)
+        weights = {p.name: p for p in embed_dir.iterdir() if p.suffix in (".safetensors", ".bin")}
+        out["embedding"] = {"directory": str(embed_dir), "files": describe_files(weights)}
+    except ArchivistError as exc:
+        out["embedding"] = {"error": str(exc)}
+    try:
+        out["llm"] = describe_files({"gguf": resolve_llm_model(s.llm_model)})[0]
+    except ArchivistError as exc:
+        out["llm"] = {"error": str(exc)}
+    return out
+
+
+def _offline(engine: Engine) -> dict[str, Any]:
+    """Exercise every model and parser resource with outbound connections blocked."""
+    import os
+
+    from ingest.parsers import parse_text_like
+
+    steps: dict[str, str] = {}
+    with NetworkGuard() as guard:
+        for name, step in (
+            ("parse (unstructured)", lambda: parse_text_like(b"Title\n\nA sentence. Another one.", "text")),
+            ("embed", lambda: engine.embedder.embed(["offline check"])),
+            ("chat model", lambda: engine.generator.count_tokens("offline check")),
+        ):
+            try:
+                step()
+                steps[name] = "ok"
+            except Exception as exc:  # report every failure, keep checking the rest
+                steps[name] = f"failed: {exc}"
+    missing_env = [k for k, v in OFFLINE_ENV.items() if os.environ.get(k) != v]
+    ok = not guard.attempts and all(v == "ok" for v in steps.values()) and not missing_env
+    return {"ok": ok, "steps": steps, "network_attempts": guard.attempts,
+            "offline_switches_missing": missing_env}
+
+
+def _gpu(engine: Engine) -> dict[str, Any]:
+    from rag.generator import gpu_offload_supported
+
+    supported = gpu_offload_supported()
+    layers = engine.settings.n_gpu_layers
+    if supported:
+        note = f"llama.cpp has a GPU backend; n_gpu_layers={layers} layers are offloaded."
+    else:
+        note = ("llama.cpp was built for the CPU only. For a GPU, reinstall llama-cpp-python with "
+                "CMAKE_ARGS='-DGGML_CUDA=on' (see README).")
+    return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": layers, "note": note}
+
+
+def _index(engine: Engine) -> dict[str, Any]:
+    try:
+        return {"chunks": engine.store.count(), "build": engine.build_info()}
+    except ArchivistError as exc:
+        return {"error": str(exc)}
+
+
+def run_checks(engine: Engine) -> dict[str, Any]:
+    return {
+        "config": engine.settings.model_dump(mode="json"),
+        "models": _models(engine),
+        "offline": _offline(engine),
+        "gpu": _gpu(engine),
+        "index": _index(engine),
+    }
