@@ -16,10 +16,14 @@ from typing import Callable
 from ingest.parsers import ParsedDocument, Section
 from rag.types import Chunk
 
-# A sentence ends at . ! ? followed by space, at CJK terminal punctuation, or at a line break.
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+|[。！？；]+[\u201d\u2019」』）]*\s*|\n+")
+# A sentence ends at . ! ? followed by space or at a line break.  CJK text also breaks at clause
+# punctuation (，、；): its sentences run long, and overlap is made of whole pieces, so pieces
+# must be shorter than the overlap for neighbouring chunks to share any text.
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+|[。！？；，、]+[\u201d\u2019」』）]*\s*|\n+")
 # Clause-level fallback for long sentences (English and CJK separators).
 _CLAUSE = r"[^,.;:，、；：。]+[,.;:，、；：。]?"
+_BOUNDARY_BEFORE = re.compile(r"[\s,.;:!?，。、；：！？)）」』]")
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _MIN_CHUNK_TOKENS = 64  # even under an absurdly long heading
 
 
@@ -60,13 +64,33 @@ class Chunker:
 
             self._splitters[size] = SentenceSplitter(
                 chunk_size=size,
-                chunk_overlap=min(self._overlap, size // 4),
+                chunk_overlap=0,  # overlap is added by _overlap_start, at a word boundary
                 tokenizer=lambda text: range(self._count(text)),  # only len() is used
                 paragraph_separator="\n\n",
                 chunking_tokenizer_fn=split_sentences,
                 secondary_chunking_regex=_CLAUSE,
             )
         return self._splitters[size]
+
+    def _overlap_start(self, body: str, floor: int, start: int, budget: int) -> int:
+        """Move `start` back over at most `budget` tokens of `body[floor:start]`, stopping at a
+        word boundary (after whitespace or punctuation, or before a CJK character)."""
+        if budget == 0 or start <= floor:
+            return start
+        lo = max(floor, start - budget * 8)  # a token is rarely over 8 characters
+        cuts = [p for p in range(lo, start) if p == floor or _BOUNDARY_BEFORE.match(body, p - 1)
+                or _CJK_CHAR.match(body, p)]
+        best = start
+        left, right = 0, len(cuts) - 1
+        while left <= right:  # binary search: earliest cut whose overlap still fits
+            mid = (left + right) // 2
+            if self._count(body[cuts[mid]:start]) <= budget:
+                best, right = cuts[mid], mid - 1
+            else:
+                left = mid + 1
+        while best < start and body[best].isspace():
+            best += 1
+        return best
 
     def chunk(self, source: str, file_hash: str, doc: ParsedDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -90,17 +114,17 @@ class Chunker:
         # The heading is prepended when embedding (Chunk.embedding_text): leave room for it.
         heading_tokens = self._count(section.heading) + 1 if section.heading else 0
         size = max(_MIN_CHUNK_TOKENS, min(self._chunk_tokens, self._window - heading_tokens))
+        overlap = min(self._overlap, size // 2)
         spans: list[tuple[int, int]] = []
         cursor = 0
-        for piece in self._splitter(size).split_text(body):
+        for piece in self._splitter(size - overlap).split_text(body):
             pos = body.find(piece, cursor)
             if pos < 0:  # the splitter normalised something; fall back to the piece's head
                 pos = body.find(piece[:40], cursor)
             if pos < 0:
-                pos = spans[-1][1] - section.start if spans else 0
-                end = min(len(body), pos + len(piece))
-            else:
-                end = pos + len(piece)
-            spans.append((section.start + pos, section.start + end))
-            cursor = pos + 1
-        return spans
+                pos = cursor
+            end = min(len(body), pos + len(piece))
+            floor = spans[-1][0] + 1 if spans else 0
+            spans.append((self._overlap_start(body, floor, pos, overlap) if spans else pos, end))
+            cursor = end
+        return [(section.start + a, section.start + b) for a, b in spans]

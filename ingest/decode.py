@@ -47,7 +47,7 @@ def _detect(data: bytes) -> tuple[str, str]:
 
     best = from_bytes(data).best()
     if best is None:
-        raise ParseError("could not determine the text encoding",
+        raise ParseError("could not determine the text encoding: the file may be binary",
                          hint="Save the file as UTF-8 and ingest again.")
     encoding = _WIDEN.get(best.encoding.replace("_", "").lower(), best.encoding)
     try:

@@ -1,0 +1,86 @@
+"""Shared fixtures.  The whole suite runs with outbound connections blocked (loopback only)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from rag.offline import NetworkGuard, enforce_offline
+from rag.settings import Settings
+from tests.corpus import write_corpus
+from tests.fakes import FakeEmbedder
+
+enforce_offline()  # before any test imports a model library
+_GUARD = NetworkGuard().__enter__()
+
+
+@pytest.fixture(autouse=True)
+def no_network() -> Iterator[None]:
+    """Fail the test that made any non-loopback connection attempt, naming the culprit."""
+    _GUARD.attempts.clear()
+    yield
+    assert not _GUARD.attempts, f"network access attempted: {_GUARD.attempts}"
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer's archivist.toml or ARCHIVIST_* variables leak into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("ARCHIVIST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multi-format test corpus (read-only: copy it before changing files)."""
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture
+def data_dir(corpus: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the corpus."""
+    return Path(shutil.copytree(corpus, tmp_path / "data"))
+
+
+def make_settings(root: Path, **overrides) -> Settings:
+    return Settings(data_dir=root / "data", index_dir=root / "index", **overrides)
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.models import resolve_embed_model
+
+    return SentenceTransformerEmbedder(resolve_embed_model("all-MiniLM-L6-v2"), "all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def real_generator():
+    from rag.generator import LlamaCppGenerator
+    from rag.models import resolve_llm_model
+
+    return LlamaCppGenerator(resolve_llm_model(None), n_ctx=4096, n_threads=None, n_gpu_layers=0)
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, corpus, real_embedder, real_generator):
+    """An Engine over the test corpus, ingested once, with the real models (shared: do not write)."""
+    from service.engine import Engine
+
+    root = tmp_path_factory.mktemp("ingested")
+    shutil.copytree(corpus, root / "data")
+    engine = Engine(make_settings(root), embedder=real_embedder, generator=real_generator)
+    report = engine.ingest()
+    assert report.failed == 0, report.failures
+    return engine
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
