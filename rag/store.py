@@ -55,14 +55,7 @@ class ChunkStore:
     """Chunks and their vectors in one Chroma collection (embedded PersistentClient by default)."""
 
     def __init__(self, chroma_dir: Path, collection: str, build_info: dict[str, str]) -> None:
-        import chromadb  # heavy: import when a store is opened, not when this module is imported
-        from chromadb.config import Settings as ChromaSettings
-
-        chroma_dir.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(chroma_dir),
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-        )
+        self._client = _client(chroma_dir)
         self._build_info = {f"archivist:{k}": v for k, v in build_info.items()}
         self._collection = self._client.get_or_create_collection(
             name=collection,
@@ -153,6 +146,21 @@ class ChunkStore:
         self.delete(ids)
         return len(ids)
 
-    def drop(self) -> None:
-        """Remove the whole collection (used by `ingest --rebuild`)."""
-        self._client.delete_collection(self._collection.name)
+    @staticmethod
+    def drop(chroma_dir: Path, collection: str) -> None:
+        """Delete a collection and its vectors (used by `ingest --rebuild`).
+
+        Goes through Chroma rather than deleting files: Chroma keeps one client per path for the
+        life of the process, and it would not notice the files disappearing."""
+        client = _client(chroma_dir)
+        if collection in [c.name for c in client.list_collections()]:
+            client.delete_collection(collection)
+
+
+def _client(chroma_dir: Path):
+    import chromadb  # heavy: import when a store is opened, not when this module is imported
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(
+        path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))

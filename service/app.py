@@ -56,6 +56,13 @@ class JsonBodyMiddleware:
         await self.app(scope, receive, send)
 
 
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
 def _status_for(exc: ArchivistError) -> int:
     if isinstance(exc, BadRequestError):
         return 422
@@ -80,11 +87,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                   description="Offline question answering over your documents, with citations.")
     app.add_middleware(JsonBodyMiddleware)
     app.state.engine = engine
-
-    def get_engine(request: Request) -> Engine:
-        return request.app.state.engine
-
-    EngineDep = Annotated[Engine, Depends(get_engine)]
 
     @app.exception_handler(ArchivistError)
     async def archivist_error(_: Request, exc: ArchivistError) -> JSONResponse:

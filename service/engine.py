@@ -7,7 +7,6 @@ server's worker threads can call in concurrently.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from pathlib import Path
 from typing import Callable
@@ -118,11 +117,8 @@ class Engine:
 
     def _wipe_index(self) -> None:
         self._store = None
-        for path in (self.settings.chroma_dir, self.settings.manifest_path):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        ChunkStore.drop(self.settings.chroma_dir, self.settings.collection)
+        self.settings.manifest_path.unlink(missing_ok=True)
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:
         """Validate user input; returns the cleaned question and the top_k to use."""

@@ -84,3 +84,4 @@ def ingested(tmp_path_factory, corpus, real_embedder, real_generator):
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+

@@ -1,0 +1,94 @@
+"""Answer logic with deterministic fakes: refusal, marker cleaning, context packing, follow-ups."""
+
+import pytest
+
+from rag.answer import Answerer
+from rag.generator import SamplingParams
+from rag.prompt import NO_ANSWER, clean_markers, is_refusal
+from rag.types import Chunk, Hit
+from tests.fakes import FakeGenerator
+
+
+def hit(text, score, source="a.txt", page=None):
+    chunk = Chunk(chunk_id=text[:8], source=source, text=text, start=0, end=len(text), page=page,
+                  heading=None, content_hash="h", ordinal=0, file_hash="f")
+    return Hit(chunk, score)
+
+
+class StubRetriever:
+    def __init__(self, hits):
+        self.hits = hits
+        self.queries = []
+
+    def search(self, question, top_k):
+        self.queries.append(question)
+        return self.hits[:top_k]
+
+
+def answerer(hits, *replies, min_score=0.3, window=4096):
+    generator = FakeGenerator(*replies)
+    generator.context_window = window
+    return Answerer(StubRetriever(hits), generator, SamplingParams(max_tokens=100), min_score), generator
+
+
+def test_nothing_relevant_refuses_without_calling_the_model():
+    ans, gen = answerer([hit("Unrelated text.", 0.1)])
+    result = ans.ask("What is the capital of Peru?", 4)
+    assert result.refused and "threshold" in result.reason
+    assert gen.calls == []
+    assert result.citations[0].text == "Unrelated text."  # the closest passage is still shown
+
+
+def test_empty_index_refuses():
+    ans, _ = answerer([])
+    result = ans.ask("Anything?", 4)
+    assert result.refused and "empty" in result.reason and result.citations == []
+
+
+def test_answer_cites_passages_given_to_the_model():
+    ans, gen = answerer([hit("The valve is orange.", 0.8, "r.pdf", 3), hit("Noise.", 0.1)],
+                        "The valve is orange [1].")
+    result = ans.ask("What colour is the valve?", 4)
+    assert not result.refused and result.answer == "The valve is orange [1]."
+    assert [(c.id, c.source, c.page) for c in result.citations] == [(1, "r.pdf", 3)]
+    prompt = gen.calls[0][-1]["content"]
+    assert "[1] The valve is orange." in prompt and "Noise." not in prompt
+
+
+def test_model_saying_the_context_lacks_the_answer_is_a_refusal():
+    ans, _ = answerer([hit("The valve is orange.", 0.8)], NO_ANSWER)
+    result = ans.ask("How tall is the tower?", 4)
+    assert result.refused and "model" in result.reason
+
+
+def test_markers_to_missing_passages_are_removed():
+    assert clean_markers("Orange [1] and tall [7].", 2) == "Orange [1] and tall."
+    ans, _ = answerer([hit("The valve is orange.", 0.8)], "Orange [1][3].")
+    assert ans.ask("Colour?", 4).answer == "Orange [1]."
+
+
+@pytest.mark.parametrize("text, refused", [
+    ("The documents do not contain an answer to this question.", True),
+    ("The context does not contain information about that.", True),
+    ("I don't know.", True),
+    ("The valve is orange [1].", False),
+])
+def test_is_refusal(text, refused):
+    assert is_refusal(text) is refused
+
+
+def test_passages_are_dropped_rather_than_overflowing_the_context():
+    long = " ".join(["word"] * 300)
+    hits = [hit(f"{i} {long}", 0.9 - i / 100) for i in range(6)]
+    ans, gen = answerer(hits, "Fine [1].", window=100 + 1000)  # room for about 3 passages
+    result = ans.ask("Question?", 6)
+    assert 1 <= len(result.citations) < 6
+    assert sum(len(m["content"].split()) for m in gen.calls[0]) <= 1000
+
+
+def test_follow_up_question_is_searched_with_the_previous_one():
+    ans, gen = answerer([hit("The Orion crane lifts 18 tonnes.", 0.8)], "18 tonnes [1].")
+    ans.ask("And its weight?", 4, history=[("What is the Orion crane?", "A tower crane [1].")])
+    assert ans.retriever.queries == ["What is the Orion crane? And its weight?"]
+    roles = [m["role"] for m in gen.calls[0]]
+    assert roles == ["system", "user", "assistant", "user"]

@@ -1,0 +1,86 @@
+"""The `archivist` command: in-process for speed, and once as the installed console script."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+
+
+@pytest.fixture
+def env(tmp_path, corpus, monkeypatch):
+    shutil.copytree(corpus, tmp_path / "data")
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    return tmp_path
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_search_ask_and_reingest(env, capsys):
+    code, out, _ = run(capsys, "ingest", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["added"] == 10 and report["failed"] == 0
+
+    code, out, _ = run(capsys, "search", "Which port does the metrics exporter listen on?", "--json")
+    best = json.loads(out)["results"][0]
+    assert code == 0 and best["source"] == "guide.html" and best["heading"] == "Metrics exporter"
+
+    code, out, _ = run(capsys, "ask", "What colour is the emergency valve?", "--top-k", "2", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["citations"][0]["source"] == "reports/turbine.pdf"
+    assert answer["citations"][0]["page"] == 3 and len(answer["citations"]) <= 2
+
+    code, out, _ = run(capsys, "ask", "What colour is the emergency valve?")
+    assert code == 0 and "reports/turbine.pdf, page 3" in out
+
+    (env / "data" / "deck.pptx").unlink()
+    code, out, _ = run(capsys, "ingest", "--json")
+    report = json.loads(out)
+    assert (report["removed"], report["unchanged"], report["chunks_embedded"]) == (1, 9, 0)
+
+
+def test_errors_are_one_line_with_a_hint_and_no_traceback(env, capsys, monkeypatch):
+    code, _, err = run(capsys, "search", "   ")
+    assert code == 2 and "error: The question is empty." in err and "Traceback" not in err
+    monkeypatch.setenv("ARCHIVIST_TOP_K", "zero")
+    code, _, err = run(capsys, "search", "valve")
+    assert code == 2 and "top_k" in err and "hint:" in err
+    monkeypatch.delenv("ARCHIVIST_TOP_K")
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(env / "nowhere"))
+    code, _, err = run(capsys, "ingest")
+    assert code == 2 and "does not exist" in err
+
+
+def test_chat_keeps_the_conversation(env, capsys, monkeypatch):
+    run(capsys, "ingest")
+    questions = iter(["What is the maximum load of the Orion crane?", "At what radius?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(questions))
+    code, out, _ = run(capsys, "chat")
+    assert code == 0 and out.count("specs.docx") >= 2
+
+
+def test_doctor_reports_models_offline_check_and_gpu(env, capsys):
+    code, out, _ = run(capsys, "doctor", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["offline"]["ok"], report["offline"]
+    assert report["models"]["llm"]["sha256"] and report["models"]["llm"]["bytes"] > 50_000_000
+    assert report["gpu"]["llama_cpp_gpu_offload"] in (True, False)
+    assert report["config"]["data_dir"] == str(env / "data")
+
+
+def test_console_script_is_installed(env):
+    script = Path(sys.executable).parent / "archivist"
+    result = subprocess.run([str(script), "ingest", "--json"], capture_output=True, text=True,
+                            env=dict(os.environ), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["added"] == 10

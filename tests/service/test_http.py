@@ -1,0 +1,73 @@
+"""The HTTP API through FastAPI's TestClient, on the real models and a real index."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from tests.corpus import FACTS
+
+
+@pytest.fixture(scope="module")
+def client(ingested):
+    with TestClient(create_app(ingested.settings, ingested)) as c:
+        yield c
+
+
+@pytest.mark.parametrize("question, source, page", [(q, *where) for q, where in FACTS.items()])
+def test_search_puts_the_right_file_and_page_first(client, question, source, page):
+    reply = client.post("/v1/search", json={"question": question, "top_k": 3})
+    assert reply.status_code == 200, reply.text
+    best = reply.json()["results"][0]
+    assert (best["source"], best["page"]) == (source, page)
+    assert set(best) >= {"id", "source", "page", "heading", "score", "text", "chunk_id"}
+
+
+def test_ask_answers_with_citations(client):
+    reply = client.post("/v1/ask", json={"question": "How much power does the Zephyr turbine produce?"})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert set(body) >= {"answer", "citations", "refused"}
+    assert body["answer"].strip()
+    first = body["citations"][0]
+    assert (first["id"], first["source"], first["page"]) == (1, "reports/turbine.pdf", 2)
+
+
+def test_off_topic_question_is_refused(client):
+    body = client.post("/v1/ask", json={"question": "Who won the 1998 football world cup?"}).json()
+    assert body["refused"] is True and body["reason"]
+
+
+def test_curl_style_form_content_type_is_read_as_json(client):
+    reply = client.post("/v1/search", content=b'{"question": "Falcon drill stock"}',
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200
+    assert reply.json()["results"][0]["source"] == "inventory.csv"
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"question": "   "}, "empty"),
+    ({"question": "x" * 5000}, "limit"),
+    ({"question": "valve", "top_k": 0}, "top_k"),
+    ({"question": "valve", "top_k": 1000}, "top_k"),
+    ({"top_k": 3}, "question"),
+    ({"question": 12}, "question"),
+])
+def test_bad_requests_get_a_4xx_with_a_clear_message(client, body, fragment):
+    for route in ("/v1/ask", "/v1/search"):
+        reply = client.post(route, json=body)
+        assert reply.status_code == 422, reply.text
+        assert fragment in reply.json()["detail"]
+        assert "Traceback" not in reply.text
+
+
+def test_malformed_json_is_a_422(client):
+    reply = client.post("/v1/ask", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert reply.status_code == 422 and "Invalid request" in reply.json()["detail"]
+
+
+def test_health_and_docs(client):
+    health = client.get("/v1/health").json()
+    assert health["status"] == "ok" and health["chunks"] > 10
+    assert health["llm_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert client.get("/docs").status_code == 200
+    assert "/v1/ask" in client.get("/openapi.json").json()["paths"]
