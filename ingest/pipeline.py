@@ -78,13 +78,14 @@ class Ingestor:
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
 
-    def sync(self, data_dir: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
+    def sync(self, data_dir: Path, progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+        """`progress(done, total, source)` is called before each file."""
         report = IngestReport()
         known = self.manifest.all()
         present = dict(scan(data_dir))
-        for source, path in present.items():
+        for done, (source, path) in enumerate(present.items()):
             if progress:
-                progress(source)
+                progress(done, len(present), source)
             self._sync_file(source, path, known.get(source), report)
         for source, record in known.items():
             if source not in present:

@@ -63,6 +63,10 @@ class LlamaCppGenerator:
         self.context_window = n_ctx
         self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
 
+    def close(self) -> None:
+        """Free the model now rather than at interpreter exit."""
+        self._llm.close()
+
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

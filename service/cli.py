@@ -42,11 +42,17 @@ def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(unit="file", desc="ingest", file=sys.stderr)
-        progress = lambda source: (bar.set_postfix_str(source[-40:]), bar.update(1))  # noqa: E731
+
+        def progress(done: int, total: int, source: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(source[-40:])  # also redraws
+
     try:
         report = engine.ingest(args.data_dir, rebuild=args.rebuild, progress=progress)
     finally:
         if bar:
+            bar.n = bar.total or bar.n
             bar.close()
     if args.json:
         _print_json(report.to_dict())

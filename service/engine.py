@@ -84,7 +84,7 @@ class Engine:
 
     # --- operations --------------------------------------------------------------------
     def ingest(self, data_dir: Path | None = None, *, rebuild: bool = False,
-               progress: Callable[[str], None] | None = None) -> IngestReport:
+               progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
         from filelock import FileLock, Timeout
 
         data_dir = data_dir or self.settings.data_dir

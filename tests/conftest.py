@@ -65,7 +65,9 @@ def real_generator():
     from rag.generator import LlamaCppGenerator
     from rag.models import resolve_llm_model
 
-    return LlamaCppGenerator(resolve_llm_model(None), n_ctx=4096, n_threads=None, n_gpu_layers=0)
+    generator = LlamaCppGenerator(resolve_llm_model(None), n_ctx=4096, n_threads=None, n_gpu_layers=0)
+    yield generator
+    generator.close()
 
 
 @pytest.fixture(scope="session")
