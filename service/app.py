@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.errors import ArchivistError, GenerationError, IndexMismatchError, ModelNotFoundError
+from rag.errors import ArchivistError
 from rag.offline import enforce_offline
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
-from service.engine import BadRequestError, Engine
+from service.engine import BadRequestError, Engine, IndexBusyError
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,9 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 def _status_for(exc: ArchivistError) -> int:
     if isinstance(exc, BadRequestError):
         return 422
-    if isinstance(exc, (ModelNotFoundError, GenerationError, IndexMismatchError)):
-        return 503
-    return 500
+    if isinstance(exc, IndexBusyError):
+        return 409
+    return 503  # the server cannot serve as configured (missing model, index mismatch, ...)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:

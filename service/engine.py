@@ -99,24 +99,24 @@ class Engine:
             raise IndexBusyError(f"Another ingest is running on {self.settings.index_dir}.",
                                  hint="Wait for it to finish, then run `archivist ingest` again.")
         try:
-            with self._lock:
-                if rebuild:
-                    self._wipe_index()
-                manifest = Manifest(self.settings.manifest_path)
-                try:
-                    s = self.settings
-                    chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
-                                      s.chunk_tokens, s.chunk_overlap_tokens)
-                    ingestor = Ingestor(self.store, manifest, self.embedder, chunker,
-                                        int(s.max_file_mb * 1e6))
-                    return ingestor.sync(data_dir, progress)
-                finally:
-                    manifest.close()
+            if rebuild:
+                self._wipe_index()
+            manifest = Manifest(self.settings.manifest_path)
+            try:
+                s = self.settings
+                chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
+                                  s.chunk_tokens, s.chunk_overlap_tokens)
+                ingestor = Ingestor(self.store, manifest, self.embedder, chunker,
+                                    int(s.max_file_mb * 1e6))
+                return ingestor.sync(data_dir, progress)
+            finally:
+                manifest.close()
         finally:
             lock.release()
 
     def _wipe_index(self) -> None:
-        self._store = None
+        with self._lock:
+            self._store = None
         ChunkStore.drop(self.settings.chroma_dir, self.settings.collection)
         self.settings.manifest_path.unlink(missing_ok=True)
 
