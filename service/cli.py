@@ -11,7 +11,7 @@ from typing import Sequence
 
 from rag.errors import ArchivistError
 from rag.offline import enforce_offline
-from rag.settings import Settings, load_settings
+from rag.settings import load_settings
 from rag.types import Answer, Citation
 from service.engine import Engine
 
@@ -169,14 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     enforce_offline()
+    engine = None
     try:
-        settings: Settings = load_settings()
-        return args.func(Engine(settings), args)
+        engine = Engine(load_settings())
+        return args.func(engine, args)
     except ArchivistError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 2
+    finally:
+        if engine:
+            engine.close()
 
 
 if __name__ == "__main__":

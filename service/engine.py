@@ -149,6 +149,14 @@ class Engine:
         answerer = Answerer(Retriever(self.store, self.embedder), self.generator, params, s.min_score)
         return answerer.ask(question, top_k, history=history)
 
+    def close(self) -> None:
+        """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
+        with self._lock:
+            close = getattr(self._generator, "close", None)
+            if close:
+                close()
+            self._generator = None
+
     def warm_up(self) -> None:
         """Load the models and open the index now rather than on the first request."""
         _ = self.store, self.generator
