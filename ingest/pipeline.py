@@ -20,6 +20,7 @@ from ingest.manifest import FileRecord, Manifest
 from ingest.parsers import SUPPORTED, parse_file
 from rag.embedder import Embedder
 from rag.errors import ParseError
+from rag.lexical import LexicalIndex
 from rag.models import file_sha256
 from rag.store import ChunkStore
 
@@ -70,9 +71,10 @@ def scan(data_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 class Ingestor:
-    def __init__(self, store: ChunkStore, manifest: Manifest, embedder: Embedder, chunker: Chunker,
-                 max_file_bytes: int) -> None:
+    def __init__(self, store: ChunkStore, lexical: LexicalIndex, manifest: Manifest,
+                 embedder: Embedder, chunker: Chunker, max_file_bytes: int) -> None:
         self.store = store
+        self.lexical = lexical
         self.manifest = manifest
         self.embedder = embedder
         self.chunker = chunker
@@ -89,16 +91,34 @@ class Ingestor:
             self._sync_file(source, path, known.get(source), report)
         for source, record in known.items():
             if source not in present:
-                self.store.delete_source(source)
+                self._forget(source)
                 self.manifest.remove(source)
                 report.removed += record.file_hash is not None
         # Chunks whose file has no manifest row: left behind by a run that died mid-file.
         indexed = set(self.manifest.all())
-        for orphan in self.store.sources() - indexed:
+        for orphan in (self.store.sources() | self.lexical.sources()) - indexed:
             log.info("removing orphaned chunks of %s", orphan)
-            self.store.delete_source(orphan)
+            self._forget(orphan)
+        self._reconcile_lexical()
         report.chunks_total = self.store.count()
         return report
+
+    def _forget(self, source: str) -> None:
+        self.store.delete_source(source)
+        self.lexical.delete_source(source)
+
+    def _reconcile_lexical(self) -> None:
+        """Rebuild the lexical index from Chroma when the two disagree (an index from before the
+        lexical side existed, a changed term version, or a run that died between the two)."""
+        if self.lexical.count() == self.store.count():
+            return
+        log.warning("rebuilding the lexical index from the vector store")
+        by_source: dict[str, list] = {}
+        for chunk in self.store.iter_chunks():
+            by_source.setdefault(chunk.source, []).append(chunk)
+        self.lexical.clear()
+        for source, chunks in by_source.items():
+            self.lexical.replace_source(source, chunks)
 
     def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport) -> None:
         stat = path.stat()
@@ -155,4 +175,5 @@ class Ingestor:
         old_ids = self.store.ids_for_source(source)
         self.store.upsert(chunks, [known_vectors[c.vector_key] for c in chunks])
         self.store.delete(old_ids - {c.chunk_id for c in chunks})
+        self.lexical.replace_source(source, chunks)
         return len(to_embed), len(chunks)

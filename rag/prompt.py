@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from rag.types import Hit
-
 NO_ANSWER = "The documents do not contain an answer to this question."
 
 # Kept short and plain: the default 135M-parameter model copies elaborate formatting (fences,
@@ -21,13 +19,13 @@ _REFUSAL = re.compile(r"(do(es)? not|don't|doesn't) contain (an |the |any )?(ans
                       r"\bI (do not|don't) know\b|cannot answer|can't answer", re.IGNORECASE)
 
 
-def build_messages(question: str, hits: list[Hit],
+def build_messages(question: str, passages: list[str],
                    history: list[tuple[str, str]] = ()) -> list[dict[str, str]]:
     """System rules, earlier turns of the conversation, then passages and the question."""
     messages = [{"role": "system", "content": SYSTEM}]
     for asked, answered in history:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
-    context = "\n\n".join(f"[{i}] {h.chunk.text}" for i, h in enumerate(hits, start=1))
+    context = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(passages, start=1))
     messages.append({"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"})
     return messages
 

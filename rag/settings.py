@@ -67,6 +67,20 @@ class Settings(BaseSettings):
         "questions on the sample data with all-MiniLM-L6-v2 (see tests/test_answer_e2e.py).",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+    min_lexical: float = Field(
+        0.75, ge=0.0, le=1.0,
+        description="A passage containing at least this share of the question's words counts as "
+        "relevant even when its cosine similarity is below min_score (the default embedding "
+        "model barely knows Chinese).")
+    retrieval_candidates: int = Field(
+        50, ge=1, description="Candidates taken from each side (dense, lexical) before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: 1/(rrf_k + rank).")
+    lexical_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the lexical (BM25) ranking in fusion; dense weighs 1.")
+    max_per_file: int = Field(
+        2, ge=1, description="Hits one file may take before other files get a turn.")
+    context_neighbours: int = Field(
+        1, ge=0, description="Chunks added on each side of a hit when it is given to the model.")
 
     # --- generation (llama.cpp) ----------------------------------------------------------
     llm_model: Path | None = Field(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from rag.errors import IndexMismatchError
 from rag.types import Chunk, Hit
@@ -109,12 +109,17 @@ class ChunkStore:
                 found.setdefault(str(meta["vector_key"]), [float(x) for x in vec])
         return found
 
-    def query(self, vector: Sequence[float], k: int) -> list[Hit]:
-        if self.count() == 0:
+    def query(self, vector: Sequence[float], k: int, sources: Sequence[str] | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity, best first; optionally within some sources."""
+        if sources is not None and not sources:
+            return []
+        total = self.count()
+        if total == 0:
             return []
         res = self._collection.query(
             query_embeddings=[list(vector)],
-            n_results=k,
+            n_results=min(k, total),
+            where={"source": {"$in": list(sources)}} if sources is not None else None,
             include=["documents", "metadatas", "distances"],
         )
         hits = [
@@ -124,6 +129,23 @@ class ChunkStore:
                                             res["metadatas"][0], res["distances"][0])
         ]
         return sorted(hits, key=lambda h: h.score, reverse=True)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids:
+            return {}
+        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
+
+    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
+        """Every chunk in the collection (used to rebuild the lexical index)."""
+        offset = 0
+        while True:
+            batch = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            yield from (_from_record(cid, doc, meta) for cid, doc, meta in
+                        zip(batch["ids"], batch["documents"], batch["metadatas"]))
+            if len(batch["ids"]) < page:
+                return
+            offset += page
 
     # --- writes ------------------------------------------------------------------------
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:

@@ -41,6 +41,8 @@ class Chunk:
 class Hit:
     chunk: Chunk
     score: float  # cosine similarity to the query, higher is better
+    lexical: float = 0.0  # share of the question's terms found in the passage
+    relevant: bool = True  # passes the relevance thresholds (see Settings.min_score, min_lexical)
 
 
 class Citation(BaseModel):
@@ -49,6 +51,7 @@ class Citation(BaseModel):
     page: int | None = Field(description="PDF page, slide or sheet number (1-based), if any.")
     heading: str | None = Field(description="Nearest heading above the passage.")
     score: float = Field(description="Cosine similarity between question and passage.")
+    lexical: float = Field(0.0, description="Share of the question's words found in the passage.")
     text: str = Field(description="The passage.")
     chunk_id: str = Field(description="Stable id of the passage in the index.")
     start: int = Field(description="Offset of the passage in the file's extracted text.")
@@ -58,7 +61,7 @@ class Citation(BaseModel):
     def from_hit(cls, number: int, hit: Hit) -> Citation:
         c = hit.chunk
         return cls(id=number, source=c.source, page=c.page, heading=c.heading,
-                   score=round(hit.score, 4), text=c.text, chunk_id=c.chunk_id,
+                   score=round(hit.score, 4), lexical=round(hit.lexical, 4), text=c.text, chunk_id=c.chunk_id,
                    start=c.start, end=c.end)
 
 

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.errors import ArchivistError
 from rag.offline import enforce_offline
+from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service.engine import BadRequestError, Engine, IndexBusyError
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 class QueryRequest(BaseModel):
     question: str = Field(description="The question, in any language.", examples=["How long is the warranty?"])
     top_k: int | None = Field(None, description="Passages to retrieve (default: ARCHIVIST_TOP_K).")
+    path: str | None = Field(None, description="Only files under this path prefix or matching this "
+                             "glob, e.g. 'reports/' or 'finance/**/*.pdf'.")
+    types: list[str] | None = Field(None, description="Only these file types, e.g. [\"pdf\", \"docx\"].")
+
+    def filter(self) -> SearchFilter | None:
+        filt = SearchFilter(path=self.path, types=tuple(self.types or ()))
+        return filt if filt.active else None
 
 
 class Health(BaseModel):
@@ -112,12 +120,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
         `refused` is true, with a `reason`, when the documents hold nothing relevant enough."""
-        return engine.ask(body.question, body.top_k)
+        return engine.ask(body.question, body.top_k, filt=body.filter())
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
     def search(body: QueryRequest, engine: EngineDep) -> SearchResults:
         """Retrieval only: the passages an answer would be based on, best first."""
-        return SearchResults(results=engine.search(body.question, body.top_k))
+        return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
 
     @app.get("/v1/health", response_model=Health, summary="Service status")
     def health(engine: EngineDep) -> Health:

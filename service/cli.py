@@ -12,6 +12,7 @@ from typing import Sequence
 from rag.errors import ArchivistError
 from rag.offline import enforce_offline
 from rag.settings import load_settings
+from rag.retriever import SearchFilter
 from rag.types import Answer, Citation
 from service.engine import Engine
 
@@ -61,8 +62,13 @@ def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def _filter(args: argparse.Namespace) -> SearchFilter | None:
+    filt = SearchFilter(path=args.path, types=tuple(args.type or ()))
+    return filt if filt.active else None
+
+
 def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
-    results = engine.search(args.question, args.top_k)
+    results = engine.search(args.question, args.top_k, _filter(args))
     if args.json:
         _print_json({"results": [c.model_dump() for c in results]})
         return 0
@@ -75,7 +81,7 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
-    answer = engine.ask(args.question, args.top_k)
+    answer = engine.ask(args.question, args.top_k, filt=_filter(args))
     if args.json:
         _print_json(answer.model_dump())
     else:
@@ -147,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("question")
         p.add_argument("--top-k", type=int, help="passages to retrieve (default: ARCHIVIST_TOP_K)")
         p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument("--path", help="only files under this path prefix, or matching this glob "
+                                       "(e.g. 'reports/' or 'finance/**/*.pdf')")
+        p.add_argument("--type", action="append", metavar="EXT",
+                       help="only files of this type (e.g. pdf); repeatable")
         p.set_defaults(func=func)
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")

@@ -14,11 +14,13 @@ from typing import Callable
 from ingest.chunking import Chunker
 from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor, IngestReport
-from rag.answer import Answerer, Retriever
+from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.errors import ArchivistError
 from rag.generator import Generator, LlamaCppGenerator, SamplingParams
+from rag.lexical import LexicalIndex
 from rag.models import resolve_embed_model, resolve_llm_model
+from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Answer, Citation
@@ -43,6 +45,7 @@ class Engine:
         self._embedder = embedder
         self._generator = generator
         self._store: ChunkStore | None = None
+        self._lexical: LexicalIndex | None = None
         self._lock = threading.RLock()
 
     # --- components --------------------------------------------------------------------
@@ -82,6 +85,21 @@ class Engine:
                                          self.build_info())
             return self._store
 
+    @property
+    def lexical(self) -> LexicalIndex:
+        with self._lock:
+            if self._lexical is None:
+                path = self.settings.index_dir / f"lexical-{self.settings.collection}.sqlite3"
+                self._lexical = LexicalIndex(path)
+            return self._lexical
+
+    def retriever(self) -> HybridRetriever:
+        s = self.settings
+        config = RetrievalConfig(candidates=s.retrieval_candidates, rrf_k=s.rrf_k,
+                                 lexical_weight=s.lexical_weight, max_per_file=s.max_per_file,
+                                 min_score=s.min_score, min_lexical=s.min_lexical)
+        return HybridRetriever(self.store, self.lexical, self.embedder, config)
+
     # --- operations --------------------------------------------------------------------
     def ingest(self, data_dir: Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
@@ -106,7 +124,7 @@ class Engine:
                 s = self.settings
                 chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
                                   s.chunk_tokens, s.chunk_overlap_tokens)
-                ingestor = Ingestor(self.store, manifest, self.embedder, chunker,
+                ingestor = Ingestor(self.store, self.lexical, manifest, self.embedder, chunker,
                                     int(s.max_file_mb * 1e6))
                 return ingestor.sync(data_dir, progress)
             finally:
@@ -118,6 +136,7 @@ class Engine:
         with self._lock:
             self._store = None
         ChunkStore.drop(self.settings.chroma_dir, self.settings.collection)
+        self.lexical.clear()
         self.settings.manifest_path.unlink(missing_ok=True)
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:
@@ -135,19 +154,20 @@ class Engine:
             raise BadRequestError(f"top_k must be between 1 and {s.max_top_k}, got {top_k}.")
         return question, top_k
 
-    def search(self, question: str, top_k: int | None = None) -> list[Citation]:
+    def search(self, question: str, top_k: int | None = None,
+               filt: SearchFilter | None = None) -> list[Citation]:
         question, top_k = self.check_query(question, top_k)
-        hits = Retriever(self.store, self.embedder).search(question, top_k)
+        hits = self.retriever().search(question, top_k, filt)
         return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
 
     def ask(self, question: str, top_k: int | None = None,
-            history: list[tuple[str, str]] | None = None) -> Answer:
+            history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None) -> Answer:
         question, top_k = self.check_query(question, top_k)
         s = self.settings
         params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
                                 repeat_penalty=s.repeat_penalty, seed=s.seed)
-        answerer = Answerer(Retriever(self.store, self.embedder), self.generator, params, s.min_score)
-        return answerer.ask(question, top_k, history=history)
+        answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours)
+        return answerer.ask(question, top_k, history=history, filt=filt)
 
     def close(self) -> None:
         """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""

@@ -5,6 +5,7 @@ import pytest
 from rag.answer import Answerer
 from rag.generator import SamplingParams
 from rag.prompt import NO_ANSWER, clean_markers, is_refusal
+from rag.retriever import Passage
 from rag.types import Chunk, Hit
 from tests.fakes import FakeGenerator
 
@@ -12,29 +13,34 @@ from tests.fakes import FakeGenerator
 def hit(text, score, source="a.txt", page=None):
     chunk = Chunk(chunk_id=text[:8], source=source, text=text, start=0, end=len(text), page=page,
                   heading=None, content_hash="h", ordinal=0, file_hash="f")
-    return Hit(chunk, score)
+    return Hit(chunk, score, relevant=score >= 0.3)
 
 
 class StubRetriever:
+    """Returns fixed hits; widening adds a marker so tests can see the model got the wide text."""
+
     def __init__(self, hits):
         self.hits = hits
         self.queries = []
 
-    def search(self, question, top_k):
+    def search(self, question, top_k, filt=None):
         self.queries.append(question)
         return self.hits[:top_k]
 
+    def widen(self, hits, neighbours):
+        return [Passage(h, f"{h.chunk.text} (+context)", h.chunk.start, h.chunk.end) for h in hits]
 
-def answerer(hits, *replies, min_score=0.3, window=4096):
+
+def answerer(hits, *replies, window=4096):
     generator = FakeGenerator(*replies)
     generator.context_window = window
-    return Answerer(StubRetriever(hits), generator, SamplingParams(max_tokens=100), min_score), generator
+    return Answerer(StubRetriever(hits), generator, SamplingParams(max_tokens=100)), generator
 
 
 def test_nothing_relevant_refuses_without_calling_the_model():
     ans, gen = answerer([hit("Unrelated text.", 0.1)])
     result = ans.ask("What is the capital of Peru?", 4)
-    assert result.refused and "threshold" in result.reason
+    assert result.refused and "relevant enough" in result.reason
     assert gen.calls == []
     assert result.citations[0].text == "Unrelated text."  # the closest passage is still shown
 
@@ -42,7 +48,7 @@ def test_nothing_relevant_refuses_without_calling_the_model():
 def test_empty_index_refuses():
     ans, _ = answerer([])
     result = ans.ask("Anything?", 4)
-    assert result.refused and "empty" in result.reason and result.citations == []
+    assert result.refused and "nothing indexed" in result.reason and result.citations == []
 
 
 def test_answer_cites_passages_given_to_the_model():
@@ -52,7 +58,8 @@ def test_answer_cites_passages_given_to_the_model():
     assert not result.refused and result.answer == "The valve is orange [1]."
     assert [(c.id, c.source, c.page) for c in result.citations] == [(1, "r.pdf", 3)]
     prompt = gen.calls[0][-1]["content"]
-    assert "[1] The valve is orange." in prompt and "Noise." not in prompt
+    assert "[1] The valve is orange. (+context)" in prompt and "Noise." not in prompt
+    assert result.citations[0].text == "The valve is orange."  # the citation stays precise
 
 
 def test_model_saying_the_context_lacks_the_answer_is_a_refusal():

@@ -1,0 +1,203 @@
+"""The lexical (BM25) side of hybrid search, and the chunk catalogue it is built on.
+
+SQLite FTS5 over the same chunks as the Chroma collection: one table of chunks (text, place,
+position in the file) and a full-text index over their terms, kept in sync by ingest.  Terms are
+produced by `terms()`: Chinese and Japanese runs are segmented with jieba (search mode, so both
+words and their parts match), other text is split into words, with identifiers like
+`max_connections` kept whole *and* split.  FTS5 then applies the Porter stemmer.  The chunk table
+also answers "which chunks surround this one" for small-to-big widening.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from rag.types import Chunk
+
+TERMS_VERSION = "1"  # bump when terms() changes: the index is then rebuilt from the chunks
+
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[^\W_]+(?:_[^\W_]+)*")
+
+# Words that carry no topic: dropped from questions (documents keep them; BM25 discounts them).
+STOPWORDS = frozenset("""
+a about after all also am an and any are as at be been before being but by can could did do does
+doing for from had has have having how i if in into is it its me my no not of on or our should so
+some such than that the their them then there these they this those to too use used using was we
+were what when where which while who why will with would you your want need get make way tell
+explain show find give know please
+的 了 和 与 或 是 在 有 我 你 他 她 它 们 这 那 个 吗 呢 吧 啊 么 怎么 怎样 如何 什么 哪些 哪个 为什么 是否
+可以 能 能否 应该 需要 要 想 一个 一下 里 中 上 下 把 被 用 使用 对 给 从 到 就 都 也 还 该 请问 请 时候
+""".split())
+
+
+def _load_jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def terms(text: str) -> list[str]:
+    """Index terms of a text, in order (duplicates kept: BM25 counts them)."""
+    out: list[str] = []
+    pos = 0
+    for match in _CJK_RUN.finditer(text):
+        out.extend(_word_terms(text[pos:match.start()]))
+        out.extend(w for w in _load_jieba().cut_for_search(match.group()) if w.strip())
+        pos = match.end()
+    out.extend(_word_terms(text[pos:]))
+    return out
+
+
+def _word_terms(text: str) -> list[str]:
+    out: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        out.append(word)
+        if "_" in word:
+            out.extend(part for part in word.split("_") if part)
+    return out
+
+
+def query_terms(question: str) -> list[str]:
+    """Distinct non-stopword terms of a question."""
+    return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
+
+
+def coverage(question_terms: Sequence[str], text: str) -> float:
+    """Share of the question's terms that occur in `text` (stemming aside), 0..1."""
+    if not question_terms:
+        return 0.0
+    present = set(terms(text))
+    return sum(1 for t in question_terms if t in present) / len(question_terms)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER,
+    heading TEXT, content_hash TEXT NOT NULL, file_hash TEXT NOT NULL, text TEXT NOT NULL,
+    terms TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (source, ordinal);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    terms, content='chunks', content_rowid='id', tokenize="porter unicode61 tokenchars '_'");
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO fts(rowid, terms) VALUES (new.id, new.terms); END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO fts(fts, rowid, terms) VALUES ('delete', old.id, old.terms); END;
+"""
+
+_COLUMNS = 'chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash'
+
+
+def _chunk(row: Sequence) -> Chunk:
+    return Chunk(chunk_id=row[0], source=row[1], text=row[2], start=row[3], end=row[4],
+                 page=row[5], heading=row[6], content_hash=row[7], ordinal=row[8], file_hash=row[9])
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    chunk_id: str
+    bm25: float  # FTS5's bm25(): lower is better
+
+
+class LexicalIndex:
+    """One SQLite file per collection.  Safe to use from several threads (one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
+            if row and row[0] != TERMS_VERSION:
+                self._db.execute("DELETE FROM chunks")  # stale terms: ingest refills from Chroma
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writes ------------------------------------------------------------------------
+    def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
+        """Make the source's chunks exactly `chunks`, in one transaction."""
+        rows = [(c.chunk_id, c.source, c.ordinal, c.start, c.end, c.page, c.heading, c.content_hash,
+                 c.file_hash, c.text, " ".join(terms(c.embedding_text()))) for c in chunks]
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO chunks (chunk_id, source, ordinal, start, \"end\", page, heading, "
+                "content_hash, file_hash, text, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def delete_source(self, source: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM chunks")
+
+    # --- reads -------------------------------------------------------------------------
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def sources(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT DISTINCT source FROM chunks")}
+
+    def search(self, question_terms: Sequence[str], k: int,
+               sources: Iterable[str] | None = None) -> list[LexicalHit]:
+        """BM25 over any of the terms (OR), best first; optionally within some sources."""
+        if not question_terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in question_terms)
+        sql = ("SELECT c.chunk_id, bm25(fts) AS rank FROM fts JOIN chunks c ON c.id = fts.rowid "
+               "WHERE fts MATCH ?")
+        params: list = [match]
+        if sources is not None:
+            wanted = list(sources)
+            if not wanted:
+                return []
+            sql += f" AND c.source IN ({','.join('?' * len(wanted))})"
+            params += wanted
+        sql += " ORDER BY rank LIMIT ?"
+        params.append(k)
+        with self._lock:
+            return [LexicalHit(cid, rank) for cid, rank in self._db.execute(sql, params)]
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})",
+                                    list(chunk_ids)).fetchall()
+        return {row[0]: _chunk(row) for row in rows}
+
+    def neighbours(self, chunk: Chunk, before: int, after: int) -> list[Chunk]:
+        """The chunk and up to before/after chunks around it in the same file, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND ordinal BETWEEN ? AND ? "
+                "ORDER BY ordinal", (chunk.source, chunk.ordinal - before, chunk.ordinal + after)).fetchall()
+        return [_chunk(r) for r in rows]
+
+    def chunks_in_span(self, source: str, start: int, end: int) -> list[Chunk]:
+        """The chunks of `source` lying entirely within [start, end), by offset."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND start >= ? AND \"end\" <= ? "
+                "ORDER BY start", (source, start, end)).fetchall()
+        return [_chunk(r) for r in rows]

@@ -1,0 +1,166 @@
+"""Hybrid retrieval: dense (Chroma) and lexical (BM25) candidates fused by reciprocal rank.
+
+Then near-duplicates are collapsed (the same paragraph in two files, overlapping chunks of one
+file) and one file may not fill every slot unless nothing else is close.  For answering, each hit
+is widened with its neighbouring text (small-to-big), merging hits that meet so no text is sent
+twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from rag.embedder import Embedder
+from rag.lexical import LexicalIndex, coverage, query_terms, terms
+from rag.store import ChunkStore
+from rag.types import Chunk, Hit
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrict a search to some files: a path prefix or glob, and/or file types."""
+
+    path: str | None = None  # "reports/" (prefix) or "reports/**/*.pdf", "*handbook*" (glob)
+    types: tuple[str, ...] = ()  # extensions, with or without the dot: ("pdf", ".docx")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", tuple(t.lower().lstrip(".") for t in self.types if t))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.path) or bool(self.types)
+
+    def matches(self, source: str) -> bool:
+        if self.types and source.rsplit(".", 1)[-1].lower() not in self.types:
+            return False
+        if self.path:
+            if any(ch in self.path for ch in "*?["):
+                return fnmatch.fnmatchcase(source, self.path)
+            return source.startswith(self.path)
+        return True
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    candidates: int = 50  # taken from each side before fusion
+    rrf_k: int = 60
+    lexical_weight: float = 1.0  # the dense side weighs 1.0
+    max_per_file: int = 2
+    min_score: float = 0.25
+    min_lexical: float = 0.75
+    duplicate_jaccard: float = 0.8
+
+
+@dataclass(frozen=True)
+class Passage:
+    """What the model reads for one hit: the hit widened with neighbouring text of its file."""
+
+    hit: Hit
+    text: str
+    start: int
+    end: int
+
+
+class HybridRetriever:
+    def __init__(self, store: ChunkStore, lexical: LexicalIndex, embedder: Embedder,
+                 config: RetrievalConfig) -> None:
+        self.store = store
+        self.lexical = lexical
+        self.embedder = embedder
+        self.config = config
+
+    def search(self, question: str, top_k: int, filt: SearchFilter | None = None) -> list[Hit]:
+        cfg = self.config
+        sources = None
+        if filt is not None and filt.active:
+            sources = sorted(s for s in self.lexical.sources() if filt.matches(s))
+        vector = self.embedder.embed([question])[0]
+        dense = self.store.query(vector, cfg.candidates, sources)
+        qterms = query_terms(question)
+        lexical = self.lexical.search(qterms, cfg.candidates, sources)
+
+        fused: dict[str, float] = {}
+        for rank, hit in enumerate(dense):
+            fused[hit.chunk.chunk_id] = 1.0 / (cfg.rrf_k + rank + 1)
+        for rank, lhit in enumerate(lexical):
+            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + cfg.lexical_weight / (cfg.rrf_k + rank + 1)
+        order = sorted(fused, key=fused.__getitem__, reverse=True)
+
+        by_id = {h.chunk.chunk_id: h for h in dense}
+        shortlist = order[: max(top_k * 4, 20)]
+        missing = [cid for cid in shortlist if cid not in by_id]
+        chunks = self.lexical.chunks(missing)
+        vectors = self.store.vectors(missing)
+        for cid in missing:  # lexical-only hits: compute their cosine for display and relevance
+            if cid in chunks and cid in vectors:
+                score = sum(a * b for a, b in zip(vector, vectors[cid]))
+                by_id[cid] = Hit(chunks[cid], score)
+        ranked = [by_id[cid] for cid in shortlist if cid in by_id]
+        ranked = [self._judge(h, qterms) for h in ranked]
+        return self._select(ranked, top_k)
+
+    def _judge(self, hit: Hit, qterms: Sequence[str]) -> Hit:
+        lex = coverage(qterms, hit.chunk.embedding_text())
+        relevant = hit.score >= self.config.min_score or lex >= self.config.min_lexical
+        return replace(hit, lexical=lex, relevant=relevant)
+
+    def _select(self, ranked: list[Hit], top_k: int) -> list[Hit]:
+        """Drop near-duplicates, then keep at most max_per_file hits per file while other files
+        have candidates; the extra hits of a crowded file come after them."""
+        kept: list[Hit] = []
+        kept_terms: list[set[str]] = []
+        for hit in ranked:
+            words = set(terms(hit.chunk.text))
+            if any(self._same_passage(hit.chunk, other.chunk, words, other_words)
+                   for other, other_words in zip(kept, kept_terms)):
+                continue
+            kept.append(hit)
+            kept_terms.append(words)
+        first, extra, per_file = [], [], {}
+        for hit in kept:
+            count = per_file.get(hit.chunk.source, 0)
+            (first if count < self.config.max_per_file else extra).append(hit)
+            per_file[hit.chunk.source] = count + 1
+        return (first + extra)[:top_k]
+
+    def _same_passage(self, a: Chunk, b: Chunk, a_words: set[str], b_words: set[str]) -> bool:
+        if a.content_hash == b.content_hash:
+            return True
+        if a.source == b.source and a.start < b.end and b.start < a.end:
+            overlap = min(a.end, b.end) - max(a.start, b.start)
+            return overlap > 0.5 * min(a.end - a.start, b.end - b.start)
+        union = a_words | b_words
+        return bool(union) and len(a_words & b_words) / len(union) >= self.config.duplicate_jaccard
+
+    def widen(self, hits: Sequence[Hit], neighbours: int) -> list[Passage]:
+        """Each hit with `neighbours` chunks either side.  Hits of one file whose widened spans
+        meet become one passage, kept at the place of the better hit."""
+        groups: list[tuple[Hit, int, int]] = []
+        for hit in hits:
+            around = self.lexical.neighbours(hit.chunk, neighbours, neighbours) or [hit.chunk]
+            start, end = around[0].start, around[-1].end
+            for i, (first, s, e) in enumerate(groups):
+                if first.chunk.source == hit.chunk.source and start <= e and s <= end:
+                    groups[i] = (first, min(s, start), max(e, end))
+                    break
+            else:
+                groups.append((hit, start, end))
+        return [Passage(hit, stitch(self.lexical.chunks_in_span(hit.chunk.source, s, e)) or hit.chunk.text, s, e)
+                for hit, s, e in groups]
+
+
+def stitch(chunks: Sequence[Chunk]) -> str:
+    """Join chunks of one file (sorted by offset) into one text without repeating overlaps."""
+    text, end = "", None
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        if end is None:
+            text, end = chunk.text, chunk.end
+        elif chunk.end > end:
+            if chunk.start >= end:
+                text += "\n\n" + chunk.text
+            else:
+                text += chunk.text[end - chunk.start:]
+            end = chunk.end
+    return text
