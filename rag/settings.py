@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         Path(".archivist"), description="Folder holding the Chroma store and the ingest manifest."
     )
     collection: str = Field(
-        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,62}$", description="Chroma collection name."
+        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$", description="Chroma collection name."
     )
 
     # --- embeddings and chunking ---------------------------------------------------------

@@ -121,6 +121,21 @@ def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(engine: Engine, args: argparse.Namespace) -> int:
+    from rag.evaluation import format_table
+
+    reports = engine.evaluate(args.questions, args.top_k or 10)
+    if args.json:
+        _print_json([r.to_dict() for r in reports])
+        return 0
+    print(format_table(reports))
+    for report in reports:
+        for miss in report.misses[: args.show_misses]:
+            print(f"  miss {report.name} {miss['id']}: {miss['q']}\n"
+                  f"       expected {miss['expect']}, got {miss['got']}")
+    return 0
+
+
 def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
     from service.doctor import run_checks
 
@@ -158,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--type", action="append", metavar="EXT",
                        help="only files of this type (e.g. pdf); repeatable")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("eval", help="measure retrieval on question files (JSON Lines)")
+    p.add_argument("questions", nargs="+", type=Path,
+                   help='files of {"id", "q", "expect": [file stems]} lines; no expect = unanswerable')
+    p.add_argument("--top-k", type=int, help="results retrieved per question (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--show-misses", type=int, default=0, metavar="N",
+                   help="list up to N missed questions per file")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")
     p.add_argument("--top-k", type=int)

@@ -169,6 +169,20 @@ class Engine:
         answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours)
         return answerer.ask(question, top_k, history=history, filt=filt)
 
+    def evaluate(self, paths: list[Path], top_k: int = 10) -> list:
+        """Retrieval metrics per question file, then over all of them (`archivist eval`)."""
+        from rag.evaluation import evaluate, load_questions
+
+        if not 1 <= top_k <= self.settings.max_top_k:
+            raise BadRequestError(f"top_k must be between 1 and {self.settings.max_top_k}, got {top_k}.")
+        retriever = self.retriever()
+        sets = [(path.name, load_questions(path)) for path in paths]
+        reports = [evaluate(name, questions, retriever.search, top_k) for name, questions in sets]
+        if len(sets) > 1:
+            everything = [q for _, questions in sets for q in questions]
+            reports.append(evaluate("all", everything, retriever.search, top_k))
+        return reports
+
     def close(self) -> None:
         """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
         with self._lock:

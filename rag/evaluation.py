@@ -1,0 +1,140 @@
+"""`archivist eval`: retrieval quality on a question set, as a user would run it on their documents.
+
+A question file is JSON Lines: {"id": str, "q": str, "expect": [file stems]}.  A question without
+"expect" (or with an empty list) is one the documents cannot answer.  A result "hits" when its
+file's stem (name without the last extension) is expected.  Metrics:
+hit@1, hit@5 and MRR@10 over answerable questions; for unanswerable ones, how often retrieval
+refused (no passage judged relevant); for answerable ones, how often it wrongly refused; search
+latency p50/p95.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Sequence
+
+from rag.errors import ArchivistError
+from rag.types import Hit
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    q: str
+    expect: tuple[str, ...]  # empty: unanswerable
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.expect)
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Parse a question file, naming the line of any mistake."""
+    if not path.is_file():
+        raise ArchivistError(f"Question file {path} does not exist.")
+    questions, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            question = Question(str(item["id"]), str(item["q"]), tuple(item.get("expect") or ()))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ArchivistError(f"{path}:{number}: not a question line ({exc}).",
+                                 hint='Each line must be {"id": ..., "q": ..., "expect": [...]}.') from exc
+        if question.id in seen:
+            raise ArchivistError(f"{path}:{number}: duplicate id {question.id!r}.")
+        seen.add(question.id)
+        questions.append(question)
+    return questions
+
+
+def stem(source: str) -> str:
+    return PurePosixPath(source).stem
+
+
+@dataclass
+class Report:
+    name: str
+    answerable: int = 0
+    unanswerable: int = 0
+    hit_at_1: float = 0.0
+    hit_at_5: float = 0.0
+    mrr_at_10: float = 0.0
+    refused_unanswerable: float | None = None  # share of unanswerable questions refused
+    refused_answerable: float | None = None  # share of answerable questions wrongly refused
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    misses: list[dict] = field(default_factory=list)  # answerable questions not hit at 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def first_hit_rank(sources: Sequence[str], expect: Sequence[str]) -> int | None:
+    """1-based rank of the first result from an expected file."""
+    wanted = set(expect)
+    for rank, source in enumerate(sources, start=1):
+        if stem(source) in wanted:
+            return rank
+    return None
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def evaluate(name: str, questions: Sequence[Question],
+             search: Callable[[str, int], list[Hit]], top_k: int = 10) -> Report:
+    report = Report(name)
+    reciprocal, hit1, hit5, latencies = [], 0, 0, []
+    refused_yes = refused_wrong = 0
+    for question in questions:
+        started = time.perf_counter()
+        hits = search(question.q, top_k)
+        latencies.append((time.perf_counter() - started) * 1000)
+        refused = not any(h.relevant for h in hits)
+        if not question.answerable:
+            report.unanswerable += 1
+            refused_yes += refused
+            continue
+        report.answerable += 1
+        refused_wrong += refused
+        rank = first_hit_rank([h.chunk.source for h in hits], question.expect)
+        hit1 += rank == 1
+        hit5 += rank is not None and rank <= 5
+        reciprocal.append(1.0 / rank if rank is not None and rank <= 10 else 0.0)
+        if rank is None or rank > 5:
+            report.misses.append({"id": question.id, "q": question.q, "expect": list(question.expect),
+                                  "got": [stem(h.chunk.source) for h in hits[:5]]})
+    if report.answerable:
+        report.hit_at_1 = round(hit1 / report.answerable, 4)
+        report.hit_at_5 = round(hit5 / report.answerable, 4)
+        report.mrr_at_10 = round(statistics.fmean(reciprocal), 4)
+        report.refused_answerable = round(refused_wrong / report.answerable, 4)
+    if report.unanswerable:
+        report.refused_unanswerable = round(refused_yes / report.unanswerable, 4)
+    report.latency_p50_ms = round(percentile(latencies, 0.5), 1)
+    report.latency_p95_ms = round(percentile(latencies, 0.95), 1)
+    return report
+
+
+def format_table(reports: Sequence[Report]) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [f"{'set':<24}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'refuse(no-ans)':>16}"
+             f"{'refuse(ans)':>13}{'p50 ms':>9}{'p95 ms':>9}"]
+    for r in reports:
+        lines.append(f"{r.name:<24}{r.answerable + r.unanswerable:>5}{pct(r.hit_at_1 if r.answerable else None):>8}"
+                     f"{pct(r.hit_at_5 if r.answerable else None):>8}{pct(r.mrr_at_10 if r.answerable else None):>8}"
+                     f"{pct(r.refused_unanswerable):>16}{pct(r.refused_answerable):>13}"
+                     f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}")
+    return "\n".join(lines)

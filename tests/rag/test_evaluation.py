@@ -1,0 +1,63 @@
+import json
+
+from tests.corpus import FACTS
+
+import pytest
+
+from rag.errors import ArchivistError
+from rag.evaluation import Question, evaluate, first_hit_rank, load_questions
+from rag.types import Chunk, Hit
+
+
+def hit(source, relevant=True):
+    return Hit(Chunk("id", source, "", 0, 0, None, None, "", 0, ""), 0.5, relevant=relevant)
+
+
+def test_load_questions_validates_lines(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "q": "one?", "expect": ["x"]}\n\n{"id": "b", "q": "two?"}\n')
+    assert load_questions(path) == [Question("a", "one?", ("x",)), Question("b", "two?", ())]
+    path.write_text('{"id": "a", "q": "one?"}\n{"q": "no id"}\n')
+    with pytest.raises(ArchivistError, match="q.jsonl:2"):
+        load_questions(path)
+    path.write_text('{"id": "a", "q": "1"}\n{"id": "a", "q": "2"}\n')
+    with pytest.raises(ArchivistError, match="duplicate"):
+        load_questions(path)
+
+
+def test_ranks_match_file_stems():
+    assert first_hit_rank(["docs/a.html", "pg/sql-select.html"], ["sql-select"]) == 2
+    assert first_hit_rank(["zh/ch04.zh-cn.html"], ["ch04.zh-cn"]) == 1
+    assert first_hit_rank(["x.html"], ["y"]) is None
+
+
+def test_metrics():
+    results = {
+        "first": [hit("a.html"), hit("b.html")],
+        "second": [hit("b.html"), hit("a.html")],
+        "missed": [hit("c.html")] * 6,
+        "nothing": [hit("c.html", relevant=False)],
+        "fooled": [hit("c.html")],
+    }
+    questions = [Question("1", "first", ("a",)), Question("2", "second", ("a",)),
+                 Question("3", "missed", ("a",)), Question("4", "nothing", ()),
+                 Question("5", "fooled", ())]
+    report = evaluate("t", questions, lambda q, k: results[q], 10)
+    assert (report.answerable, report.unanswerable) == (3, 2)
+    assert report.hit_at_1 == round(1 / 3, 4) and report.hit_at_5 == round(2 / 3, 4)
+    assert report.mrr_at_10 == round((1 + 0.5 + 0) / 3, 4)
+    assert report.refused_unanswerable == 0.5 and report.refused_answerable == 0.0
+    assert [m["id"] for m in report.misses] == ["3"]
+    json.dumps(report.to_dict())
+
+
+def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys):
+    from service.cli import cmd_eval
+
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps({"id": str(i), "q": q, "expect": [src.rsplit("/", 1)[-1].rsplit(".", 1)[0]]})
+                              for i, (q, (src, _)) in enumerate(FACTS.items())))
+    args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0})()
+    assert cmd_eval(ingested, args) == 0
+    report = json.loads(capsys.readouterr().out)[0]
+    assert report["hit_at_1"] == 1.0 and report["answerable"] == len(FACTS)

@@ -1,0 +1,163 @@
+"""Hybrid retrieval: fusion, Chinese lexical matching, filters, duplicates, crowding, widening."""
+
+import pytest
+
+from ingest.chunking import chunk_id, sha256_text
+from rag.lexical import LexicalIndex, query_terms, terms
+from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter, stitch
+from rag.store import ChunkStore
+from rag.types import Chunk, Hit
+from tests.fakes import FakeEmbedder
+
+
+def make_chunk(source, ordinal, text, start=None):
+    start = ordinal * 1000 if start is None else start
+    digest = sha256_text(text)
+    return Chunk(chunk_id(source, digest, ordinal), source, text, start, start + len(text), None,
+                 None, digest, ordinal, "f")
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A real Chroma and lexical index over a few files, with the deterministic fake embedder."""
+    embedder = FakeEmbedder()
+    store = ChunkStore(tmp_path / "chroma", "tst", {"embed_model": embedder.fingerprint})
+    lexical = LexicalIndex(tmp_path / "lexical.sqlite3")
+
+    def add(source, *texts):
+        chunks = [make_chunk(source, i, t) for i, t in enumerate(texts)]
+        store.upsert(chunks, embedder.embed([c.embedding_text() for c in chunks]))
+        lexical.replace_source(source, chunks)
+        return chunks
+
+    def retriever(**config):
+        return HybridRetriever(store, lexical, embedder, RetrievalConfig(**{"min_score": 0.2, **config}))
+
+    return add, retriever, store, lexical
+
+
+def sources(hits):
+    return [h.chunk.source for h in hits]
+
+
+def test_terms_segment_chinese_and_keep_identifiers():
+    assert {"软件包", "文件"} <= set(terms("怎么查看软件包里的文件"))
+    assert {"max_connections", "max", "connections"} <= set(terms("Set max_connections to 200"))
+    assert query_terms("How do I set the work_mem?") == ["set", "work_mem", "work", "mem"]
+    assert "怎么" not in query_terms("怎么查看软件包")
+
+
+def test_fusion_ranks_a_passage_both_sides_agree_on_first(world):
+    add, retriever, *_ = world
+    add("dense.txt", "replica server standby streaming")
+    add("lexical.txt", "wal_level setting archive")
+    add("both.txt", "replica server standby streaming wal_level")
+    hits = retriever().search("replica server standby streaming wal_level", 3)
+    assert sources(hits)[0] == "both.txt"
+    assert set(sources(hits)) == {"both.txt", "dense.txt", "lexical.txt"}
+
+
+def test_lexical_side_finds_rare_exact_terms_the_dense_side_misses(world):
+    add, retriever, *_ = world
+    for i in range(30):
+        add(f"noise{i}.txt", f"general database tuning advice number {i} about memory and disks")
+    add("target.txt", "the parameter effective_io_concurrency controls prefetching")
+    hits = retriever(lexical_weight=1.0).search("what does effective_io_concurrency do for memory", 3)
+    assert "target.txt" in sources(hits)
+
+
+def test_chinese_question_finds_chinese_passage(ingested):
+    hits = ingested.retriever().search("员工每年有多少天带薪年假？", 3)
+    assert hits[0].chunk.source == "legacy/gbk.txt" and hits[0].relevant
+    hits = ingested.retriever().search("差旅費用要在幾天內申請報銷？", 3)
+    assert hits[0].chunk.source == "legacy/big5.txt" and hits[0].relevant
+
+
+def test_duplicates_across_files_are_collapsed(world):
+    add, retriever, *_ = world
+    add("a/policy.txt", "Visitors must sign in at the front desk before entering the lab")
+    add("b/policy-copy.txt", "Visitors must sign in at the front desk before entering the lab")
+    add("c/other.txt", "Lab visitors wear safety glasses")
+    hits = retriever().search("must visitors sign in at the front desk", 3)
+    assert len([s for s in sources(hits) if "policy" in s]) == 1
+
+
+def test_one_file_does_not_crowd_out_the_others(world):
+    add, retriever, *_ = world
+    add("big.txt", *[f"backup restore procedure step {i} backup restore" for i in range(6)])
+    add("small.txt", "backup restore checklist for the weekend")
+    hits = retriever(max_per_file=2).search("backup restore procedure", 3)
+    assert sources(hits).count("big.txt") == 2 and "small.txt" in sources(hits)
+    # With nothing else to show, the crowded file still fills the list.
+    assert len(retriever(max_per_file=2).search("procedure step", 5)) == 5
+
+
+@pytest.mark.parametrize("filt, expected", [
+    (SearchFilter(path="reports/"), {"reports/turbine.pdf"}),
+    (SearchFilter(path="legacy/*.txt"), {"legacy/gbk.txt", "legacy/big5.txt", "legacy/utf16.txt"}),
+    (SearchFilter(types=("pdf", ".docx")), {"reports/turbine.pdf", "specs.docx"}),
+    (SearchFilter(path="nothing/"), set()),
+])
+def test_filters_restrict_both_sides(ingested, filt, expected):
+    hits = ingested.retriever().search("maximum load power emergency valve parking leave", 10, filt)
+    assert set(sources(hits)) <= expected
+    if expected:
+        assert hits
+
+
+def test_filters_over_http_and_cli_fields(ingested):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(ingested.settings, ingested)) as client:
+        body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
+        results = client.post("/v1/search", json=body).json()["results"]
+    assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}
+
+
+def test_widening_adds_neighbours_and_never_repeats_text(world):
+    add, retriever, *_ = world
+    texts = [f"Paragraph {i} of the manual." for i in range(6)]
+    chunks = add("manual.txt", *texts)
+    r = retriever()
+    passages = r.widen([Hit(chunks[2], 0.9), Hit(chunks[3], 0.8)], 1)
+    assert len(passages) == 1  # the two hits meet, so they merge
+    assert [p for p in texts if p in passages[0].text] == texts[1:5]
+    assert passages[0].text.count("Paragraph 2") == 1
+
+
+def test_stitch_joins_overlapping_chunks_by_offset():
+    a = Chunk("a", "f", "one two three", 0, 13, None, None, "h", 0, "f")
+    b = Chunk("b", "f", "three four", 8, 18, None, None, "h", 1, "f")
+    c = Chunk("c", "f", "six", 30, 33, None, None, "h", 2, "f")
+    assert stitch([b, a, c]) == "one two three four\n\nsix"
+
+
+def test_ingest_keeps_the_lexical_index_in_sync(tmp_path, data_dir, real_embedder):
+    from service.engine import Engine
+    from tests.conftest import make_settings
+
+    engine = Engine(make_settings(tmp_path), embedder=real_embedder)
+    engine.ingest()
+    assert engine.lexical.count() == engine.store.count()
+    handbook = data_dir / "handbook.md"
+    handbook.write_text(handbook.read_text().replace("reimbursed", "refunded"), encoding="utf-8")
+    (data_dir / "legacy" / "gbk.txt").unlink()
+    engine.ingest()
+    assert engine.lexical.count() == engine.store.count()
+    assert engine.lexical.sources() == engine.store.sources()
+    assert engine.lexical.search(["reimbursed"], 5) == []
+    assert engine.lexical.search(["refunded"], 5)
+    assert engine.lexical.search(["年假"], 5) == []
+
+
+def test_a_lost_lexical_index_is_rebuilt_by_the_next_ingest(tmp_path, data_dir, real_embedder):
+    from service.engine import Engine
+    from tests.conftest import make_settings
+
+    engine = Engine(make_settings(tmp_path), embedder=real_embedder)
+    engine.ingest()
+    engine.lexical.clear()
+    report = engine.ingest()
+    assert report.chunks_embedded == 0 and engine.lexical.count() == engine.store.count()
