@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # machines where PyPI's torch 2.13.0 would pull the CUDA build.
 TORCH_PIP_ARGS ?=
 
-.PHONY: install run test ingest serve lock clean
+.PHONY: install run test ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -37,6 +37,16 @@ ingest: install
 
 serve: install
 	$(BIN)/archivist serve
+
+# The public retrieval evaluation: Archivist against the naive llama-index pipeline (installs the
+# Debian documentation packages with apt when absent; about an hour on 2 cores).
+eval: install
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[eval]"
+	$(BIN)/python bench/compare_naive.py
+
+# Ingest time with the lexical index against dense-only.
+bench-ingest: install
+	$(BIN)/python bench/ingest_speed.py
 
 # Refresh the transitive pins after changing dependencies in pyproject.toml.
 lock: install

@@ -1,0 +1,90 @@
+"""Ingest time with the lexical index against dense-only, on the same files, in one run.
+
+    .venv/bin/python bench/ingest_speed.py [--files 150]
+
+Takes the first N pages of each evaluation corpus (bench/corpus.py), ingests them into fresh
+indexes twice per mode, alternating, and prints the best time of each mode and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import build_corpus  # noqa: E402
+from ingest.chunking import Chunker  # noqa: E402
+from ingest.manifest import Manifest  # noqa: E402
+from ingest.pipeline import Ingestor  # noqa: E402
+from rag.lexical import LexicalIndex  # noqa: E402
+from rag.offline import enforce_offline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from rag.store import ChunkStore  # noqa: E402
+from service.engine import Engine  # noqa: E402
+
+
+class NoLexicalIndex:
+    """Dense-only: the lexical side does nothing."""
+
+    def replace_source(self, source, chunks): pass
+    def delete_source(self, source): pass
+    def sources(self): return set()
+    def clear(self): pass
+    def count(self): return -1  # never equal to the store: but reconciliation is skipped below
+
+
+def sample(corpus: Path, dest: Path, per_set: int) -> Path:
+    for sub in corpus.iterdir():
+        (dest / sub.name).mkdir(parents=True)
+        for path in sorted(sub.iterdir())[:per_set]:
+            shutil.copy2(path, dest / sub.name / path.name)
+    return dest
+
+
+def ingest_once(data: Path, work: Path, engine: Engine, lexical: bool) -> float:
+    shutil.rmtree(work, ignore_errors=True)
+    s = engine.settings
+    store = ChunkStore(work / "chroma", "bench", engine.build_info())
+    index = LexicalIndex(work / "lexical.sqlite3") if lexical else NoLexicalIndex()
+    manifest = Manifest(work / "manifest.sqlite3")
+    chunker = Chunker(engine.embedder.count_tokens, engine.embedder.max_tokens, s.chunk_tokens,
+                      s.chunk_overlap_tokens)
+    ingestor = Ingestor(store, index, manifest, engine.embedder, chunker, 10**9)
+    if not lexical:
+        ingestor._reconcile_lexical = lambda: None
+    started = time.perf_counter()
+    ingestor.sync(data)
+    elapsed = time.perf_counter() - started
+    manifest.close()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=150, help="pages taken from each corpus")
+    args = parser.parse_args()
+    enforce_offline()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = sample(build_corpus(ROOT / ".eval" / "corpus"), tmp / "data", args.files)
+        engine = Engine(Settings(data_dir=data, index_dir=tmp / "unused"))
+        times = {True: [], False: []}
+        for _ in range(2):
+            for lexical in (False, True):
+                times[lexical].append(ingest_once(data, tmp / "index", engine, lexical))
+        dense, hybrid = min(times[False]), min(times[True])
+        print(f"files: {sum(1 for _ in data.rglob('*.html'))}")
+        print(f"dense-only ingest:  {dense:.1f} s (runs: {', '.join(f'{t:.1f}' for t in times[False])})")
+        print(f"hybrid ingest:      {hybrid:.1f} s (runs: {', '.join(f'{t:.1f}' for t in times[True])})")
+        print(f"hybrid / dense:     {hybrid / dense:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
