@@ -71,12 +71,11 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
 
 
-def coverage(question_terms: Sequence[str], text: str) -> float:
-    """Share of the question's terms that occur in `text` (stemming aside), 0..1."""
+def coverage(question_terms: Sequence[str], passage_terms: set[str]) -> float:
+    """Share of the question's terms that occur among a passage's terms (stemming aside), 0..1."""
     if not question_terms:
         return 0.0
-    present = set(terms(text))
-    return sum(1 for t in question_terms if t in present) / len(question_terms)
+    return sum(1 for t in question_terms if t in passage_terms) / len(question_terms)
 
 
 _SCHEMA = """
@@ -177,14 +176,15 @@ class LexicalIndex:
         with self._lock:
             return [LexicalHit(cid, rank) for cid, rank in self._db.execute(sql, params)]
 
-    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, list[str]]]:
+        """Chunks by id, each with its index terms (computed once, at ingest)."""
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})",
+            rows = self._db.execute(f"SELECT {_COLUMNS}, terms FROM chunks WHERE chunk_id IN ({marks})",
                                     list(chunk_ids)).fetchall()
-        return {row[0]: _chunk(row) for row in rows}
+        return {row[0]: (_chunk(row), row[-1].split()) for row in rows}
 
     def neighbours(self, chunk: Chunk, before: int, after: int) -> list[Chunk]:
         """The chunk and up to before/after chunks around it in the same file, in order."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from rag.embedder import Embedder
-from rag.lexical import LexicalIndex, coverage, query_terms, terms
+from rag.lexical import LexicalIndex, coverage, query_terms
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
 
@@ -88,38 +88,35 @@ class HybridRetriever:
             fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + cfg.lexical_weight / (cfg.rrf_k + rank + 1)
         order = sorted(fused, key=fused.__getitem__, reverse=True)
 
-        by_id = {h.chunk.chunk_id: h for h in dense}
+        scores = {h.chunk.chunk_id: h.score for h in dense}
         shortlist = order[: max(top_k * 4, 20)]
-        missing = [cid for cid in shortlist if cid not in by_id]
-        chunks = self.lexical.chunks(missing)
-        vectors = self.store.vectors(missing)
-        for cid in missing:  # lexical-only hits: compute their cosine for display and relevance
-            if cid in chunks and cid in vectors:
-                score = sum(a * b for a, b in zip(vector, vectors[cid]))
-                by_id[cid] = Hit(chunks[cid], score)
-        ranked = [by_id[cid] for cid in shortlist if cid in by_id]
-        ranked = [self._judge(h, qterms) for h in ranked]
-        return self._select(ranked, top_k)
+        stored = self.lexical.chunks(shortlist)  # chunk and terms, for dense and lexical hits alike
+        missing = [cid for cid in shortlist if cid not in scores]
+        for cid, vec in self.store.vectors(missing).items():  # lexical-only: cosine for display
+            scores[cid] = sum(a * b for a, b in zip(vector, vec))
+        candidates = []
+        for cid in shortlist:
+            if cid in stored and cid in scores:
+                chunk, chunk_terms = stored[cid]
+                candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms)),
+                                   set(chunk_terms)))
+        return self._select(candidates, top_k)
 
-    def _judge(self, hit: Hit, qterms: Sequence[str]) -> Hit:
-        lex = coverage(qterms, hit.chunk.embedding_text())
+    def _judge(self, hit: Hit, qterms: Sequence[str], chunk_terms: set[str]) -> Hit:
+        lex = coverage(qterms, chunk_terms)
         relevant = hit.score >= self.config.min_score or lex >= self.config.min_lexical
         return replace(hit, lexical=lex, relevant=relevant)
 
-    def _select(self, ranked: list[Hit], top_k: int) -> list[Hit]:
+    def _select(self, candidates: list[tuple[Hit, set[str]]], top_k: int) -> list[Hit]:
         """Drop near-duplicates, then keep at most max_per_file hits per file while other files
         have candidates; the extra hits of a crowded file come after them."""
-        kept: list[Hit] = []
-        kept_terms: list[set[str]] = []
-        for hit in ranked:
-            words = set(terms(hit.chunk.text))
-            if any(self._same_passage(hit.chunk, other.chunk, words, other_words)
-                   for other, other_words in zip(kept, kept_terms)):
-                continue
-            kept.append(hit)
-            kept_terms.append(words)
+        kept: list[tuple[Hit, set[str]]] = []
+        for hit, words in candidates:
+            if not any(self._same_passage(hit.chunk, other.chunk, words, other_words)
+                       for other, other_words in kept):
+                kept.append((hit, words))
         first, extra, per_file = [], [], {}
-        for hit in kept:
+        for hit, _ in kept:
             count = per_file.get(hit.chunk.source, 0)
             (first if count < self.config.max_per_file else extra).append(hit)
             per_file[hit.chunk.source] = count + 1
