@@ -70,6 +70,22 @@ def scan(data_dir: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(data_dir).as_posix(), path
 
 
+def reconcile_lexical(store: ChunkStore, lexical: LexicalIndex) -> bool:
+    """Rebuild the lexical index from Chroma when the two disagree (an index from before the
+    lexical side existed, a new term version, or a run that died between the two writes).
+    Returns whether it rebuilt."""
+    if lexical.count() == store.count():
+        return False
+    log.warning("rebuilding the lexical index from the vector store")
+    by_source: dict[str, list] = {}
+    for chunk in store.iter_chunks():
+        by_source.setdefault(chunk.source, []).append(chunk)
+    lexical.clear()
+    for source, chunks in by_source.items():
+        lexical.replace_source(source, sorted(chunks, key=lambda c: c.ordinal))
+    return True
+
+
 class Ingestor:
     def __init__(self, store: ChunkStore, lexical: LexicalIndex, manifest: Manifest,
                  embedder: Embedder, chunker: Chunker, max_file_bytes: int) -> None:
@@ -99,26 +115,13 @@ class Ingestor:
         for orphan in (self.store.sources() | self.lexical.sources()) - indexed:
             log.info("removing orphaned chunks of %s", orphan)
             self._forget(orphan)
-        self._reconcile_lexical()
+        reconcile_lexical(self.store, self.lexical)
         report.chunks_total = self.store.count()
         return report
 
     def _forget(self, source: str) -> None:
         self.store.delete_source(source)
         self.lexical.delete_source(source)
-
-    def _reconcile_lexical(self) -> None:
-        """Rebuild the lexical index from Chroma when the two disagree (an index from before the
-        lexical side existed, a changed term version, or a run that died between the two)."""
-        if self.lexical.count() == self.store.count():
-            return
-        log.warning("rebuilding the lexical index from the vector store")
-        by_source: dict[str, list] = {}
-        for chunk in self.store.iter_chunks():
-            by_source.setdefault(chunk.source, []).append(chunk)
-        self.lexical.clear()
-        for source, chunks in by_source.items():
-            self.lexical.replace_source(source, chunks)
 
     def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport) -> None:
         stat = path.stat()

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 from rag.types import Chunk
 
-TERMS_VERSION = "1"  # bump when terms() changes: the index is then rebuilt from the chunks
+TERMS_VERSION = "2"  # bump when terms() changes: the index is then rebuilt from the chunks
 
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+(?:_[^\W_]+)*")
@@ -66,6 +66,12 @@ def _word_terms(text: str) -> list[str]:
     return out
 
 
+def is_cjk(text: str) -> bool:
+    """Mostly Chinese/Japanese: more than a third of its non-space characters are CJK."""
+    letters = [ch for ch in text if not ch.isspace()]
+    return bool(letters) and sum(len(run) for run in _CJK_RUN.findall(text)) > len(letters) / 3
+
+
 def query_terms(question: str) -> list[str]:
     """Distinct non-stopword terms of a question."""
     return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
@@ -84,15 +90,19 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER,
     heading TEXT, content_hash TEXT NOT NULL, file_hash TEXT NOT NULL, text TEXT NOT NULL,
-    terms TEXT NOT NULL);
+    head_terms TEXT NOT NULL, terms TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (source, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    terms, content='chunks', content_rowid='id', tokenize="porter unicode61 tokenchars '_'");
+    head_terms, terms, content='chunks', content_rowid='id',
+    tokenize="porter unicode61 tokenchars '_'");
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO fts(rowid, terms) VALUES (new.id, new.terms); END;
+    INSERT INTO fts(rowid, head_terms, terms) VALUES (new.id, new.head_terms, new.terms); END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO fts(fts, rowid, terms) VALUES ('delete', old.id, old.terms); END;
+    INSERT INTO fts(fts, rowid, head_terms, terms) VALUES ('delete', old.id, old.head_terms, old.terms);
+END;
 """
+# A word in the heading counts this many times a word in the text: headings name the topic.
+HEADING_WEIGHT = 3.0
 
 _COLUMNS = 'chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash'
 
@@ -105,6 +115,7 @@ def _chunk(row: Sequence) -> Chunk:
 @dataclass(frozen=True)
 class LexicalHit:
     chunk_id: str
+    source: str
     bm25: float  # FTS5's bm25(): lower is better
 
 
@@ -120,8 +131,10 @@ class LexicalIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
-            if row and row[0] != TERMS_VERSION:
-                self._db.execute("DELETE FROM chunks")  # stale terms: ingest refills from Chroma
+            if row and row[0] != TERMS_VERSION:  # stale terms or schema: ingest refills from Chroma
+                self._db.executescript("DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS chunks;"
+                                       "DROP TRIGGER IF EXISTS chunks_ai; DROP TRIGGER IF EXISTS chunks_ad;")
+                self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
 
     def close(self) -> None:
@@ -131,13 +144,15 @@ class LexicalIndex:
     def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
         """Make the source's chunks exactly `chunks`, in one transaction."""
         rows = [(c.chunk_id, c.source, c.ordinal, c.start, c.end, c.page, c.heading, c.content_hash,
-                 c.file_hash, c.text, " ".join(terms(c.embedding_text()))) for c in chunks]
+                 c.file_hash, c.text, " ".join(terms(c.heading or "")), " ".join(terms(c.text)))
+                for c in chunks]
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO chunks (chunk_id, source, ordinal, start, \"end\", page, heading, "
-                "content_hash, file_hash, text, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "content_hash, file_hash, text, head_terms, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
 
     def delete_source(self, source: str) -> None:
         with self._lock:
@@ -162,8 +177,8 @@ class LexicalIndex:
         if not question_terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in question_terms)
-        sql = ("SELECT c.chunk_id, bm25(fts) AS rank FROM fts JOIN chunks c ON c.id = fts.rowid "
-               "WHERE fts MATCH ?")
+        sql = (f"SELECT c.chunk_id, c.source, bm25(fts, {HEADING_WEIGHT}, 1.0) AS rank FROM fts "
+               "JOIN chunks c ON c.id = fts.rowid WHERE fts MATCH ?")
         params: list = [match]
         if sources is not None:
             wanted = list(sources)
@@ -174,7 +189,7 @@ class LexicalIndex:
         sql += " ORDER BY rank LIMIT ?"
         params.append(k)
         with self._lock:
-            return [LexicalHit(cid, rank) for cid, rank in self._db.execute(sql, params)]
+            return [LexicalHit(cid, source, rank) for cid, source, rank in self._db.execute(sql, params)]
 
     def chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, list[str]]]:
         """Chunks by id, each with its index terms (computed once, at ingest)."""
@@ -182,8 +197,9 @@ class LexicalIndex:
             return {}
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS}, terms FROM chunks WHERE chunk_id IN ({marks})",
-                                    list(chunk_ids)).fetchall()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS}, head_terms || ' ' || terms FROM chunks WHERE chunk_id IN ({marks})",
+                list(chunk_ids)).fetchall()
         return {row[0]: (_chunk(row), row[-1].split()) for row in rows}
 
     def neighbours(self, chunk: Chunk, before: int, after: int) -> list[Chunk]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from rag.embedder import Embedder
-from rag.lexical import LexicalIndex, coverage, query_terms
+from rag.lexical import LexicalIndex, coverage, is_cjk, query_terms
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
 
@@ -44,10 +44,15 @@ class SearchFilter:
 
 @dataclass(frozen=True)
 class RetrievalConfig:
+    """Weights and thresholds; the defaults are tuned on tests/eval (see Settings for why)."""
+
     candidates: int = 50  # taken from each side before fusion
-    rrf_k: int = 60
+    rrf_k: int = 10
     lexical_weight: float = 1.0  # the dense side weighs 1.0
-    max_per_file: int = 2
+    lexical_weight_cjk: float = 2.0  # questions written mostly in Chinese/Japanese
+    file_support: float = 0.3  # share of a file's next-best chunk scores added to each of its chunks
+    max_per_file: int = 1
+    clearly_best: float = 1.5  # a crowded file's chunk still goes first if it scores this much more
     min_score: float = 0.25
     min_lexical: float = 0.75
     duplicate_jaccard: float = 0.8
@@ -81,15 +86,27 @@ class HybridRetriever:
         qterms = query_terms(question)
         lexical = self.lexical.search(qterms, cfg.candidates, sources)
 
+        # Reciprocal rank fusion of the two rankings, chunk by chunk.
+        lexical_weight = cfg.lexical_weight_cjk if is_cjk(question) else cfg.lexical_weight
         fused: dict[str, float] = {}
+        source_of: dict[str, str] = {}
         for rank, hit in enumerate(dense):
             fused[hit.chunk.chunk_id] = 1.0 / (cfg.rrf_k + rank + 1)
+            source_of[hit.chunk.chunk_id] = hit.chunk.source
         for rank, lhit in enumerate(lexical):
-            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + cfg.lexical_weight / (cfg.rrf_k + rank + 1)
-        order = sorted(fused, key=fused.__getitem__, reverse=True)
+            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + lexical_weight / (cfg.rrf_k + rank + 1)
+            source_of[lhit.chunk_id] = lhit.source
+        # A file with several matching chunks is more likely the one that answers: each chunk gets
+        # a share of its file's other evidence.
+        per_file: dict[str, list[float]] = {}
+        for cid, score in fused.items():
+            per_file.setdefault(source_of[cid], []).append(score)
+        support = {src: cfg.file_support * sum(sorted(scores, reverse=True)[1:4])
+                   for src, scores in per_file.items()}
+        final = {cid: score + support[source_of[cid]] for cid, score in fused.items()}
+        shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
         scores = {h.chunk.chunk_id: h.score for h in dense}
-        shortlist = order[: max(top_k * 4, 20)]
         stored = self.lexical.chunks(shortlist)  # chunk and terms, for dense and lexical hits alike
         missing = [cid for cid in shortlist if cid not in scores]
         for cid, vec in self.store.vectors(missing).items():  # lexical-only: cosine for display
@@ -99,7 +116,7 @@ class HybridRetriever:
             if cid in stored and cid in scores:
                 chunk, chunk_terms = stored[cid]
                 candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms)),
-                                   set(chunk_terms)))
+                                   set(chunk_terms), final[cid]))
         return self._select(candidates, top_k)
 
     def _judge(self, hit: Hit, qterms: Sequence[str], chunk_terms: set[str]) -> Hit:
@@ -107,20 +124,27 @@ class HybridRetriever:
         relevant = hit.score >= self.config.min_score or lex >= self.config.min_lexical
         return replace(hit, lexical=lex, relevant=relevant)
 
-    def _select(self, candidates: list[tuple[Hit, set[str]]], top_k: int) -> list[Hit]:
-        """Drop near-duplicates, then keep at most max_per_file hits per file while other files
-        have candidates; the extra hits of a crowded file come after them."""
-        kept: list[tuple[Hit, set[str]]] = []
-        for hit, words in candidates:
+    def _select(self, candidates: list[tuple[Hit, set[str], float]], top_k: int) -> list[Hit]:
+        """Drop near-duplicates; then a file that already has max_per_file hits waits until other
+        files have had their turn, unless its next chunk scores clearly_best times the next
+        other-file candidate."""
+        kept: list[tuple[Hit, set[str], float]] = []
+        for hit, words, score in candidates:
             if not any(self._same_passage(hit.chunk, other.chunk, words, other_words)
-                       for other, other_words in kept):
-                kept.append((hit, words))
-        first, extra, per_file = [], [], {}
-        for hit, _ in kept:
-            count = per_file.get(hit.chunk.source, 0)
-            (first if count < self.config.max_per_file else extra).append(hit)
-            per_file[hit.chunk.source] = count + 1
-        return (first + extra)[:top_k]
+                       for other, other_words, _ in kept):
+                kept.append((hit, words, score))
+        chosen: list[Hit] = []
+        per_file: dict[str, int] = {}
+        waiting: list[tuple[Hit, float]] = []
+        for hit, _, score in kept:
+            while waiting and waiting[0][1] >= self.config.clearly_best * score:
+                chosen.append(waiting.pop(0)[0])
+            if per_file.get(hit.chunk.source, 0) < self.config.max_per_file:
+                chosen.append(hit)
+                per_file[hit.chunk.source] = per_file.get(hit.chunk.source, 0) + 1
+            else:
+                waiting.append((hit, score))
+        return (chosen + [hit for hit, _ in waiting])[:top_k]
 
     def _same_passage(self, a: Chunk, b: Chunk, a_words: set[str], b_words: set[str]) -> bool:
         if a.content_hash == b.content_hash:

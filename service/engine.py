@@ -13,7 +13,7 @@ from typing import Callable
 
 from ingest.chunking import Chunker
 from ingest.manifest import Manifest
-from ingest.pipeline import Ingestor, IngestReport
+from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical
 from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.errors import ArchivistError
@@ -91,12 +91,16 @@ class Engine:
             if self._lexical is None:
                 path = self.settings.index_dir / f"lexical-{self.settings.collection}.sqlite3"
                 self._lexical = LexicalIndex(path)
+                if self._lexical.count() == 0:  # new or outdated lexical side of an existing index
+                    reconcile_lexical(self.store, self._lexical)
             return self._lexical
 
     def retriever(self) -> HybridRetriever:
         s = self.settings
         config = RetrievalConfig(candidates=s.retrieval_candidates, rrf_k=s.rrf_k,
-                                 lexical_weight=s.lexical_weight, max_per_file=s.max_per_file,
+                                 lexical_weight=s.lexical_weight,
+                                 lexical_weight_cjk=s.lexical_weight_cjk,
+                                 file_support=s.file_support, max_per_file=s.max_per_file,
                                  min_score=s.min_score, min_lexical=s.min_lexical)
         return HybridRetriever(self.store, self.lexical, self.embedder, config)
 
@@ -136,7 +140,8 @@ class Engine:
         with self._lock:
             self._store = None
         ChunkStore.drop(self.settings.chroma_dir, self.settings.collection)
-        self.lexical.clear()
+        LexicalIndex(self.settings.index_dir / f"lexical-{self.settings.collection}.sqlite3").clear()
+        self._lexical = None
         self.settings.manifest_path.unlink(missing_ok=True)
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:

@@ -82,14 +82,20 @@ def test_duplicates_across_files_are_collapsed(world):
     assert len([s for s in sources(hits) if "policy" in s]) == 1
 
 
-def test_one_file_does_not_crowd_out_the_others(world):
-    add, retriever, *_ = world
-    add("big.txt", *[f"backup restore procedure step {i} backup restore" for i in range(6)])
-    add("small.txt", "backup restore checklist for the weekend")
-    hits = retriever(max_per_file=2).search("backup restore procedure", 3)
-    assert sources(hits).count("big.txt") == 2 and "small.txt" in sources(hits)
-    # With nothing else to show, the crowded file still fills the list.
-    assert len(retriever(max_per_file=2).search("procedure step", 5)) == 5
+def test_one_file_does_not_crowd_out_the_others_unless_clearly_best(world):
+    _, retriever, *_ = world
+    r = retriever(max_per_file=1, clearly_best=1.5)
+
+    def candidates(*scored):
+        return [(Hit(make_chunk(src, i, f"text {src} {i}"), 0.5), {f"w{src}{i}"}, score)
+                for i, (src, score) in enumerate(scored)]
+
+    close = r._select(candidates(("big", 1.0), ("big", 0.9), ("small", 0.8), ("other", 0.7)), 3)
+    assert sources(close) == ["big", "small", "other"]
+    clear = r._select(candidates(("big", 1.0), ("big", 0.9), ("small", 0.5), ("other", 0.4)), 3)
+    assert sources(clear) == ["big", "big", "small"]
+    only = r._select(candidates(("big", 1.0), ("big", 0.9)), 3)
+    assert sources(only) == ["big", "big"]  # with nothing else to show, the file fills the list
 
 
 @pytest.mark.parametrize("filt, expected", [
@@ -161,3 +167,10 @@ def test_a_lost_lexical_index_is_rebuilt_by_the_next_ingest(tmp_path, data_dir, 
     engine.lexical.clear()
     report = engine.ingest()
     assert report.chunks_embedded == 0 and engine.lexical.count() == engine.store.count()
+
+
+def test_chinese_questions_lean_on_the_lexical_side():
+    from rag.lexical import is_cjk
+
+    assert is_cjk("怎么查看软件包里装了哪些文件？") and is_cjk("apt 怎么锁定软件包版本？")
+    assert not is_cjk("How do I use pg_dump?") and not is_cjk("")
