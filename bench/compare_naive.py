@@ -64,7 +64,8 @@ def run_naive(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
     LlamaSettings.embed_model = HuggingFaceEmbedding(model_name=str(resolve_embed_model("all-MiniLM-L6-v2")),
                                                      device="cpu")
     LlamaSettings.llm = None
-    documents = SimpleDirectoryReader(str(corpus), recursive=True).load_data()
+    # exclude_hidden=False only because the scratch folder is .eval/; the reader is otherwise as-is.
+    documents = SimpleDirectoryReader(str(corpus), recursive=True, exclude_hidden=False).load_data()
     collection = chromadb.PersistentClient(path=str(store_dir)).get_or_create_collection("naive")
     storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
     index = VectorStoreIndex.from_documents(documents, storage_context=storage)
@@ -107,9 +108,10 @@ def main() -> int:
     enforce_offline()
     corpus = build_corpus(args.work / "corpus")
     rows = [("Archivist", *run_ours(corpus, args.work))]
+    print(table(rows), flush=True)  # early, in case the naive run fails
     if not args.skip_naive:
         rows.append(("naive llama-index", *run_naive(corpus, args.work)))
-    print(table(rows))
+        print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(
             [{"system": s, "ingest_s": sec, "chunks": n, "reports": [r.to_dict() for r in reps]}

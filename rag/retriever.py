@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from rag.embedder import Embedder
-from rag.lexical import LexicalIndex, coverage, is_cjk, query_terms
+from rag.lexical import LexicalHit, LexicalIndex, coverage, is_cjk, query_terms
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
 
@@ -86,24 +86,7 @@ class HybridRetriever:
         qterms = query_terms(question)
         lexical = self.lexical.search(qterms, cfg.candidates, sources)
 
-        # Reciprocal rank fusion of the two rankings, chunk by chunk.
-        lexical_weight = cfg.lexical_weight_cjk if is_cjk(question) else cfg.lexical_weight
-        fused: dict[str, float] = {}
-        source_of: dict[str, str] = {}
-        for rank, hit in enumerate(dense):
-            fused[hit.chunk.chunk_id] = 1.0 / (cfg.rrf_k + rank + 1)
-            source_of[hit.chunk.chunk_id] = hit.chunk.source
-        for rank, lhit in enumerate(lexical):
-            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + lexical_weight / (cfg.rrf_k + rank + 1)
-            source_of[lhit.chunk_id] = lhit.source
-        # A file with several matching chunks is more likely the one that answers: each chunk gets
-        # a share of its file's other evidence.
-        per_file: dict[str, list[float]] = {}
-        for cid, score in fused.items():
-            per_file.setdefault(source_of[cid], []).append(score)
-        support = {src: cfg.file_support * sum(sorted(scores, reverse=True)[1:4])
-                   for src, scores in per_file.items()}
-        final = {cid: score + support[source_of[cid]] for cid, score in fused.items()}
+        final = self._fuse(dense, lexical, cfg.lexical_weight_cjk if is_cjk(question) else cfg.lexical_weight)
         shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
         scores = {h.chunk.chunk_id: h.score for h in dense}
@@ -118,6 +101,27 @@ class HybridRetriever:
                 candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms)),
                                    set(chunk_terms), final[cid]))
         return self._select(candidates, top_k)
+
+    def _fuse(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
+              lexical_weight: float) -> dict[str, float]:
+        """Reciprocal rank fusion of the two rankings, chunk by chunk, plus file support: a file
+        with several matching chunks is more likely the one that answers, so each chunk gets a
+        share of its file's other evidence."""
+        k = self.config.rrf_k
+        fused: dict[str, float] = {}
+        source_of: dict[str, str] = {}
+        for rank, hit in enumerate(dense):
+            fused[hit.chunk.chunk_id] = 1.0 / (k + rank + 1)
+            source_of[hit.chunk.chunk_id] = hit.chunk.source
+        for rank, lhit in enumerate(lexical):
+            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + lexical_weight / (k + rank + 1)
+            source_of[lhit.chunk_id] = lhit.source
+        per_file: dict[str, list[float]] = {}
+        for cid, score in fused.items():
+            per_file.setdefault(source_of[cid], []).append(score)
+        support = {src: self.config.file_support * sum(sorted(scores, reverse=True)[1:4])
+                   for src, scores in per_file.items()}
+        return {cid: score + support[source_of[cid]] for cid, score in fused.items()}
 
     def _judge(self, hit: Hit, qterms: Sequence[str], chunk_terms: set[str]) -> Hit:
         lex = coverage(qterms, chunk_terms)
