@@ -8,7 +8,8 @@ from typing import Protocol, Sequence
 from rag.generator import Generator, SamplingParams
 from rag.prompt import NO_ANSWER, STOP, build_messages, clean_markers, is_refusal
 from rag.retriever import Passage, SearchFilter
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Citation, Hit, SentenceSupport
+from rag.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,12 @@ class Retriever(Protocol):
 
 class Answerer:
     def __init__(self, retriever: Retriever, generator: Generator, params: SamplingParams,
-                 neighbours: int = 1) -> None:
+                 neighbours: int = 1, verifier: Verifier | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.params = params
         self.neighbours = neighbours
+        self.verifier = verifier
 
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
             filt: SearchFilter | None = None) -> Answer:
@@ -46,11 +48,22 @@ class Answerer:
         messages = build_messages(question, [p.text for p in passages], history)
         text = "".join(self.generator.generate(messages, self.params, STOP)).strip()
         text = clean_markers(text, len(passages))
-        cited = [p.hit for p in passages]
+        citations = _citations([p.hit for p in passages])
         if not text or is_refusal(text):
-            return Answer(answer=text or NO_ANSWER, citations=_citations(cited), refused=True,
+            return Answer(answer=text or NO_ANSWER, citations=citations, refused=True,
                           reason="the model found no answer in the retrieved passages")
-        return Answer(answer=text, citations=_citations(cited), refused=False)
+        if self.verifier is None:
+            return Answer(answer=text, citations=citations, refused=False)
+        text, verdicts = self.verifier.check(text, [p.chunks or (p.hit.chunk,) for p in passages])
+        for verdict in verdicts:  # each citation quotes the first sentence it supports
+            if verdict.supported and citations[verdict.citation - 1].quote is None:
+                citations[verdict.citation - 1] = citations[verdict.citation - 1].model_copy(update={
+                    "quote": verdict.quote, "quote_start": verdict.quote_start,
+                    "quote_end": verdict.quote_end})
+        sentences = [SentenceSupport(text=v.text, supported=v.supported, citation=v.citation,
+                                     score=v.score, quote_start=v.quote_start, quote_end=v.quote_end)
+                     for v in verdicts]
+        return Answer(answer=text, citations=citations, refused=False, sentences=sentences)
 
     @staticmethod
     def _search_query(question: str, history: list[tuple[str, str]]) -> str:

@@ -66,6 +66,7 @@ class Passage:
     text: str
     start: int
     end: int
+    chunks: tuple[Chunk, ...] = ()  # what `text` was stitched from, in order
 
 
 class HybridRetriever:
@@ -172,8 +173,11 @@ class HybridRetriever:
                     break
             else:
                 groups.append((hit, start, end))
-        return [Passage(hit, stitch(self.lexical.chunks_in_span(hit.chunk.source, s, e)) or hit.chunk.text, s, e)
-                for hit, s, e in groups]
+        passages = []
+        for hit, s, e in groups:
+            chunks = tuple(self.lexical.chunks_in_span(hit.chunk.source, s, e)) or (hit.chunk,)
+            passages.append(Passage(hit, stitch(chunks), s, e, chunks))
+        return passages
 
 
 def stitch(chunks: Sequence[Chunk]) -> str:

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
         1, ge=1, description="Hits one file may take before other files get a turn (unless its "
         "next hit scores 1.5 times the next other file's). 2 costs 0.04-0.07 English hit@5 on "
         "tests/eval; widening gives the model the surrounding text of a hit anyway.")
+    support_threshold: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Support score (0.6 x cosine + 0.4 x word overlap between an answer sentence "
+        "and a passage sentence) from which a sentence counts as supported by that passage.")
     context_neighbours: int = Field(
         1, ge=0, description="Chunks added on each side of a hit when it is given to the model.")
 

@@ -56,6 +56,10 @@ class Citation(BaseModel):
     chunk_id: str = Field(description="Stable id of the passage in the index.")
     start: int = Field(description="Offset of the passage in the file's extracted text.")
     end: int = Field(description="End offset (exclusive) of the passage in the extracted text.")
+    quote: str | None = Field(None, description="The sentence of the source that supports the "
+                              "answer best (set when an answer sentence is verified against it).")
+    quote_start: int | None = Field(None, description="Offset of the quote in the extracted text.")
+    quote_end: int | None = Field(None, description="End offset of the quote in the extracted text.")
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit) -> Citation:
@@ -65,11 +69,23 @@ class Citation(BaseModel):
                    start=c.start, end=c.end)
 
 
+class SentenceSupport(BaseModel):
+    text: str = Field(description="One sentence of the answer, without its marker.")
+    supported: bool = Field(description="Whether a cited passage supports it.")
+    citation: int | None = Field(description="Id of the citation that supports it.")
+    score: float = Field(description="Support score, 0..1 (similarity blended with word overlap).")
+    quote_start: int | None = Field(description="Offset of the supporting sentence in the source's "
+                                    "extracted text.")
+    quote_end: int | None = Field(description="End offset of the supporting sentence.")
+
+
 class Answer(BaseModel):
     answer: str = Field(description="The answer; [n] markers refer to citation ids.")
     citations: list[Citation] = Field(description="Passages the answer was based on, best first.")
     refused: bool = Field(description="True when the documents do not contain an answer.")
     reason: str | None = Field(None, description="Why the question was refused, when it was.")
+    sentences: list[SentenceSupport] = Field(
+        default_factory=list, description="Each answer sentence with the passage that supports it.")
 
 
 class SearchResults(BaseModel):

@@ -24,6 +24,7 @@ from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Answer, Citation
+from rag.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ class Engine:
         s = self.settings
         params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
                                 repeat_penalty=s.repeat_penalty, seed=s.seed)
-        answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours)
+        answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours,
+                            Verifier(self.embedder, s.support_threshold))
         return answerer.ask(question, top_k, history=history, filt=filt)
 
     def evaluate(self, paths: list[Path], top_k: int = 10) -> list:

@@ -99,3 +99,18 @@ def test_follow_up_question_is_searched_with_the_previous_one():
     assert ans.retriever.queries == ["What is the Orion crane? And its weight?"]
     roles = [m["role"] for m in gen.calls[0]]
     assert roles == ["system", "user", "assistant", "user"]
+
+
+def test_answers_are_verified_sentence_by_sentence():
+    from rag.verify import Verifier
+    from tests.fakes import FakeEmbedder
+
+    hits = [hit("The valve is painted bright orange.", 0.8, "r.pdf", 3),
+            hit("The turbine produces 4.2 megawatts.", 0.7, "t.pdf", 2)]
+    generator = FakeGenerator("The turbine produces 4.2 megawatts [1]. It was built on the moon [2].")
+    ans = Answerer(StubRetriever(hits), generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
+    result = ans.ask("Tell me about the turbine", 4)
+    assert result.answer == "The turbine produces 4.2 megawatts [2]. It was built on the moon."
+    assert [(s.supported, s.citation) for s in result.sentences] == [(True, 2), (False, None)]
+    assert result.citations[1].quote == "The turbine produces 4.2 megawatts."
+    assert result.citations[0].quote is None

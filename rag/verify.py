@@ -1,0 +1,143 @@
+"""Citation verification: which passage, if any, supports each sentence of an answer.
+
+Small models cite the wrong passage, forget markers and add claims of their own.  Each answer
+sentence is compared with every sentence of the passages the model was given: cosine similarity
+of their embeddings, blended with the share of the answer sentence's words found in the passage
+sentence (jieba-segmented for Chinese).  The best passage sentence gives the support score and the
+quote: its exact span in the source's extracted text.  Markers are then repaired: a [n] that
+points at a passage not supporting the sentence is moved to the one that does, a supported
+sentence without a marker gets one, and an unsupported sentence loses its markers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from rag.embedder import Embedder
+from rag.lexical import STOPWORDS, is_cjk, terms
+from rag.types import Chunk
+
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|[。！？]+|\n")
+_MARKER = re.compile(r"\s*\[(\d+)\]")
+_TRAILING_PUNCT = re.compile(r"[.!?。！？]+$")
+
+# Support = weight x cosine + (1 - weight) x word overlap.  For Chinese the default embedding
+# model is weak, so overlap of jieba-segmented words carries more of the verdict.
+SEMANTIC_WEIGHT = 0.6
+SEMANTIC_WEIGHT_CJK = 0.3
+
+
+@dataclass(frozen=True)
+class Support:
+    """The verdict on one answer sentence."""
+
+    text: str  # the sentence, markers removed
+    supported: bool
+    citation: int | None  # passage number supporting it, if any
+    score: float  # blended support score, 0..1
+    quote: str | None  # best-matching passage sentence
+    quote_start: int | None  # its offsets in the source's extracted text
+    quote_end: int | None
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, surrounding whitespace excluded."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    trimmed = []
+    for start, end in spans:
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end - start > 1:
+            trimmed.append((start, end))
+    return trimmed
+
+
+def _with_marker(sentence: str, citation: int | None) -> str:
+    """The sentence with its marker before the final punctuation: "Orange [2]." """
+    if citation is None:
+        return sentence
+    punct = _TRAILING_PUNCT.search(sentence)
+    body = sentence[:punct.start()] if punct else sentence
+    return f"{body.rstrip()} [{citation}]{punct.group() if punct else ''}"
+
+
+def _content_terms(text: str) -> set[str]:
+    return {t for t in terms(text) if t not in STOPWORDS}
+
+
+def overlap(wanted: set[str], found: set[str]) -> float:
+    """Share of the answer sentence's content words (`wanted`) among the passage sentence's."""
+    return len(wanted & found) / len(wanted) if wanted else 0.0
+
+
+class Verifier:
+    def __init__(self, embedder: Embedder, threshold: float = 0.5) -> None:
+        self.embedder = embedder
+        self.threshold = threshold
+
+    def check(self, answer: str, passages: Sequence[Sequence[Chunk]]) -> tuple[str, list[Support]]:
+        """Verdicts for each sentence of `answer`, and the answer with its markers repaired.
+
+        passages[i] holds the chunks the model read as passage [i + 1]."""
+        spans = sentence_spans(answer)
+        sentences = [(answer[s:e], [int(n) for n in _MARKER.findall(answer[s:e])]) for s, e in spans]
+        plain = [_MARKER.sub("", text).strip() for text, _ in sentences]
+        candidates = self._passage_sentences(passages)  # (passage number, start, end, text)
+        if not sentences:
+            return answer, []
+        vectors = self.embedder.embed(plain + [c[3] for c in candidates])
+        answer_vecs, cand_vecs = vectors[:len(plain)], vectors[len(plain):]
+        cand_terms = [_content_terms(c[3]) for c in candidates]
+
+        verdicts: list[Support] = []
+        repaired: list[str] = []
+        for (text, cited), sentence, vec in zip(sentences, plain, answer_vecs):
+            best_for: dict[int, tuple[float, tuple]] = {}
+            wanted = _content_terms(sentence)
+            weight = SEMANTIC_WEIGHT_CJK if is_cjk(sentence) else SEMANTIC_WEIGHT
+            for cand, cvec, found in zip(candidates, cand_vecs, cand_terms):
+                cosine = sum(a * b for a, b in zip(vec, cvec))
+                score = weight * max(cosine, 0.0) + (1 - weight) * overlap(wanted, found)
+                if score > best_for.get(cand[0], (-1.0,))[0]:
+                    best_for[cand[0]] = (score, cand)
+            verdict = self._verdict(sentence, cited, best_for)
+            verdicts.append(verdict)
+            repaired.append(_with_marker(sentence, verdict.citation))
+        for (start, end), text in reversed(list(zip(spans, repaired))):  # keep the layout around
+            answer = answer[:start] + text + answer[end:]
+        return answer, verdicts
+
+    def _verdict(self, sentence: str, cited: list[int], best_for: dict[int, tuple[float, tuple]]) -> Support:
+        if not best_for:
+            return Support(sentence, False, None, 0.0, None, None, None)
+        # Prefer a passage the model cited when it supports the sentence about as well as the best.
+        best_number = max(best_for, key=lambda n: best_for[n][0])
+        for number in cited:
+            if number in best_for and best_for[number][0] >= max(self.threshold, best_for[best_number][0] - 0.05):
+                best_number = number
+                break
+        score, (_, start, end, text) = best_for[best_number]
+        if score < self.threshold:
+            return Support(sentence, False, None, round(score, 3), None, None, None)
+        return Support(sentence, True, best_number, round(score, 3), text, start, end)
+
+    @staticmethod
+    def _passage_sentences(passages: Sequence[Sequence[Chunk]]) -> list[tuple[int, int, int, str]]:
+        seen: set[tuple[str, int, int]] = set()
+        out = []
+        for number, chunks in enumerate(passages, start=1):
+            for chunk in chunks:
+                for s, e in sentence_spans(chunk.text):
+                    key = (chunk.source, chunk.start + s, chunk.start + e)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append((number, chunk.start + s, chunk.start + e, chunk.text[s:e]))
+        return out
