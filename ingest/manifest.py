@@ -7,10 +7,11 @@ recognised without reading it.  Schema changes go through MIGRATIONS, applied in
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.db import connect, migrate
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_files", """
@@ -24,6 +25,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             chunks      INTEGER NOT NULL DEFAULT 0,
             updated_at  REAL NOT NULL
         )"""),
+    ("002_index_version", """
+        CREATE TABLE index_version (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL,
+                                    version INTEGER NOT NULL);
+        INSERT INTO index_version VALUES (1, lower(hex(randomblob(8))), 0)
+        """),
 ]
 
 
@@ -40,21 +46,8 @@ class FileRecord:
 
 class Manifest:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-        done = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            with self._db:  # one transaction per step
-                self._db.execute("BEGIN")
-                self._db.execute(sql)
-                self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+        self._db = connect(path)
+        migrate(self._db, MIGRATIONS)
 
     def all(self) -> dict[str, FileRecord]:
         rows = self._db.execute(
@@ -81,8 +74,14 @@ class Manifest:
     def remove(self, source: str) -> None:
         self._db.execute("DELETE FROM files WHERE source = ?", (source,))
 
-    def clear(self) -> None:
-        self._db.execute("DELETE FROM files")
+    def index_version(self) -> str:
+        """Changes with every ingest that changes the index (and with every rebuilt index):
+        answers cached under another version are stale."""
+        token, version = self._db.execute("SELECT token, version FROM index_version").fetchone()
+        return f"{token}-{version}"
+
+    def bump_index_version(self) -> None:
+        self._db.execute("UPDATE index_version SET version = version + 1")
 
     def close(self) -> None:
         self._db.close()

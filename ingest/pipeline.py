@@ -115,7 +115,9 @@ class Ingestor:
         for orphan in (self.store.sources() | self.lexical.sources()) - indexed:
             log.info("removing orphaned chunks of %s", orphan)
             self._forget(orphan)
-        reconcile_lexical(self.store, self.lexical)
+        rebuilt = reconcile_lexical(self.store, self.lexical)
+        if rebuilt or report.added or report.updated or report.removed:
+            self.manifest.bump_index_version()
         report.chunks_total = self.store.count()
         return report
 

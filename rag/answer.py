@@ -6,9 +6,10 @@ import logging
 from typing import Protocol, Sequence
 
 from rag.generator import Generator, SamplingParams
-from rag.prompt import NO_ANSWER, STOP, build_messages, clean_markers, is_refusal
+from rag.prompt import (NO_ANSWER, STOP, SYSTEM, build_messages, clean_markers, defuse,
+                        is_refusal, render_passage)
 from rag.retriever import Passage, SearchFilter
-from rag.types import Answer, Citation, Hit, SentenceSupport
+from rag.types import Answer, AnswerDebug, Citation, DroppedPassage, Hit, SentenceSupport
 from rag.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 _NOTHING_FOUND = "I could not find anything relevant to this question in the documents."
 _HISTORY_TURNS = 3  # earlier exchanges kept in the prompt; a small model loses track beyond that
 _FOLLOW_UP_CHARS = 40  # a question this short after another one is probably a follow-up
+_MESSAGE_OVERHEAD = 8  # tokens the chat template adds around each message (generous)
 
 
 class Retriever(Protocol):
@@ -34,26 +36,36 @@ class Answerer:
         self.verifier = verifier
 
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
-            filt: SearchFilter | None = None) -> Answer:
+            filt: SearchFilter | None = None, debug: bool = False) -> Answer:
         history = (history or [])[-_HISTORY_TURNS:]
-        hits = self.retriever.search(self._search_query(question, history), top_k, filt)
+        query = self._search_query(question, history)
+        hits = self.retriever.search(query, top_k, filt)
         relevant = [h for h in hits if h.relevant]
         if not relevant:
             best = f"{hits[0].score:.2f}" if hits else "none: nothing indexed matches"
-            return Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
+            return Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True, query=query,
                           reason=f"no passage is relevant enough to the question (best similarity "
                                  f"{best}, and too few of its words found)")
-        passages = self._fit_to_context(question, self.retriever.widen(relevant, self.neighbours),
-                                        history)
-        messages = build_messages(question, [p.text for p in passages], history)
+        passages = self.retriever.widen(relevant, self.neighbours)
+        texts, defused = [], 0
+        for passage in passages:
+            text, count = defuse(passage.text)
+            texts.append(text)
+            defused += count
+        kept, history, record = self._fit_to_context(question, passages, texts, history)
+        record.defused_sentences = defused
+        passages, texts = passages[:kept], texts[:kept]
+
+        messages = build_messages(question, texts, history)
         text = "".join(self.generator.generate(messages, self.params, STOP)).strip()
         text = clean_markers(text, len(passages))
         citations = _citations([p.hit for p in passages])
+        extra = {"query": query, **({"debug": record} if debug else {})}
         if not text or is_refusal(text):
             return Answer(answer=text or NO_ANSWER, citations=citations, refused=True,
-                          reason="the model found no answer in the retrieved passages")
+                          reason="the model found no answer in the retrieved passages", **extra)
         if self.verifier is None:
-            return Answer(answer=text, citations=citations, refused=False)
+            return Answer(answer=text, citations=citations, refused=False, **extra)
         text, verdicts = self.verifier.check(text, [p.chunks or (p.hit.chunk,) for p in passages])
         for verdict in verdicts:  # each citation quotes the first sentence it supports
             if verdict.supported and citations[verdict.citation - 1].quote is None:
@@ -63,7 +75,7 @@ class Answerer:
         sentences = [SentenceSupport(text=v.text, supported=v.supported, citation=v.citation,
                                      score=v.score, quote_start=v.quote_start, quote_end=v.quote_end)
                      for v in verdicts]
-        return Answer(answer=text, citations=citations, refused=False, sentences=sentences)
+        return Answer(answer=text, citations=citations, refused=False, sentences=sentences, **extra)
 
     @staticmethod
     def _search_query(question: str, history: list[tuple[str, str]]) -> str:
@@ -72,19 +84,34 @@ class Answerer:
             return f"{history[-1][0]} {question}"
         return question
 
-    def _fit_to_context(self, question: str, passages: Sequence[Passage],
-                        history: list[tuple[str, str]]) -> list[Passage]:
-        """Keep the best passages that fit in the context with room left for the answer."""
+    def _fit_to_context(self, question: str, passages: Sequence[Passage], texts: Sequence[str],
+                        history: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], AnswerDebug]:
+        """How many passages fit, and which history, with max_tokens left for the answer.
+
+        Oldest conversation turns go first, then the lowest-ranked passages; what was cut is
+        recorded, never silently overflowing the context."""
+        count = self.generator.count_tokens
         budget = self.generator.context_window - self.params.max_tokens
-        kept: list[Passage] = []
-        for passage in passages:
-            messages = build_messages(question, [p.text for p in kept + [passage]], history)
-            used = sum(self.generator.count_tokens(m["content"]) + 8 for m in messages)
-            if used > budget and kept:
-                log.info("context full: sending %d of %d passages", len(kept), len(passages))
+        fixed = (count(SYSTEM) + count(question) + 3 * _MESSAGE_OVERHEAD)
+        turns = [count(a) + count(b) + 2 * _MESSAGE_OVERHEAD for a, b in history]
+        blocks = [count(render_passage(i, t)) for i, t in enumerate(texts, start=1)]
+        dropped_turns = 0
+        while history and fixed + sum(turns) + (blocks[0] if blocks else 0) > budget:
+            history, turns, dropped_turns = history[1:], turns[1:], dropped_turns + 1
+        used, kept = fixed + sum(turns), 0
+        for tokens in blocks:
+            if used + tokens > budget and kept:
                 break
-            kept.append(passage)
-        return kept
+            used, kept = used + tokens, kept + 1
+        dropped = [DroppedPassage(source=p.hit.chunk.source, chunk_id=p.hit.chunk.chunk_id, tokens=t)
+                   for p, t in zip(passages[kept:], blocks[kept:])]
+        if dropped or dropped_turns:
+            log.info("context full: %d of %d passages, %d history turns dropped", len(dropped),
+                     len(passages), dropped_turns)
+        record = AnswerDebug(prompt_tokens=used, context_window=self.generator.context_window,
+                             reserved_for_answer=self.params.max_tokens, passages_sent=kept,
+                             passages_dropped=dropped, history_turns_dropped=dropped_turns)
+        return kept, history, record
 
 
 def _citations(hits: Sequence[Hit]) -> list[Citation]:

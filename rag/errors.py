@@ -33,3 +33,7 @@ class ParseError(ArchivistError):
 
 class GenerationError(ArchivistError):
     """The language model failed to produce an answer."""
+
+
+class NotFoundError(ArchivistError):
+    """A record (answer, conversation) that does not exist."""

@@ -60,6 +60,7 @@ class LlamaCppGenerator:
             raise GenerationError(f"llama.cpp could not load {model_path.name}: {exc}",
                                   hint="Check that the file is a complete GGUF chat model.") from exc
         self.name = model_path.name
+        self.path = model_path
         self.context_window = n_ctx
         self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
 

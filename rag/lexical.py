@@ -11,12 +11,12 @@ also answers "which chunks surround this one" for small-to-big widening.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from rag.db import connect
 from rag.types import Chunk
 
 TERMS_VERSION = "2"  # bump when terms() changes: the index is then rebuilt from the chunks
@@ -123,12 +123,9 @@ class LexicalIndex:
     """One SQLite file per collection.  Safe to use from several threads (one lock)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = connect(path)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
             if row and row[0] != TERMS_VERSION:  # stale terms or schema: ingest refills from Chroma

@@ -79,6 +79,26 @@ class SentenceSupport(BaseModel):
     quote_end: int | None = Field(description="End offset of the supporting sentence.")
 
 
+class DroppedPassage(BaseModel):
+    source: str
+    chunk_id: str
+    tokens: int = Field(description="Tokens the passage would have taken.")
+
+
+class AnswerDebug(BaseModel):
+    """How the prompt was packed: what was sent, what had to be cut to fit the context."""
+
+    prompt_tokens: int = Field(description="Tokens of the prompt sent (estimate from the model's "
+                               "tokenizer, chat-template overhead included).")
+    context_window: int
+    reserved_for_answer: int = Field(description="Tokens kept free for the answer (max_tokens).")
+    passages_sent: int
+    passages_dropped: list[DroppedPassage] = Field(default_factory=list)
+    history_turns_dropped: int = 0
+    defused_sentences: int = Field(0, description="Instruction-like sentences removed from the "
+                                   "passages before the model saw them.")
+
+
 class Answer(BaseModel):
     answer: str = Field(description="The answer; [n] markers refer to citation ids.")
     citations: list[Citation] = Field(description="Passages the answer was based on, best first.")
@@ -86,6 +106,11 @@ class Answer(BaseModel):
     reason: str | None = Field(None, description="Why the question was refused, when it was.")
     sentences: list[SentenceSupport] = Field(
         default_factory=list, description="Each answer sentence with the passage that supports it.")
+    debug: AnswerDebug | None = Field(None, description="Prompt packing details, when asked for.")
+    query: str | None = Field(None, description="What was searched: the question, or for a "
+                              "follow-up in a conversation, the question made stand-alone.")
+    answer_id: str | None = Field(None, description="Id of the recorded answer (GET /v1/answers/{id}).")
+    cached: bool = Field(False, description="Served from the record of an identical earlier ask.")
 
 
 class SearchResults(BaseModel):

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.errors import ArchivistError
+from rag.errors import ArchivistError, NotFoundError
 from rag.offline import enforce_offline
 from rag.retriever import SearchFilter
 from rag.settings import Settings
@@ -30,9 +30,21 @@ class QueryRequest(BaseModel):
                              "glob, e.g. 'reports/' or 'finance/**/*.pdf'.")
     types: list[str] | None = Field(None, description="Only these file types, e.g. [\"pdf\", \"docx\"].")
 
+    debug: bool = Field(False, description="Ask only: include prompt packing details.")
+
     def filter(self) -> SearchFilter | None:
         filt = SearchFilter(path=self.path, types=tuple(self.types or ()))
         return filt if filt.active else None
+
+
+class ChatRequest(QueryRequest):
+    question: str = Field(description="The next message of the conversation.")
+    conversation_id: str | None = Field(None, description="Conversation to continue; leave out "
+                                        "to start one.")
+
+
+class ChatReply(Answer):
+    conversation_id: str = Field(description="Pass it back to continue the conversation.")
 
 
 class Health(BaseModel):
@@ -74,6 +86,8 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 def _status_for(exc: ArchivistError) -> int:
     if isinstance(exc, BadRequestError):
         return 422
+    if isinstance(exc, NotFoundError):
+        return 404
     if isinstance(exc, IndexBusyError):
         return 409
     return 503  # the server cannot serve as configured (missing model, index mismatch, ...)
@@ -120,12 +134,32 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
         `refused` is true, with a `reason`, when the documents hold nothing relevant enough."""
-        return engine.ask(body.question, body.top_k, filt=body.filter())
+        return engine.ask(body.question, body.top_k, filt=body.filter(), debug=body.debug)
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
     def search(body: QueryRequest, engine: EngineDep) -> SearchResults:
         """Retrieval only: the passages an answer would be based on, best first."""
         return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
+
+    @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
+    def chat(body: ChatRequest, engine: EngineDep) -> ChatReply:
+        """Like /v1/ask, but follow-up questions ("and its page size?") are understood in the
+        context of the conversation's earlier turns, which are kept on the server."""
+        conversation_id, answer = engine.chat(body.question, body.conversation_id, body.top_k,
+                                              body.filter())
+        return ChatReply(conversation_id=conversation_id, **answer.model_dump())
+
+    @app.get("/v1/conversations/{conversation_id}", summary="A conversation's turns")
+    def conversation(conversation_id: str, engine: EngineDep) -> dict:
+        """Every question and answer of the conversation, oldest first."""
+        return {"conversation_id": conversation_id, "turns": engine.conversation(conversation_id)}
+
+    @app.get("/v1/answers/{answer_id}", summary="An answer's audit record")
+    def answer_record(answer_id: str, engine: EngineDep) -> dict:
+        """The answer as returned, with what produced it: query searched, passages (chunk ids and
+        content hashes), model file and sha256, embedding model, index version, parameters,
+        timings."""
+        return engine.answer_record(answer_id)
 
     @app.get("/v1/health", response_model=Health, summary="Service status")
     def health(engine: EngineDep) -> Health:

@@ -34,6 +34,15 @@ def _print_answer(answer: Answer) -> None:
         print("\nClosest passages:" if answer.refused else "\nSources:")
         for c in answer.citations:
             print(f"  [{c.id}] {_where(c)} (score {c.score:.2f})")
+            if c.quote:
+                print(f"      \u201c{c.quote}\u201d")
+    unsupported = [s.text for s in answer.sentences if not s.supported]
+    if unsupported:
+        print("\nNot supported by the documents:")
+        for sentence in unsupported:
+            print(f"  - {sentence}")
+    if answer.debug:
+        print("\nDebug:", answer.debug.model_dump_json(indent=2))
 
 
 def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
@@ -81,7 +90,7 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
-    answer = engine.ask(args.question, args.top_k, filt=_filter(args))
+    answer = engine.ask(args.question, args.top_k, filt=_filter(args), debug=args.debug)
     if args.json:
         _print_json(answer.model_dump())
     else:
@@ -91,7 +100,7 @@ def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
 
 def cmd_chat(engine: Engine, args: argparse.Namespace) -> int:
     print("Ask about your documents. An empty line or Ctrl-D ends the session.")
-    history: list[tuple[str, str]] = []
+    conversation_id = args.conversation
     while True:
         try:
             question = input("\n> ").strip()
@@ -99,15 +108,20 @@ def cmd_chat(engine: Engine, args: argparse.Namespace) -> int:
             print()
             return 0
         if not question:
+            if conversation_id:
+                print(f"(conversation {conversation_id}; continue it with --conversation)")
             return 0
         try:
-            answer = engine.ask(question, args.top_k, history=history)
+            conversation_id, answer = engine.chat(question, conversation_id, args.top_k)
         except ArchivistError as exc:
             print(f"error: {exc}")
             continue
         _print_answer(answer)
-        if not answer.refused:
-            history.append((question, answer.answer))
+
+
+def cmd_replay(engine: Engine, args: argparse.Namespace) -> int:
+    _print_json(engine.replay(args.answer_id))
+    return 0
 
 
 def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
@@ -172,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(e.g. 'reports/' or 'finance/**/*.pdf')")
         p.add_argument("--type", action="append", metavar="EXT",
                        help="only files of this type (e.g. pdf); repeatable")
+        if name == "ask":
+            p.add_argument("--debug", action="store_true",
+                           help="include prompt packing details (what was cut to fit the context)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("eval", help="measure retrieval on question files (JSON Lines)")
@@ -185,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")
     p.add_argument("--top-k", type=int)
+    p.add_argument("--conversation", help="continue this conversation id")
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("replay", help="re-run a recorded answer; report what changed since")
+    p.add_argument("answer_id")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host", help="address to bind (default: ARCHIVIST_HOST, 127.0.0.1)")

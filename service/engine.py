@@ -6,25 +6,30 @@ server's worker threads can call in concurrently.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, sha256_text
 from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical
 from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
-from rag.errors import ArchivistError
+from rag.errors import ArchivistError, NotFoundError
 from rag.generator import Generator, LlamaCppGenerator, SamplingParams
 from rag.lexical import LexicalIndex
-from rag.models import resolve_embed_model, resolve_llm_model
+from rag.models import file_sha256, resolve_embed_model, resolve_llm_model
 from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Answer, Citation
 from rag.verify import Verifier
+from service.records import Records
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,12 @@ class IndexBusyError(ArchivistError):
     """Another ingest holds the index."""
 
 
+def _cache_key(question: str, provenance: dict) -> str:
+    """Same question (up to case and spacing), index version, models and parameters."""
+    normal = " ".join(question.lower().split())
+    return hashlib.sha256(json.dumps([normal, provenance], sort_keys=True).encode()).hexdigest()
+
+
 class Engine:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None,
                  generator: Generator | None = None) -> None:
@@ -47,6 +58,8 @@ class Engine:
         self._generator = generator
         self._store: ChunkStore | None = None
         self._lexical: LexicalIndex | None = None
+        self._records: Records | None = None
+        self._llm_sha256: str | None = None
         self._lock = threading.RLock()
 
     # --- components --------------------------------------------------------------------
@@ -167,14 +180,104 @@ class Engine:
         return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
 
     def ask(self, question: str, top_k: int | None = None,
-            history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None) -> Answer:
+            history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
+            debug: bool = False) -> Answer:
+        """Answer, record the answer, and serve an identical repeat from its record."""
         question, top_k = self.check_query(question, top_k)
         s = self.settings
         params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
                                 repeat_penalty=s.repeat_penalty, seed=s.seed)
+        provenance = self._provenance(top_k, filt, params)
+        key = None
+        if not history and not debug:
+            key = _cache_key(question, provenance)
+            hit = self.records.cached(key)
+            if hit is not None:
+                return hit[1].model_copy(update={"answer_id": hit[0], "cached": True})
+        started = time.perf_counter()
         answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours,
                             Verifier(self.embedder, s.support_threshold))
-        return answerer.ask(question, top_k, history=history, filt=filt)
+        answer = answerer.ask(question, top_k, history=history, filt=filt, debug=debug)
+        provenance["timings_ms"] = {"total": round((time.perf_counter() - started) * 1000, 1)}
+        provenance["passages"] = [{"chunk_id": c.chunk_id, "source": c.source,
+                                   "content_hash": sha256_text(c.text)} for c in answer.citations]
+        answer_id = self.records.save_answer(question, answer.query or question, answer, provenance, key)
+        return answer.model_copy(update={"answer_id": answer_id})
+
+    def chat(self, message: str, conversation_id: str | None = None, top_k: int | None = None,
+             filt: SearchFilter | None = None) -> tuple[str, Answer]:
+        """One turn of a conversation (started when conversation_id is None)."""
+        if conversation_id is None:
+            conversation_id = self.records.start_conversation()
+        elif not self.records.has_conversation(conversation_id):
+            raise NotFoundError(f"No conversation {conversation_id!r}.",
+                                hint="Leave conversation_id out to start a new conversation.")
+        history = [(t["question"], t["answer"]["answer"]) for t in self.records.turns(conversation_id)
+                   if not t["answer"]["refused"]]
+        answer = self.ask(message, top_k, history=history, filt=filt)
+        self.records.add_turn(conversation_id, answer.answer_id)
+        return conversation_id, answer
+
+    def conversation(self, conversation_id: str) -> list[dict]:
+        if not self.records.has_conversation(conversation_id):
+            raise NotFoundError(f"No conversation {conversation_id!r}.")
+        return self.records.turns(conversation_id)
+
+    def answer_record(self, answer_id: str) -> dict:
+        record = self.records.get_answer(answer_id)
+        if record is None:
+            raise NotFoundError(f"No answer {answer_id!r}.", hint="Answer ids come from ask and chat replies.")
+        return record
+
+    def replay(self, answer_id: str) -> dict:
+        """Re-run a recorded answer and report what changed since: passages, answer, models."""
+        record = self.answer_record(answer_id)
+        then = record["provenance"]
+        filt = SearchFilter(**then["filter"]) if then.get("filter") else None
+        s = self.settings
+        params = SamplingParams(**then["params"])
+        answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours,
+                            Verifier(self.embedder, s.support_threshold))
+        fresh = answerer.ask(record["query"], then["top_k"], filt=filt)
+        before = {(p["chunk_id"], p["content_hash"]) for p in then["passages"]}
+        after = {(c.chunk_id, sha256_text(c.text)) for c in fresh.citations}
+        now = self._provenance(then["top_k"], filt, params)
+        return {
+            "answer_id": answer_id,
+            "passages_changed": before != after,
+            "passages_removed": sorted(cid for cid, _ in before - after),
+            "passages_added": sorted(cid for cid, _ in after - before),
+            "answer_changed": fresh.answer != record["answer"]["answer"],
+            "index_version": {"then": then["index_version"], "now": now["index_version"]},
+            "llm_sha256": {"then": then["llm_sha256"], "now": now["llm_sha256"]},
+            "answer_then": record["answer"]["answer"],
+            "answer_now": fresh.answer,
+        }
+
+    @property
+    def records(self) -> Records:
+        with self._lock:
+            if self._records is None:
+                self._records = Records(self.settings.index_dir / "answers.sqlite3")
+            return self._records
+
+    def index_version(self) -> str:
+        manifest = Manifest(self.settings.manifest_path)
+        try:
+            return manifest.index_version()
+        finally:
+            manifest.close()
+
+    def _provenance(self, top_k: int, filt: SearchFilter | None, params: SamplingParams) -> dict:
+        generator = self.generator
+        with self._lock:
+            if self._llm_sha256 is None:
+                path = getattr(generator, "path", None)
+                self._llm_sha256 = file_sha256(path) if path else generator.name
+        return {"llm_model": generator.name, "llm_sha256": self._llm_sha256,
+                "embed_model": self.embedder.fingerprint, "index_version": self.index_version(),
+                "top_k": top_k, "filter": asdict(filt) if filt else None, "params": asdict(params),
+                "retrieval": asdict(self.retriever().config)}
 
     def evaluate(self, paths: list[Path], top_k: int = 10) -> list:
         """Retrieval metrics per question file, then over all of them (`archivist eval`)."""
@@ -197,6 +300,9 @@ class Engine:
             if close:
                 close()
             self._generator = None
+            if self._records is not None:
+                self._records.close()
+                self._records = None
 
     def warm_up(self) -> None:
         """Load the models and open the index now rather than on the first request."""

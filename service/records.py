@@ -1,0 +1,109 @@
+"""Answers, conversations and the response cache, in one SQLite file next to the index.
+
+Every answer is recorded with what produced it (question, the query actually searched, passages
+with chunk ids and content hashes, model file and sha256, embedding model, index version,
+sampling parameters, timings), so it can be audited, returned by id and replayed.  A repeated
+question with the same index version, model and parameters is answered from its record.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from rag.db import connect, migrate
+from rag.types import Answer
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_answers_conversations", """
+        CREATE TABLE answers (
+            id          TEXT PRIMARY KEY,
+            created_at  REAL NOT NULL,
+            question    TEXT NOT NULL,
+            query       TEXT NOT NULL,
+            cache_key   TEXT,
+            answer      TEXT NOT NULL,      -- the Answer JSON as returned
+            provenance  TEXT NOT NULL       -- models, index version, parameters, timings
+        );
+        CREATE INDEX answers_by_cache_key ON answers (cache_key);
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at REAL NOT NULL);
+        CREATE TABLE turns (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            position        INTEGER NOT NULL,
+            answer_id       TEXT NOT NULL REFERENCES answers (id),
+            PRIMARY KEY (conversation_id, position)
+        );
+    """),
+]
+
+
+class Records:
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        self._lock = threading.Lock()
+        migrate(self._db, MIGRATIONS)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- answers -----------------------------------------------------------------------
+    def save_answer(self, question: str, query: str, answer: Answer, provenance: dict,
+                    cache_key: str | None) -> str:
+        answer_id = uuid.uuid4().hex
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (answer_id, time.time(), question, query, cache_key,
+                 answer.model_dump_json(exclude={"answer_id", "cached"}),
+                 json.dumps(provenance, ensure_ascii=False)))
+        return answer_id
+
+    def get_answer(self, answer_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, created_at, question, query, answer, provenance FROM answers WHERE id = ?",
+                (answer_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "created_at": row[1], "question": row[2], "query": row[3],
+                "answer": json.loads(row[4]), "provenance": json.loads(row[5])}
+
+    def cached(self, cache_key: str) -> tuple[str, Answer] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, answer FROM answers WHERE cache_key = ? ORDER BY created_at DESC LIMIT 1",
+                (cache_key,)).fetchone()
+        return (row[0], Answer.model_validate_json(row[1])) if row else None
+
+    # --- conversations -----------------------------------------------------------------
+    def start_conversation(self) -> str:
+        conversation_id = uuid.uuid4().hex
+        with self._lock:
+            self._db.execute("INSERT INTO conversations VALUES (?, ?)", (conversation_id, time.time()))
+        return conversation_id
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM conversations WHERE id = ?",
+                                    (conversation_id,)).fetchone() is not None
+
+    def add_turn(self, conversation_id: str, answer_id: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            position = self._db.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE conversation_id = ?",
+                (conversation_id,)).fetchone()[0]
+            self._db.execute("INSERT INTO turns VALUES (?, ?, ?)", (conversation_id, position, answer_id))
+
+    def turns(self, conversation_id: str) -> list[dict]:
+        """The conversation's exchanges, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.id, a.created_at, a.question, a.query, a.answer FROM turns t "
+                "JOIN answers a ON a.id = t.answer_id WHERE t.conversation_id = ? ORDER BY t.position",
+                (conversation_id,)).fetchall()
+        return [{"answer_id": r[0], "created_at": r[1], "question": r[2], "query": r[3],
+                 "answer": json.loads(r[4])} for r in rows]
