@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
 
 from rag.generator import Generator, SamplingParams
 from rag.prompt import (NO_ANSWER, STOP, SYSTEM, build_messages, clean_markers, defuse,
@@ -18,6 +19,18 @@ _NOTHING_FOUND = "I could not find anything relevant to this question in the doc
 _HISTORY_TURNS = 3  # earlier exchanges kept in the prompt; a small model loses track beyond that
 _FOLLOW_UP_CHARS = 40  # a question this short after another one is probably a follow-up
 _MESSAGE_OVERHEAD = 8  # tokens the chat template adds around each message (generous)
+
+
+@dataclass
+class Plan:
+    """Everything decided before the model runs."""
+
+    query: str  # what was searched
+    messages: list[dict[str, str]]
+    passages: list[Passage]
+    citations: list[Citation]
+    debug: AnswerDebug | None
+    answer: Answer | None = None  # set when the model need not run
 
 
 class Retriever(Protocol):
@@ -37,15 +50,26 @@ class Answerer:
 
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
             filt: SearchFilter | None = None, debug: bool = False) -> Answer:
+        plan = self.prepare(question, top_k, history, filt, debug)
+        if plan.answer is not None:
+            return plan.answer
+        return self.finish(plan, "".join(self.generate(plan)))
+
+    def prepare(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
+                filt: SearchFilter | None = None, debug: bool = False) -> Plan:
+        """Retrieve and pack the prompt.  `plan.answer` is already set when no generation is
+        needed (nothing relevant found)."""
         history = (history or [])[-_HISTORY_TURNS:]
         query = self._search_query(question, history)
         hits = self.retriever.search(query, top_k, filt)
         relevant = [h for h in hits if h.relevant]
         if not relevant:
             best = f"{hits[0].score:.2f}" if hits else "none: nothing indexed matches"
-            return Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True, query=query,
-                          reason=f"no passage is relevant enough to the question (best similarity "
-                                 f"{best}, and too few of its words found)")
+            refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
+                             query=query, reason=f"no passage is relevant enough to the question "
+                             f"(best similarity {best}, and too few of its words found)")
+            return Plan(query=query, messages=[], passages=[], citations=refusal.citations,
+                        debug=None, answer=refusal)
         passages = self.retriever.widen(relevant, self.neighbours)
         texts, defused = [], 0
         for passage in passages:
@@ -54,19 +78,26 @@ class Answerer:
             defused += count
         kept, history, record = self._fit_to_context(question, passages, texts, history)
         record.defused_sentences = defused
-        passages, texts = passages[:kept], texts[:kept]
+        passages = passages[:kept]
+        return Plan(query=query, messages=build_messages(question, texts[:kept], history),
+                    passages=passages, citations=_citations([p.hit for p in passages]),
+                    debug=record if debug else None)
 
-        messages = build_messages(question, texts, history)
-        text = "".join(self.generator.generate(messages, self.params, STOP)).strip()
-        text = clean_markers(text, len(passages))
-        citations = _citations([p.hit for p in passages])
-        extra = {"query": query, **({"debug": record} if debug else {})}
+    def generate(self, plan: Plan) -> Iterator[str]:
+        """The model's reply, piece by piece (closing the iterator stops generation)."""
+        return self.generator.generate(plan.messages, self.params, STOP)
+
+    def finish(self, plan: Plan, text: str) -> Answer:
+        """Turn the model's reply into the answer: refusal detection, marker repair, verification."""
+        text = clean_markers(text.strip(), len(plan.passages))
+        citations = list(plan.citations)
+        extra = {"query": plan.query, "debug": plan.debug}
         if not text or is_refusal(text):
             return Answer(answer=text or NO_ANSWER, citations=citations, refused=True,
                           reason="the model found no answer in the retrieved passages", **extra)
         if self.verifier is None:
             return Answer(answer=text, citations=citations, refused=False, **extra)
-        text, verdicts = self.verifier.check(text, [p.chunks or (p.hit.chunk,) for p in passages])
+        text, verdicts = self.verifier.check(text, [p.chunks or (p.hit.chunk,) for p in plan.passages])
         for verdict in verdicts:  # each citation quotes the first sentence it supports
             if verdict.supported and citations[verdict.citation - 1].quote is None:
                 citations[verdict.citation - 1] = citations[verdict.citation - 1].model_copy(update={

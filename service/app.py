@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, AsyncIterator, Iterator
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +32,9 @@ class QueryRequest(BaseModel):
     types: list[str] | None = Field(None, description="Only these file types, e.g. [\"pdf\", \"docx\"].")
 
     debug: bool = Field(False, description="Ask only: include prompt packing details.")
+    stream: bool = Field(False, description="Ask and chat: reply with Server-Sent Events: "
+                         "`citations`, then `token` events as the model writes, then `done` with "
+                         "the verified answer. Disconnecting stops the generation.")
 
     def filter(self) -> SearchFilter | None:
         filt = SearchFilter(path=self.path, types=tuple(self.types or ()))
@@ -93,6 +97,36 @@ def _status_for(exc: ArchivistError) -> int:
     return 503  # the server cannot serve as configured (missing model, index mismatch, ...)
 
 
+def _sse(kind: str, data: Any) -> str:
+    payload = jsonable_encoder(data)
+    if kind == "token":
+        payload = {"text": data}
+    return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def event_stream(request: Request, events: Iterator[tuple[str, Any]]) -> StreamingResponse:
+    """Server-Sent Events from the engine's event iterator, which runs in a worker thread.
+    When the client goes away the iterator is closed, which stops the model."""
+
+    async def body() -> AsyncIterator[str]:
+        done = object()
+        try:
+            while not await request.is_disconnected():
+                try:
+                    item = await run_in_threadpool(next, events, done)
+                except ArchivistError as exc:
+                    yield _sse("error", {"detail": exc.message, "hint": exc.hint})
+                    return
+                if item is done:
+                    return
+                yield _sse(*item)
+        finally:
+            await run_in_threadpool(events.close)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     enforce_offline()
     engine = engine or Engine(settings)
@@ -130,10 +164,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                             status_code=500)
 
     @app.post("/v1/ask", response_model=Answer, summary="Answer a question from the documents")
-    def ask(body: QueryRequest, engine: EngineDep) -> Answer:
+    def ask(body: QueryRequest, request: Request, engine: EngineDep):
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
-        `refused` is true, with a `reason`, when the documents hold nothing relevant enough."""
+        `refused` is true, with a `reason`, when the documents hold nothing relevant enough.
+        With `"stream": true` the reply is an event stream (see the `stream` field)."""
+        if body.stream:
+            engine.check_query(body.question, body.top_k)  # fail with a 422 before streaming
+            events = engine.ask_events(body.question, body.top_k, filt=body.filter(), debug=body.debug)
+            return event_stream(request, events)
         return engine.ask(body.question, body.top_k, filt=body.filter(), debug=body.debug)
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
@@ -142,9 +181,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
 
     @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
-    def chat(body: ChatRequest, engine: EngineDep) -> ChatReply:
+    def chat(body: ChatRequest, request: Request, engine: EngineDep):
         """Like /v1/ask, but follow-up questions ("and its page size?") are understood in the
-        context of the conversation's earlier turns, which are kept on the server."""
+        context of the conversation's earlier turns, which are kept on the server.  Streams
+        like /v1/ask, with a first `conversation` event."""
+        if body.stream:
+            engine.check_query(body.question, body.top_k)
+            if body.conversation_id is not None:
+                engine.conversation(body.conversation_id)  # 404 before streaming
+            events = engine.chat_events(body.question, body.conversation_id, body.top_k, body.filter())
+            return event_stream(request, events)
         conversation_id, answer = engine.chat(body.question, body.conversation_id, body.top_k,
                                               body.filter())
         return ChatReply(conversation_id=conversation_id, **answer.model_dump())

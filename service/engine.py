@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from ingest.chunking import Chunker, sha256_text
 from ingest.manifest import Manifest
@@ -183,6 +183,17 @@ class Engine:
             history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
             debug: bool = False) -> Answer:
         """Answer, record the answer, and serve an identical repeat from its record."""
+        for kind, data in self.ask_events(question, top_k, history, filt, debug):
+            if kind == "done":
+                return data
+        raise AssertionError("ask_events ended without an answer")  # pragma: no cover
+
+    def ask_events(self, question: str, top_k: int | None = None,
+                   history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
+                   debug: bool = False) -> Iterator[tuple[str, Any]]:
+        """The answer as it is made: ("citations", [Citation]), then ("token", str) pieces, then
+        ("done", Answer) with verification.  Closing the iterator early stops generation and
+        records nothing."""
         question, top_k = self.check_query(question, top_k)
         s = self.settings
         params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
@@ -193,20 +204,49 @@ class Engine:
             key = _cache_key(question, provenance)
             hit = self.records.cached(key)
             if hit is not None:
-                return hit[1].model_copy(update={"answer_id": hit[0], "cached": True})
+                answer = hit[1].model_copy(update={"answer_id": hit[0], "cached": True})
+                yield "citations", answer.citations
+                yield "token", answer.answer
+                yield "done", answer
+                return
         started = time.perf_counter()
         answerer = Answerer(self.retriever(), self.generator, params, s.context_neighbours,
                             Verifier(self.embedder, s.support_threshold))
-        answer = answerer.ask(question, top_k, history=history, filt=filt, debug=debug)
+        plan = answerer.prepare(question, top_k, history=history, filt=filt, debug=debug)
+        yield "citations", plan.citations
+        if plan.answer is not None:
+            answer = plan.answer
+            yield "token", answer.answer
+        else:
+            pieces: list[str] = []
+            tokens = answerer.generate(plan)
+            try:
+                for piece in tokens:
+                    pieces.append(piece)
+                    yield "token", piece
+            finally:
+                tokens.close()  # a client that went away stops the model here
+            answer = answerer.finish(plan, "".join(pieces))
         provenance["timings_ms"] = {"total": round((time.perf_counter() - started) * 1000, 1)}
         provenance["passages"] = [{"chunk_id": c.chunk_id, "source": c.source,
                                    "content_hash": sha256_text(c.text)} for c in answer.citations]
         answer_id = self.records.save_answer(question, answer.query or question, answer, provenance, key)
-        return answer.model_copy(update={"answer_id": answer_id})
+        yield "done", answer.model_copy(update={"answer_id": answer_id})
 
     def chat(self, message: str, conversation_id: str | None = None, top_k: int | None = None,
              filt: SearchFilter | None = None) -> tuple[str, Answer]:
         """One turn of a conversation (started when conversation_id is None)."""
+        for kind, data in self.chat_events(message, conversation_id, top_k, filt):
+            if kind == "conversation":
+                conversation_id = data
+            elif kind == "done":
+                return conversation_id, data
+        raise AssertionError("chat_events ended without an answer")  # pragma: no cover
+
+    def chat_events(self, message: str, conversation_id: str | None = None,
+                    top_k: int | None = None, filt: SearchFilter | None = None
+                    ) -> Iterator[tuple[str, Any]]:
+        """("conversation", id) first, then the events of ask_events; the turn is kept once done."""
         if conversation_id is None:
             conversation_id = self.records.start_conversation()
         elif not self.records.has_conversation(conversation_id):
@@ -214,9 +254,11 @@ class Engine:
                                 hint="Leave conversation_id out to start a new conversation.")
         history = [(t["question"], t["answer"]["answer"]) for t in self.records.turns(conversation_id)
                    if not t["answer"]["refused"]]
-        answer = self.ask(message, top_k, history=history, filt=filt)
-        self.records.add_turn(conversation_id, answer.answer_id)
-        return conversation_id, answer
+        yield "conversation", conversation_id
+        for kind, data in self.ask_events(message, top_k, history=history, filt=filt):
+            if kind == "done":
+                self.records.add_turn(conversation_id, data.answer_id)
+            yield kind, data
 
     def conversation(self, conversation_id: str) -> list[dict]:
         if not self.records.has_conversation(conversation_id):

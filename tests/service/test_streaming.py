@@ -1,0 +1,105 @@
+"""Server-Sent Events on /v1/ask and /v1/chat, and generation stopping when the client leaves."""
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.engine import Engine
+from tests.conftest import make_settings
+
+
+def parse_events(text):
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_ask_streams_citations_then_tokens_then_the_verified_answer(ingested):
+    with TestClient(create_app(ingested.settings, ingested)) as client:
+        reply = client.post("/v1/ask", json={"question": "What colour is the emergency valve?",
+                                             "stream": True, "top_k": 2})
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        events = parse_events(reply.text)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "citations" and kinds[-1] == "done" and set(kinds[1:-1]) == {"token"}
+    assert events[0][1][0]["source"] == "reports/turbine.pdf"
+    done = events[-1][1]
+    assert done["answer_id"] and "sentences" in done
+    assert [c["chunk_id"] for c in done["citations"]] == [c["chunk_id"] for c in events[0][1]]
+    assert "".join(d["text"] for k, d in events if k == "token").strip()
+
+
+def test_chat_streams_with_its_conversation_first_and_rejects_bad_input_before_streaming(ingested):
+    with TestClient(create_app(ingested.settings, ingested)) as client:
+        events = parse_events(client.post("/v1/chat", json={
+            "question": "How many units of the Falcon drill are in stock?", "stream": True}).text)
+        assert events[0][0] == "conversation" and events[-1][0] == "done"
+        assert client.post("/v1/ask", json={"question": " ", "stream": True}).status_code == 422
+        assert client.post("/v1/chat", json={"question": "hi?", "stream": True,
+                                             "conversation_id": "nope"}).status_code == 404
+
+
+class SlowGenerator:
+    """Writes a long reply slowly, counting tokens; one generation at a time, like llama.cpp."""
+
+    name = "slow.gguf"
+    context_window = 4096
+
+    def __init__(self):
+        self.produced = 0
+        self.lock = threading.Lock()
+
+    def generate(self, messages, params, stop=None):
+        with self.lock:
+            for _ in range(400):
+                time.sleep(0.01)
+                self.produced += 1
+                yield " word"
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+@pytest.fixture
+def slow_server(tmp_path, data_dir, real_embedder):
+    generator = SlowGenerator()
+    engine = Engine(make_settings(tmp_path), embedder=real_embedder, generator=generator)
+    engine.ingest()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(engine.settings, engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", generator
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_client_that_disconnects_stops_the_generation(slow_server):
+    base, generator = slow_server
+    body = {"question": "What is the maximum load of the Orion crane?", "stream": True}
+    with httpx.stream("POST", f"{base}/v1/ask", json=body, timeout=30) as reply:
+        tokens = 0
+        for line in reply.iter_lines():
+            tokens += line == "event: token"
+            if tokens == 5:
+                break
+    time.sleep(1.0)
+    stopped_at = generator.produced
+    time.sleep(0.5)
+    assert generator.produced == stopped_at < 200  # not still writing the 400-token reply
+    assert generator.lock.acquire(timeout=5)  # and the model is free for the next request
+    generator.lock.release()
