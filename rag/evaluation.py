@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from rag.errors import ArchivistError
-from rag.types import Hit
+from rag.types import Answer, Hit
 
 
 @dataclass(frozen=True)
@@ -137,4 +137,66 @@ def format_table(reports: Sequence[Report]) -> str:
                      f"{pct(r.hit_at_5 if r.answerable else None):>8}{pct(r.mrr_at_10 if r.answerable else None):>8}"
                      f"{pct(r.refused_unanswerable):>16}{pct(r.refused_answerable):>13}"
                      f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class AnswerReport:
+    """Answer quality: `archivist eval --answers` asks the model every question."""
+
+    name: str
+    answered: int = 0  # answerable questions not refused
+    refused_unanswerable: float | None = None
+    refused_answerable: float | None = None
+    supported_sentences: float | None = None  # share of answer sentences a passage supports
+    citation_precision: float | None = None  # share of cited sentences citing an expected file
+    answer_p50_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_answers(name: str, questions: Sequence[Question],
+                     ask: Callable[[str], Answer]) -> AnswerReport:
+    report = AnswerReport(name)
+    refused = {True: [], False: []}
+    supported = sentences = cited = cited_right = 0
+    seconds = []
+    for question in questions:
+        started = time.perf_counter()
+        answer = ask(question.q)
+        seconds.append(time.perf_counter() - started)
+        refused[question.answerable].append(answer.refused)
+        if answer.refused or not question.answerable:
+            continue
+        report.answered += 1
+        sources = {c.id: stem(c.source) for c in answer.citations}
+        for sentence in answer.sentences:
+            sentences += 1
+            supported += sentence.supported
+            if sentence.citation is not None:
+                cited += 1
+                cited_right += sources.get(sentence.citation) in question.expect
+    if refused[False]:
+        report.refused_unanswerable = round(statistics.fmean(refused[False]), 4)
+    if refused[True]:
+        report.refused_answerable = round(statistics.fmean(refused[True]), 4)
+    if sentences:
+        report.supported_sentences = round(supported / sentences, 4)
+    if cited:
+        report.citation_precision = round(cited_right / cited, 4)
+    report.answer_p50_s = round(percentile(seconds, 0.5), 2)
+    return report
+
+
+def format_answer_table(reports: Sequence[AnswerReport]) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [f"{'set':<24}{'answered':>9}{'refuse(no-ans)':>16}{'refuse(ans)':>13}"
+             f"{'supported':>11}{'cite-prec':>11}{'p50 s':>8}"]
+    for r in reports:
+        lines.append(f"{r.name:<24}{r.answered:>9}{cell(r.refused_unanswerable):>16}"
+                     f"{cell(r.refused_answerable):>13}{cell(r.supported_sentences):>11}"
+                     f"{cell(r.citation_precision):>11}{r.answer_p50_s:>8.2f}")
     return "\n".join(lines)

@@ -136,13 +136,19 @@ def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(engine: Engine, args: argparse.Namespace) -> int:
-    from rag.evaluation import format_table
+    from rag.evaluation import AnswerReport, format_answer_table, format_table
 
-    reports = engine.evaluate(args.questions, args.top_k or 10)
+    reports = engine.evaluate(args.questions, args.top_k or 10, answers=args.answers)
     if args.json:
         _print_json([r.to_dict() for r in reports])
         return 0
-    print(format_table(reports))
+    retrieval = [r for r in reports if not isinstance(r, AnswerReport)]
+    answers = [r for r in reports if isinstance(r, AnswerReport)]
+    print(format_table(retrieval))
+    if answers:
+        print()
+        print(format_answer_table(answers))
+    reports = retrieval
     for report in reports:
         for miss in report.misses[: args.show_misses]:
             print(f"  miss {report.name} {miss['id']}: {miss['q']}\n"
@@ -198,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--show-misses", type=int, default=0, metavar="N",
                    help="list up to N missed questions per file")
+    p.add_argument("--answers", action="store_true",
+                   help="also ask the model every question: refusals, supported sentences, "
+                        "citation precision (slow)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")

@@ -321,9 +321,10 @@ class Engine:
                 "top_k": top_k, "filter": asdict(filt) if filt else None, "params": asdict(params),
                 "retrieval": asdict(self.retriever().config)}
 
-    def evaluate(self, paths: list[Path], top_k: int = 10) -> list:
-        """Retrieval metrics per question file, then over all of them (`archivist eval`)."""
-        from rag.evaluation import evaluate, load_questions
+    def evaluate(self, paths: list[Path], top_k: int = 10, answers: bool = False) -> list:
+        """Retrieval metrics per question file, then over all of them (`archivist eval`); with
+        `answers`, answer metrics too (every question goes to the model: slow)."""
+        from rag.evaluation import evaluate, evaluate_answers, load_questions
 
         if not 1 <= top_k <= self.settings.max_top_k:
             raise BadRequestError(f"top_k must be between 1 and {self.settings.max_top_k}, got {top_k}.")
@@ -333,6 +334,9 @@ class Engine:
         if len(sets) > 1:
             everything = [q for _, questions in sets for q in questions]
             reports.append(evaluate("all", everything, retriever.search, top_k))
+        if answers:
+            ask = lambda q: self.ask(q, debug=True)  # noqa: E731  (debug: never served from cache)
+            reports += [evaluate_answers(name, questions, ask) for name, questions in sets]
         return reports
 
     def close(self) -> None:

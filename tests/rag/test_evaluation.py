@@ -57,7 +57,36 @@ def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys):
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(json.dumps({"id": str(i), "q": q, "expect": [src.rsplit("/", 1)[-1].rsplit(".", 1)[0]]})
                               for i, (q, (src, _)) in enumerate(FACTS.items())))
-    args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0})()
+    args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0,
+                             "answers": True})()
     assert cmd_eval(ingested, args) == 0
-    report = json.loads(capsys.readouterr().out)[0]
-    assert report["hit_at_1"] == 1.0 and report["answerable"] == len(FACTS)
+    retrieval, answers = json.loads(capsys.readouterr().out)
+    assert retrieval["hit_at_1"] == 1.0 and retrieval["answerable"] == len(FACTS)
+    assert answers["answered"] + round(answers["refused_answerable"] * len(FACTS)) == len(FACTS)
+    assert answers["citation_precision"] is None or 0 <= answers["citation_precision"] <= 1
+
+
+def test_answer_metrics():
+    from rag.evaluation import evaluate_answers
+    from rag.types import Answer, Citation, SentenceSupport
+
+    def citation(i, source):
+        return Citation(id=i, source=source, page=None, heading=None, score=0.5, text="t",
+                        chunk_id="c", start=0, end=1)
+
+    def sentence(supported, cited):
+        return SentenceSupport(text="s", supported=supported, citation=cited, score=0.5,
+                               quote_start=None, quote_end=None)
+
+    answers = {
+        "good": Answer(answer="a", refused=False, citations=[citation(1, "x/a.html"), citation(2, "b.txt")],
+                       sentences=[sentence(True, 1), sentence(True, 2), sentence(False, None)]),
+        "refused": Answer(answer="no", refused=True, citations=[]),
+        "none-refused": Answer(answer="no", refused=True, citations=[]),
+    }
+    questions = [Question("1", "good", ("a",)), Question("2", "refused", ("a",)),
+                 Question("3", "none-refused", ())]
+    report = evaluate_answers("t", questions, answers.__getitem__)
+    assert report.answered == 1 and report.refused_answerable == 0.5
+    assert report.refused_unanswerable == 1.0
+    assert report.supported_sentences == round(2 / 3, 4) and report.citation_precision == 0.5
