@@ -27,6 +27,9 @@ _TRAILING_PUNCT = re.compile(r"[.!?。！？]+$")
 # model is weak, so overlap of jieba-segmented words carries more of the verdict.
 SEMANTIC_WEIGHT = 0.6
 SEMANTIC_WEIGHT_CJK = 0.3
+# Fragments with fewer content words than this ("2.", "```sql", "1.1.3.": numbers do not count)
+# state nothing to check, and as quotes they would prove nothing: left alone, never quoted.
+MIN_CONTENT_WORDS = 2
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ def _with_marker(sentence: str, citation: int | None) -> str:
     return f"{body.rstrip()} [{citation}]{punct.group() if punct else ''}"
 
 
+def _checkable(sentence: str) -> bool:
+    return sum(1 for t in _content_terms(sentence) if not t.isdigit()) >= MIN_CONTENT_WORDS
+
+
 def _content_terms(text: str) -> set[str]:
     return {t for t in terms(text) if t not in STOPWORDS}
 
@@ -87,7 +94,7 @@ class Verifier:
         """Verdicts for each sentence of `answer`, and the answer with its markers repaired.
 
         passages[i] holds the chunks the model read as passage [i + 1]."""
-        spans = sentence_spans(answer)
+        spans = [(s, e) for s, e in sentence_spans(answer) if _checkable(_MARKER.sub("", answer[s:e]))]
         sentences = [(answer[s:e], [int(n) for n in _MARKER.findall(answer[s:e])]) for s, e in spans]
         plain = [_MARKER.sub("", text).strip() for text, _ in sentences]
         candidates = self._passage_sentences(passages)  # (passage number, start, end, text)
@@ -137,7 +144,7 @@ class Verifier:
             for chunk in chunks:
                 for s, e in sentence_spans(chunk.text):
                     key = (chunk.source, chunk.start + s, chunk.start + e)
-                    if key not in seen:
+                    if key not in seen and _checkable(chunk.text[s:e]):
                         seen.add(key)
                         out.append((number, chunk.start + s, chunk.start + e, chunk.text[s:e]))
         return out

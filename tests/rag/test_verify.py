@@ -61,3 +61,12 @@ def test_empty_answer():
 def test_layout_between_sentences_is_kept():
     fixed, _ = check("员工每年享有十五天带薪年假。\n- The valve is painted bright orange [1].")
     assert fixed == "员工每年享有十五天带薪年假 [3]。\n- The valve is painted bright orange [2]."
+
+
+def test_fragments_are_neither_checked_nor_quoted():
+    numbered = [[chunk("1.1.2. The valve is painted bright orange for night work.", 0)]]
+    fixed, verdicts = Verifier(FakeEmbedder()).check(
+        "1.1.2. Steps:\n```sql [1]\nThe valve is painted bright orange for night work.", numbered)
+    assert [v.text for v in verdicts] == ["The valve is painted bright orange for night work."]
+    assert verdicts[0].quote == "The valve is painted bright orange for night work."
+    assert "```sql [1]" in fixed  # fragments are left as the model wrote them
