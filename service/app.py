@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Iterator
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -105,15 +107,24 @@ def _sse(kind: str, data: Any) -> str:
 
 
 def event_stream(request: Request, events: Iterator[tuple[str, Any]]) -> StreamingResponse:
-    """Server-Sent Events from the engine's event iterator, which runs in a worker thread.
-    When the client goes away the iterator is closed, which stops the model."""
+    """Server-Sent Events from the engine's event iterator, stepped in a worker thread.
+    When the client goes away the iterator is closed, which stops the model and frees it."""
+    step_lock = threading.Lock()  # close() must wait for a step that is still running
+    done = object()
+
+    def step() -> Any:
+        with step_lock:
+            return next(events, done)
+
+    def close() -> None:
+        with step_lock:
+            events.close()
 
     async def body() -> AsyncIterator[str]:
-        done = object()
         try:
             while not await request.is_disconnected():
                 try:
-                    item = await run_in_threadpool(next, events, done)
+                    item = await anyio.to_thread.run_sync(step)
                 except ArchivistError as exc:
                     yield _sse("error", {"detail": exc.message, "hint": exc.hint})
                     return
@@ -121,7 +132,8 @@ def event_stream(request: Request, events: Iterator[tuple[str, Any]]) -> Streami
                     return
                 yield _sse(*item)
         finally:
-            await run_in_threadpool(events.close)
+            with anyio.CancelScope(shield=True):  # runs even when the response was cancelled
+                await anyio.to_thread.run_sync(close)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
