@@ -1,32 +1,16 @@
 """One real uvicorn server on loopback, asked over HTTP the way `curl` would."""
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 
 from service.app import create_app
+from tests.server import serve
 
 
 @pytest.fixture(scope="module")
 def base_url(ingested):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ingested.settings, ingested), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(ingested.settings, ingested)) as url:
+        yield url
 
 
 def test_ask_over_a_real_socket(base_url):

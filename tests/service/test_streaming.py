@@ -1,18 +1,17 @@
 """Server-Sent Events on /v1/ask and /v1/chat, and generation stopping when the client leaves."""
 
 import json
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.engine import Engine
 from tests.conftest import make_settings
+from tests.server import serve
 
 
 def parse_events(text):
@@ -74,18 +73,8 @@ def slow_server(tmp_path, data_dir, real_embedder):
     generator = SlowGenerator()
     engine = Engine(make_settings(tmp_path), embedder=real_embedder, generator=generator)
     engine.ingest()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine.settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", generator
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(engine.settings, engine)) as url:
+        yield url, generator
 
 
 def test_a_client_that_disconnects_stops_the_generation(slow_server):
