@@ -126,16 +126,17 @@ def evaluate(name: str, questions: Sequence[Question],
     return report
 
 
-def format_table(reports: Sequence[Report]) -> str:
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
+
+def format_table(reports: Sequence[Report]) -> str:
     lines = [f"{'set':<24}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'refuse(no-ans)':>16}"
              f"{'refuse(ans)':>13}{'p50 ms':>9}{'p95 ms':>9}"]
     for r in reports:
-        lines.append(f"{r.name:<24}{r.answerable + r.unanswerable:>5}{pct(r.hit_at_1 if r.answerable else None):>8}"
-                     f"{pct(r.hit_at_5 if r.answerable else None):>8}{pct(r.mrr_at_10 if r.answerable else None):>8}"
-                     f"{pct(r.refused_unanswerable):>16}{pct(r.refused_answerable):>13}"
+        lines.append(f"{r.name:<24}{r.answerable + r.unanswerable:>5}{_cell(r.hit_at_1 if r.answerable else None):>8}"
+                     f"{_cell(r.hit_at_5 if r.answerable else None):>8}{_cell(r.mrr_at_10 if r.answerable else None):>8}"
+                     f"{_cell(r.refused_unanswerable):>16}{_cell(r.refused_answerable):>13}"
                      f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}")
     return "\n".join(lines)
 
@@ -190,13 +191,10 @@ def evaluate_answers(name: str, questions: Sequence[Question],
 
 
 def format_answer_table(reports: Sequence[AnswerReport]) -> str:
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
-
     lines = [f"{'set':<24}{'answered':>9}{'refuse(no-ans)':>16}{'refuse(ans)':>13}"
              f"{'supported':>11}{'cite-prec':>11}{'p50 s':>8}"]
     for r in reports:
-        lines.append(f"{r.name:<24}{r.answered:>9}{cell(r.refused_unanswerable):>16}"
-                     f"{cell(r.refused_answerable):>13}{cell(r.supported_sentences):>11}"
-                     f"{cell(r.citation_precision):>11}{r.answer_p50_s:>8.2f}")
+        lines.append(f"{r.name:<24}{r.answered:>9}{_cell(r.refused_unanswerable):>16}"
+                     f"{_cell(r.refused_answerable):>13}{_cell(r.supported_sentences):>11}"
+                     f"{_cell(r.citation_precision):>11}{r.answer_p50_s:>8.2f}")
     return "\n".join(lines)

@@ -109,14 +109,16 @@ class Engine:
                     reconcile_lexical(self.store, self._lexical)
             return self._lexical
 
-    def retriever(self) -> HybridRetriever:
+    def retrieval_config(self) -> RetrievalConfig:
         s = self.settings
-        config = RetrievalConfig(candidates=s.retrieval_candidates, rrf_k=s.rrf_k,
-                                 lexical_weight=s.lexical_weight,
-                                 lexical_weight_cjk=s.lexical_weight_cjk,
-                                 file_support=s.file_support, max_per_file=s.max_per_file,
-                                 min_score=s.min_score, min_lexical=s.min_lexical)
-        return HybridRetriever(self.store, self.lexical, self.embedder, config)
+        return RetrievalConfig(candidates=s.retrieval_candidates, rrf_k=s.rrf_k,
+                               lexical_weight=s.lexical_weight,
+                               lexical_weight_cjk=s.lexical_weight_cjk,
+                               file_support=s.file_support, max_per_file=s.max_per_file,
+                               min_score=s.min_score, min_lexical=s.min_lexical)
+
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.store, self.lexical, self.embedder, self.retrieval_config())
 
     # --- operations --------------------------------------------------------------------
     def ingest(self, data_dir: Path | None = None, *, rebuild: bool = False,
@@ -319,7 +321,7 @@ class Engine:
         return {"llm_model": generator.name, "llm_sha256": self._llm_sha256,
                 "embed_model": self.embedder.fingerprint, "index_version": self.index_version(),
                 "top_k": top_k, "filter": asdict(filt) if filt else None, "params": asdict(params),
-                "retrieval": asdict(self.retriever().config)}
+                "retrieval": asdict(self.retrieval_config())}
 
     def evaluate(self, paths: list[Path], top_k: int = 10, answers: bool = False) -> list:
         """Retrieval metrics per question file, then over all of them (`archivist eval`); with
