@@ -64,10 +64,15 @@ class Answerer:
         hits = self.retriever.search(query, top_k, filt)
         relevant = [h for h in hits if h.relevant]
         if not relevant:
-            best = f"{hits[0].score:.2f}" if hits else "none: nothing indexed matches"
+            unknown = self.retriever.unknown_names(query)
+            if unknown:
+                reason = "the documents never mention " + ", ".join(f"'{n}'" for n in unknown)
+            else:
+                best = f"{hits[0].score:.2f}" if hits else "none: nothing indexed matches"
+                reason = (f"no passage is relevant enough to the question (best similarity {best}, "
+                          "and too few of its words found)")
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
-                             query=query, reason=f"no passage is relevant enough to the question "
-                             f"(best similarity {best}, and too few of its words found)")
+                             query=query, reason=reason)
             return Plan(query=query, messages=[], passages=[], citations=refusal.citations,
                         debug=None, answer=refusal)
         passages = self.retriever.widen(relevant, self.neighbours)

@@ -77,6 +77,28 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
 
 
+_LATIN_TOKEN = re.compile(r"[A-Za-z][\w.+-]*[A-Za-z0-9]|[A-Za-z]")
+
+
+def names(question: str) -> list[str]:
+    """The question's specific names: identifiers (`pg_stat_io`, `deb822`, `mongod.conf`),
+    capitalised words inside a sentence (`Patroni`, `BitLocker`), and every Latin word of a
+    mostly-Chinese question (`netplan`).  Ordinary words are left out: a user's paraphrase
+    ("lifeboat" for "rescue launch") must not count as a subject the documents lack.  Chinese
+    words are left out too, as colloquial ones are often absent from formal documents."""
+    cjk = is_cjk(question)
+    out = []
+    for match in _LATIN_TOKEN.finditer(question):
+        word = match.group()
+        starts_sentence = question[:match.start()].rstrip()[-1:] in ("", ".", "?", "!", ":")
+        if (cjk or any(ch.isdigit() or ch in "_.+" for ch in word) or any(ch.isupper() for ch in word[1:])
+                or (word[0].isupper() and not starts_sentence)):
+            word = word.lower().strip(".+-")
+            if word and word not in STOPWORDS:
+                out.append(word)
+    return list(dict.fromkeys(out))
+
+
 def coverage(question_terms: Sequence[str], passage_terms: set[str]) -> float:
     """Share of the question's terms that occur among a passage's terms (stemming aside), 0..1."""
     if not question_terms:
@@ -187,6 +209,19 @@ class LexicalIndex:
         params.append(k)
         with self._lock:
             return [LexicalHit(cid, source, rank) for cid, source, rank in self._db.execute(sql, params)]
+
+    def absent(self, words: Sequence[str]) -> list[str]:
+        """Those of `words` that no chunk contains; a dotted or hyphenated word (`pg_hba.conf`,
+        `ora-01555`) counts as present where one chunk has all its parts."""
+        out = []
+        with self._lock:
+            for word in words:
+                parts = [p for p in re.split(r"[.+-]+", word) if p]
+                match = " AND ".join('"' + p.replace('"', '""') + '"' for p in parts)
+                if match and self._db.execute("SELECT 1 FROM fts WHERE fts MATCH ? LIMIT 1",
+                                              (match,)).fetchone() is None:
+                    out.append(word)
+        return out
 
     def chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, list[str]]]:
         """Chunks by id, each with its index terms (computed once, at ingest)."""

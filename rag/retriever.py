@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from rag.embedder import Embedder
-from rag.lexical import LexicalHit, LexicalIndex, coverage, is_cjk, query_terms
+from rag.lexical import LexicalHit, LexicalIndex, coverage, is_cjk, names, query_terms
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
 
@@ -55,6 +55,9 @@ class RetrievalConfig:
     clearly_best: float = 1.5  # a crowded file's chunk still goes first if it scores this much more
     min_score: float = 0.25
     min_lexical: float = 0.75
+    min_score_cjk: float = 0.25  # the gate for CJK questions, whose cosine scores run lower
+    min_lexical_cjk: float = 0.75
+    refuse_unknown_names: bool = True
     duplicate_jaccard: float = 0.8
 
 
@@ -87,7 +90,11 @@ class HybridRetriever:
         qterms = query_terms(question)
         lexical = self.lexical.search(qterms, cfg.candidates, sources)
 
-        final = self._fuse(dense, lexical, cfg.lexical_weight_cjk if is_cjk(question) else cfg.lexical_weight)
+        cjk = is_cjk(question)
+        gate = (cfg.min_score_cjk, cfg.min_lexical_cjk) if cjk else (cfg.min_score, cfg.min_lexical)
+        if cfg.refuse_unknown_names and self.unknown_names(question):  # its subject is absent, however close some text reads
+            gate = (float("inf"), float("inf"))
+        final = self._fuse(dense, lexical, cfg.lexical_weight_cjk if cjk else cfg.lexical_weight)
         shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
         scores = {h.chunk.chunk_id: h.score for h in dense}
@@ -99,9 +106,15 @@ class HybridRetriever:
         for cid in shortlist:
             if cid in stored and cid in scores:
                 chunk, chunk_terms = stored[cid]
-                candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms)),
+                candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms), gate),
                                    set(chunk_terms), final[cid]))
         return self._select(candidates, top_k)
+
+    def unknown_names(self, question: str) -> list[str]:
+        """Names the question asks about (identifiers, product names) that no indexed text
+        contains: `pg_stat_io` near PostgreSQL's statistics pages is still a question the
+        documents cannot answer."""
+        return self.lexical.absent(names(question))
 
     def _fuse(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
               lexical_weight: float) -> dict[str, float]:
@@ -124,9 +137,13 @@ class HybridRetriever:
                    for src, scores in per_file.items()}
         return {cid: score + support[source_of[cid]] for cid, score in fused.items()}
 
-    def _judge(self, hit: Hit, qterms: Sequence[str], chunk_terms: set[str]) -> Hit:
+    @staticmethod
+    def _judge(hit: Hit, qterms: Sequence[str], chunk_terms: set[str],
+               gate: tuple[float, float]) -> Hit:
+        """Relevant when either the cosine or the share of question words found passes its bar."""
         lex = coverage(qterms, chunk_terms)
-        relevant = hit.score >= self.config.min_score or lex >= self.config.min_lexical
+        min_score, min_lexical = gate
+        relevant = hit.score >= min_score or lex >= min_lexical
         return replace(hit, lexical=lex, relevant=relevant)
 
     def _select(self, candidates: list[tuple[Hit, set[str], float]], top_k: int) -> list[Hit]:

@@ -59,21 +59,37 @@ class Settings(BaseSettings):
     top_k: int = Field(4, ge=1, description="Passages retrieved per question by default.")
     max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
     min_score: float = Field(
-        0.45,
+        0.52,
         ge=-1.0,
         le=1.0,
-        description="Cosine similarity below which a passage counts as irrelevant; a question with "
-        "no relevant passage is refused without calling the model. Tuned on tests/eval with "
-        "all-MiniLM-L6-v2: 0.45 refuses 46% of the unanswerable questions while wrongly refusing "
-        "1% of the English and 3% of the Chinese answerable ones (0.50: 8-10% wrong refusals for "
-        "no gain). Retune it for another embedding model.",
+        description="Cosine similarity below which a passage counts as irrelevant to an English "
+        "(non-CJK) question; a question with no relevant passage is refused without calling the "
+        "model. Tuned on tests/eval with all-MiniLM-L6-v2 at top_k 4, together with "
+        "refuse_unknown_names: 0.52 refuses all 9 English unanswerable questions and wrongly "
+        "refuses 9% of the answerable ones (0.45: 6 of 9 refused, 2% wrong; 0.55: 17% wrong). "
+        "Retune it for another embedding model.",
     )
+    min_score_cjk: float = Field(
+        0.45, ge=-1.0, le=1.0,
+        description="min_score for questions written mostly in Chinese or Japanese: the default "
+        "embedding model barely knows Chinese, so its cosines run lower and the lexical test "
+        "(min_lexical_cjk) carries more of the decision.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
     min_lexical: float = Field(
         0.75, ge=0.0, le=1.0,
-        description="A passage containing at least this share of the question's words counts as "
-        "relevant even when its cosine similarity is below min_score (the default embedding "
-        "model barely knows Chinese).")
+        description="A passage containing at least this share of an English question's words "
+        "counts as relevant even when its cosine similarity is below min_score.")
+    min_lexical_cjk: float = Field(
+        0.45, ge=0.0, le=1.0,
+        description="min_lexical for CJK questions (words from jieba segmentation). Tuned on "
+        "tests/eval: with min_score_cjk 0.45 it refuses the 4 Chinese unanswerable questions and "
+        "wrongly refuses 3% of the answerable Chinese ones (0.75: 11% wrong).")
+    refuse_unknown_names: bool = Field(
+        True, description="Refuse, without calling the model, a question naming an identifier or "
+        "product that no indexed text contains (`pg_stat_io`, `Patroni`, `netplan`), however "
+        "similar the nearest passages read. On tests/eval it catches 6 of 13 unanswerable "
+        "questions and 2 of 97 answerable English ones (questions quoting the user's own column "
+        "names); see rag.lexical.names for what counts as a name.")
     retrieval_candidates: int = Field(
         50, ge=1, description="Candidates taken from each side (dense, lexical) before fusion.")
     rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant: 1/(rrf_k + rank). "

@@ -115,7 +115,9 @@ class Engine:
                                lexical_weight=s.lexical_weight,
                                lexical_weight_cjk=s.lexical_weight_cjk,
                                file_support=s.file_support, max_per_file=s.max_per_file,
-                               min_score=s.min_score, min_lexical=s.min_lexical)
+                               min_score=s.min_score, min_lexical=s.min_lexical,
+                               min_score_cjk=s.min_score_cjk, min_lexical_cjk=s.min_lexical_cjk,
+                               refuse_unknown_names=s.refuse_unknown_names)
 
     def retriever(self) -> HybridRetriever:
         return HybridRetriever(self.store, self.lexical, self.embedder, self.retrieval_config())

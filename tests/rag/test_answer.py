@@ -1,5 +1,7 @@
 """Answer logic with deterministic fakes: refusal, marker cleaning, context packing, follow-ups."""
 
+from dataclasses import replace
+
 import pytest
 
 from rag.answer import Answerer
@@ -19,9 +21,13 @@ def hit(text, score, source="a.txt", page=None):
 class StubRetriever:
     """Returns fixed hits; widening adds a marker so tests can see the model got the wide text."""
 
-    def __init__(self, hits):
+    def __init__(self, hits, unknown=()):
         self.hits = hits
+        self.unknown = list(unknown)
         self.queries = []
+
+    def unknown_names(self, question):
+        return self.unknown
 
     def search(self, question, top_k, filt=None):
         self.queries.append(question)
@@ -43,6 +49,15 @@ def test_nothing_relevant_refuses_without_calling_the_model():
     assert result.refused and "relevant enough" in result.reason
     assert gen.calls == []
     assert result.citations[0].text == "Unrelated text."  # the closest passage is still shown
+
+
+def test_refusal_names_what_the_documents_never_mention():
+    close = replace(hit("pg_stat_activity shows one row per backend.", 0.7), relevant=False)
+    ans, gen = answerer([close])
+    ans.retriever = StubRetriever([close], unknown=["pg_stat_io"])
+    result = ans.ask("How do I read pg_stat_io?", 4)
+    assert result.refused and result.reason == "the documents never mention 'pg_stat_io'"
+    assert gen.calls == []
 
 
 def test_empty_index_refuses():

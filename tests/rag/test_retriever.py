@@ -3,7 +3,7 @@
 import pytest
 
 from ingest.chunking import chunk_id, sha256_text
-from rag.lexical import LexicalIndex, query_terms, terms
+from rag.lexical import LexicalIndex, names, query_terms, terms
 from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter, stitch
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
@@ -45,6 +45,26 @@ def test_terms_segment_chinese_and_keep_identifiers():
     assert {"max_connections", "max", "connections"} <= set(terms("Set max_connections to 200"))
     assert query_terms("How do I set the work_mem?") == ["set", "work_mem", "work", "mem"]
     assert "怎么" not in query_terms("怎么查看软件包")
+
+
+def test_names_are_identifiers_and_proper_nouns_not_plain_words():
+    assert names("How do I query the pg_stat_io view in PostgreSQL?") == ["pg_stat_io", "postgresql"]
+    assert names("What goes in mongod.conf? And ORA-01555, deb822?") == ["mongod.conf", "ora-01555", "deb822"]
+    assert names("What VHF channel does the rescue launch use?") == ["vhf"]
+    assert names("Where is the lifeboat kept? Ask the harbour master.") == []  # plain words, sentence starts
+    assert names("Ubuntu 上用 netplan 怎么配置网卡？") == ["ubuntu", "netplan"]  # Latin words in Chinese
+
+
+def test_a_question_naming_something_no_document_contains_is_refused(world):
+    add, retriever, _, lexical = world
+    add("monitoring.txt", "The pg_stat_activity view shows one row per server process.",
+        "Edit pg_hba.conf to allow the standby; see error ORA-01555 notes.")
+    r = retriever(min_score=-1.0)  # every passage would pass the similarity bar
+    assert r.unknown_names("How do I query the pg_stat_io view?") == ["pg_stat_io"]
+    assert not any(h.relevant for h in r.search("How do I query the pg_stat_io view?", 3))
+    assert r.unknown_names("Which line of pg_hba.conf explains ORA-01555?") == []  # parts in one chunk
+    assert any(h.relevant for h in r.search("What does pg_stat_activity show?", 3))
+    assert retriever(min_score=-1.0, refuse_unknown_names=False).search("the pg_stat_io view", 3)[0].relevant
 
 
 def test_fusion_ranks_a_passage_both_sides_agree_on_first(world):
