@@ -27,6 +27,7 @@ from service.api_documents import router as documents_router
 from service.deps import LibraryDep
 from service.documents import UploadError
 from service.library import Library
+from service.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,14 @@ def create_app(settings: Settings, engine: Engine | None = None,
             await run_in_threadpool(library.default.warm_up)
         except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
             log.error("start-up: %s", exc)
+        watcher = None
+        if settings.watch and settings.data_dir.is_dir():
+            watcher = FolderWatcher(library, settings.watch_interval_s, settings.watch_settle_s)
+            watcher.start()
+            log.info("watching %s for changes", settings.data_dir)
         yield
+        if watcher:
+            await run_in_threadpool(watcher.stop)
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
