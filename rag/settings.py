@@ -191,6 +191,10 @@ class Settings(BaseSettings):
         return self.index_dir / f"manifest{suffix}.sqlite3"
 
     @property
+    def keys_path(self) -> Path:
+        return self.index_dir / "keys.sqlite3"
+
+    @property
     def lexical_path(self) -> Path:
         return self.index_dir / f"lexical-{self.collection}.sqlite3"
 

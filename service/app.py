@@ -12,7 +12,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -24,7 +24,8 @@ from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service.engine import BadRequestError, Engine, IndexBusyError
 from service.api_documents import router as documents_router
-from service.deps import LibraryDep
+from service.auth import SESSION_TTL_S, AuthError, KeyStore
+from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, engine_for
 from service.documents import UploadError
 from service.library import Library
 from service.watcher import FolderWatcher
@@ -70,6 +71,16 @@ class Health(BaseModel):
     llm_model: str | None = Field(description="GGUF file name, once loaded.")
 
 
+class SessionRequest(BaseModel):
+    key: str = Field(description="An API key (from `archivist keys create`).")
+
+
+class KeyRequest(BaseModel):
+    role: str = Field(description="reader, editor or admin.")
+    collections: list[str] | None = Field(None, description="Collections granted (default: all).")
+    note: str | None = Field(None, description="Who or what the key is for.")
+
+
 class CollectionRequest(BaseModel):
     name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
 
@@ -96,7 +107,7 @@ class JsonBodyMiddleware:
 
 
 def _status_for(exc: ArchivistError) -> int:
-    if isinstance(exc, UploadError):
+    if isinstance(exc, (UploadError, AuthError)):
         return exc.status
     if isinstance(exc, (BadRequestError, CollectionNameError)):
         return 422
@@ -173,6 +184,10 @@ def create_app(settings: Settings, engine: Engine | None = None,
     app.add_middleware(JsonBodyMiddleware)
     app.include_router(documents_router)
     app.state.library = library
+    app.state.keys = KeyStore(settings.keys_path)
+    if not app.state.keys.any_keys():
+        log.warning("no API keys: every request is trusted, so serve on loopback only "
+                    "(`archivist keys create --role admin` to add one)")
     app.state.engine = library.default
 
     @app.exception_handler(ArchivistError)
@@ -195,12 +210,12 @@ def create_app(settings: Settings, engine: Engine | None = None,
                             status_code=500)
 
     @app.post("/v1/ask", response_model=Answer, summary="Answer a question from the documents")
-    def ask(body: QueryRequest, request: Request, library: LibraryDep):
+    def ask(body: QueryRequest, request: Request, library: LibraryDep, who: PrincipalDep):
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
         `refused` is true, with a `reason`, when the documents hold nothing relevant enough.
         With `"stream": true` the reply is an event stream (see the `stream` field)."""
-        engine = library.engine(body.collection)
+        engine = engine_for(library, who, body.collection)
         if body.stream:
             engine.check_query(body.question, body.top_k)  # fail with a 422 before streaming
             events = engine.ask_events(body.question, body.top_k, filt=body.filter(), debug=body.debug)
@@ -208,16 +223,16 @@ def create_app(settings: Settings, engine: Engine | None = None,
         return engine.ask(body.question, body.top_k, filt=body.filter(), debug=body.debug)
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
-    def search(body: QueryRequest, library: LibraryDep) -> SearchResults:
+    def search(body: QueryRequest, library: LibraryDep, who: PrincipalDep) -> SearchResults:
         """Retrieval only: the passages an answer would be based on, best first."""
-        return SearchResults(results=library.engine(body.collection).search(body.question, body.top_k, body.filter()))
+        return SearchResults(results=engine_for(library, who, body.collection).search(body.question, body.top_k, body.filter()))
 
     @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
-    def chat(body: ChatRequest, request: Request, library: LibraryDep):
+    def chat(body: ChatRequest, request: Request, library: LibraryDep, who: PrincipalDep):
         """Like /v1/ask, but follow-up questions ("and its page size?") are understood in the
         context of the conversation's earlier turns, which are kept on the server.  Streams
         like /v1/ask, with a first `conversation` event."""
-        engine = library.engine(body.collection)
+        engine = engine_for(library, who, body.collection)
         if body.stream:
             engine.check_query(body.question, body.top_k)
             if body.conversation_id is not None:
@@ -229,17 +244,20 @@ def create_app(settings: Settings, engine: Engine | None = None,
         return ChatReply(conversation_id=conversation_id, **answer.model_dump())
 
     @app.get("/v1/conversations/{conversation_id}", summary="A conversation's turns")
-    def conversation(conversation_id: str, library: LibraryDep) -> dict:
+    def conversation(conversation_id: str, library: LibraryDep, who: PrincipalDep) -> dict:
         """Every question and answer of the conversation, oldest first."""
+        who.check("read")
         return {"conversation_id": conversation_id,
                 "turns": library.default.conversation(conversation_id)}
 
     @app.get("/v1/answers/{answer_id}", summary="An answer's audit record")
-    def answer_record(answer_id: str, library: LibraryDep) -> dict:
+    def answer_record(answer_id: str, library: LibraryDep, who: PrincipalDep) -> dict:
         """The answer as returned, with what produced it: query searched, passages (chunk ids and
         content hashes), model file and sha256, embedding model, index version, parameters,
         timings."""
-        return library.default.answer_record(answer_id)  # records are shared by collections
+        record = library.default.answer_record(answer_id)  # records are shared by collections
+        who.check("read", record["provenance"].get("collection", "default"))
+        return record
 
     @app.get("/v1/health", response_model=Health, summary="Service status")
     def health(library: LibraryDep) -> Health:
@@ -251,15 +269,58 @@ def create_app(settings: Settings, engine: Engine | None = None,
                       collections=library.names(), embed_model=settings.embed_model,
                       llm_model=library.default.loaded_llm_name)
 
+    @app.post("/v1/session", summary="Log in with an API key (sets a session cookie)")
+    def login(body: SessionRequest, request: Request, response: Response) -> dict:
+        keys: KeyStore = request.app.state.keys
+        principal = keys.verify(body.key)
+        if principal is None:
+            raise AuthError("The API key is not valid, or it was revoked.",
+                            hint="Check the key, or ask an admin for a new one.")
+        response.set_cookie(SESSION_COOKIE, keys.start_session(principal), max_age=SESSION_TTL_S,
+                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return {"key_id": principal.key_id, "role": principal.role, "collections": principal.collections}
+
+    @app.get("/v1/session", summary="Who the caller is")
+    def whoami(who: PrincipalDep) -> dict:
+        return {"key_id": who.key_id, "role": who.role, "collections": who.collections}
+
+    @app.delete("/v1/session", status_code=204, summary="Log out")
+    def logout(request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            request.app.state.keys.end_session(token)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/v1/keys", summary="List API keys (admin)")
+    def list_keys(request: Request, who: PrincipalDep) -> dict:
+        who.check("admin")
+        return {"keys": request.app.state.keys.list()}
+
+    @app.post("/v1/keys", status_code=201, summary="Create an API key (admin)")
+    def create_key(body: KeyRequest, request: Request, who: PrincipalDep) -> dict:
+        """The key is in this reply only; the server keeps its hash."""
+        who.check("admin")
+        return {"key": request.app.state.keys.create(body.role, body.collections, body.note)}
+
+    @app.delete("/v1/keys/{key_id}", status_code=204, summary="Revoke an API key (admin)")
+    def revoke_key(key_id: str, request: Request, who: PrincipalDep) -> Response:
+        who.check("admin")
+        if not request.app.state.keys.revoke(key_id):
+            raise NotFoundError(f"No active key {key_id!r}.", hint="GET /v1/keys lists them.")
+        return Response(status_code=204)
+
     @app.get("/v1/collections", summary="List collections")
-    def list_collections(library: LibraryDep) -> dict:
-        """Every collection with its folder and document count."""
+    def list_collections(library: LibraryDep, who: PrincipalDep) -> dict:
+        """The collections the caller may read, with their document counts."""
         return {"collections": [{"name": name, "documents": len(library.engine(name).documents())}
-                                for name in library.names()]}
+                                for name in library.names() if who.can("read", name)]}
 
     @app.post("/v1/collections", status_code=201, summary="Create a collection")
-    def create_collection(body: CollectionRequest, library: LibraryDep) -> dict:
-        """Makes data/NAME/ a collection: its own index, searched only when named."""
+    def create_collection(body: CollectionRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+        """Makes data/NAME/ a collection: its own index, searched only when named (admin)."""
+        who.check("admin")
         library.create(body.name)
         return {"name": body.name}
 

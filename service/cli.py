@@ -82,8 +82,37 @@ def _ingest_one(engine: Engine, args: argparse.Namespace):
             bar.close()
 
 
+def cmd_keys(library: Library, args: argparse.Namespace) -> int:
+    from service.auth import KeyStore
+
+    keys = KeyStore(library.settings.keys_path)
+    try:
+        if args.action == "create":
+            for name in args.collection or []:
+                library.engine(name)  # an unknown collection fails here, not at first use
+            secret = keys.create(args.role, args.collection, args.note)
+            print(secret)
+            print("Keep this key: it is not stored and cannot be shown again.", file=sys.stderr)
+        elif args.action == "revoke":
+            if not args.id or not keys.revoke(args.id):
+                raise ArchivistError(f"No active key {args.id!r}.", hint="`archivist keys list` shows them.")
+            print(f"revoked {args.id}")
+        else:
+            rows = keys.list()
+            if args.json:
+                _print_json(rows)
+            for row in rows if not args.json else []:
+                state = "revoked" if row["revoked"] else "active"
+                print(f"{row['id']}  {row['role']:<7} {state:<8} {','.join(row['collections']):<20} {row['note'] or ''}")
+    finally:
+        keys.close()
+    return 0
+
+
 def cmd_collections(library: Library, args: argparse.Namespace) -> int:
     if args.action == "create":
+        if not args.name:
+            raise ArchivistError("Which collection?", hint="archivist collections create NAME")
         engine = library.create(args.name)
         print(f"collection {args.name!r}: put its documents in {engine.data_dir}, then run "
               f"`archivist ingest --collection {args.name}`")
@@ -157,12 +186,30 @@ def cmd_replay(library: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(library: Library, args: argparse.Namespace) -> int:
+    import ipaddress
+
     import uvicorn
 
     from service.app import create_app
+    from service.auth import KeyStore
 
     settings = library.settings
-    uvicorn.run(create_app(settings, library=library), host=args.host or settings.host,
+    host = args.host or settings.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    keys = KeyStore(settings.keys_path)
+    try:
+        protected = keys.any_keys()
+    finally:
+        keys.close()
+    if not protected and not loopback:
+        raise ArchivistError(f"Refusing to serve on {host} without API keys: anyone who can reach "
+                             "it could read every document.",
+                             hint="Create a key first (`archivist keys create --role admin`), or "
+                                  "serve on 127.0.0.1.")
+    uvicorn.run(create_app(settings, library=library), host=host,
                 port=args.port or settings.port, log_level="info")
     return 0
 
@@ -270,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_collections)
 
+    p = sub.add_parser("keys", help="API keys: list, create (printed once), revoke")
+    p.add_argument("action", choices=["list", "create", "revoke"], nargs="?", default="list")
+    p.add_argument("id", nargs="?", help="key id to revoke")
+    p.add_argument("--role", choices=["reader", "editor", "admin"], default="reader")
+    p.add_argument("--collection", action="append", help="collection granted (repeatable; default: all)")
+    p.add_argument("--note", help="who or what the key is for")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys)
+
     p = sub.add_parser("doctor", help="configuration, model files, offline check, GPU support")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
@@ -284,8 +340,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     library = None
     try:
         library = Library(load_settings(data_dir=getattr(args, "data_dir", None)))
-        if getattr(args, "action", None) == "create" and not args.name:
-            raise ArchivistError("Which collection?", hint="archivist collections create NAME")
         return args.func(library, args)
     except ArchivistError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
