@@ -24,6 +24,7 @@ from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service.engine import BadRequestError, Engine, IndexBusyError
 from service.library import Library
+from service import portal
 
 log = logging.getLogger(__name__)
 
@@ -256,4 +257,5 @@ def create_app(settings: Settings, engine: Engine | None = None,
         library.create(body.name)
         return {"name": body.name}
 
+    portal.mount(app)  # the web pages at /, /library and /login
     return app
