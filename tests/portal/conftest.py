@@ -12,7 +12,7 @@ CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
 
 def chromium_path() -> str | None:
-    for path in (os.environ.get("ARCHIVIST_CHROMIUM"), *CHROMIUM_PATHS, shutil.which("chromium")):
+    for path in (os.environ.get("PORTAL_CHROMIUM"), *CHROMIUM_PATHS, shutil.which("chromium")):
         if path and os.access(path, os.X_OK):
             return path
     return None
@@ -23,7 +23,7 @@ def browser() -> Iterator:
     path = chromium_path()
     if path is None:
         pytest.skip("chromium not found (apt-get install -y chromium, or `make browser`); "
-                    "set ARCHIVIST_CHROMIUM to another Chromium binary")
+                    "set PORTAL_CHROMIUM to another Chromium binary")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
