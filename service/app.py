@@ -6,10 +6,10 @@ import json
 import logging
 import threading
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -23,6 +23,9 @@ from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service.engine import BadRequestError, Engine, IndexBusyError
+from service.api_documents import router as documents_router
+from service.deps import LibraryDep
+from service.documents import UploadError
 from service.library import Library
 from service import portal
 
@@ -92,14 +95,9 @@ class JsonBodyMiddleware:
         await self.app(scope, receive, send)
 
 
-def get_library(request: Request) -> Library:
-    return request.app.state.library
-
-
-LibraryDep = Annotated[Library, Depends(get_library)]
-
-
 def _status_for(exc: ArchivistError) -> int:
+    if isinstance(exc, UploadError):
+        return exc.status
     if isinstance(exc, (BadRequestError, CollectionNameError)):
         return 422
     if isinstance(exc, NotFoundError):
@@ -166,6 +164,7 @@ def create_app(settings: Settings, engine: Engine | None = None,
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
     app.add_middleware(JsonBodyMiddleware)
+    app.include_router(documents_router)
     app.state.library = library
     app.state.engine = library.default
 
