@@ -1,5 +1,5 @@
-"""The library page in a real browser with stand-in models: drop several files, see their status,
-re-index, delete, switch collection."""
+"""The library page in a real browser with stand-in models over the real documents API: drop
+several files, see their status, a refused upload, re-index, delete, switch collection."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from service.engine import Engine
 from service.library import Library
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
-from tests.portal.documents_stub import add_documents_stub, has_documents_api
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -30,9 +29,9 @@ def server(tmp_path):
     settings.data_dir.mkdir(parents=True)
     library = Library(settings, Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
     library.create("hr")
+    (settings.data_dir / "broken.pdf").write_text("this is not a PDF")  # copied in, not uploaded
+    library.default.ingest()
     app = create_app(settings, library=library)
-    if not has_documents_api(app):  # until the real documents API is merged
-        add_documents_stub(app)
     with serve(app) as url:
         yield url
     library.close()
@@ -44,15 +43,20 @@ def rows(page):
 
 def test_drop_several_files_then_reindex_and_delete(server, page):
     page.goto(f"{server}/library")
-    page.locator("#no-documents").wait_for()
+    rows(page).first.wait_for()
     page.evaluate(DROP, [["boat.md", "# Boat\n\nThe rescue launch uses VHF channel 72.\n"],
-                         ["fees.txt", "The annual membership fee is 120 euros.\n"],
-                         ["broken.pdf", "this is not a PDF"]])
+                         ["fees.txt", "The annual membership fee is 120 euros.\n"]])
     page.locator("#documents tbody tr[data-status]").nth(2).wait_for()
     statuses = {r.locator("th").inner_text(): r.get_attribute("data-status") for r in rows(page).all()}
     assert statuses == {"boat.md": "indexed", "fees.txt": "indexed", "broken.pdf": "failed"}
     broken = rows(page).filter(has_text="broken.pdf")
     assert broken.locator(".error-text").inner_text().strip()  # the reason is shown
+
+    page.evaluate(DROP, [["fake.pdf", "not a PDF either"]])  # refused by the API: its reason shown
+    page.locator("#library-error").wait_for()
+    assert "fake.pdf" in page.locator("#library-error").inner_text() or \
+        "PDF" in page.locator("#library-error").inner_text()
+    assert rows(page).count() == 3
 
     rows(page).filter(has_text="fees.txt").get_by_role("button", name="Re-index fees.txt").click()
     page.get_by_role("status").filter(has_text="Re-indexed fees.txt").wait_for()

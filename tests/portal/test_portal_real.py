@@ -15,7 +15,6 @@ import pytest
 from service.app import create_app
 from service.engine import Engine
 from tests.conftest import make_settings
-from tests.portal.documents_stub import add_documents_stub, has_documents_api
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -53,8 +52,6 @@ def portal(tmp_path, real_embedder, real_generator):
     settings.data_dir.mkdir(parents=True)
     engine = Engine(settings, embedder=real_embedder, generator=real_generator)
     app = create_app(settings, engine)
-    if not has_documents_api(app):  # until the real documents API is merged
-        add_documents_stub(app)
     with serve(app) as url:
         yield url
 

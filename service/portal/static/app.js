@@ -531,6 +531,7 @@ function LibraryPage() {
   const input = document.getElementById("files");
   const zone = document.getElementById("drop-zone");
   let poll = null;
+  let listFailed = false;
 
   const q = () => `collection=${encodeURIComponent(currentCollection())}`;
 
@@ -557,9 +558,11 @@ function LibraryPage() {
     } catch (err) {
       if (err.status === 401) return;
       show(errorBox, err.status === 404 || err.status === 405 ? t("library.unavailable") : String(err));
+      listFailed = true;
       return;
     }
-    show(errorBox, "");
+    if (listFailed) show(errorBox, "");  // an upload's or a deletion's error stays up
+    listFailed = false;
     tbody.replaceChildren(...docs.map(row));
     document.getElementById("no-documents").hidden = docs.length > 0;
     clearTimeout(poll);
