@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # machines where PyPI's torch 2.13.0 would pull the CUDA build.
 TORCH_PIP_ARGS ?=
 
-.PHONY: install run test ingest serve eval bench-ingest lock clean
+.PHONY: install run test browser screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -29,8 +29,17 @@ run: install
 	$(BIN)/archivist ingest
 	$(BIN)/archivist serve
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium from Debian for the portal's browser tests (playwright drives it; no browser
+# is ever downloaded by playwright).  Needs root, as in CI.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# docs/portal-ask.png and docs/portal-library.png, from the real-model browser test.
+screenshots: install browser
+	$(BIN)/python bench/screenshots.py
 
 ingest: install
 	$(BIN)/archivist ingest

@@ -28,6 +28,7 @@ from service.auth import SESSION_TTL_S, AuthError, KeyStore
 from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, engine_for
 from service.documents import UploadError
 from service.library import Library
+from service import portal
 from service.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -324,4 +325,5 @@ def create_app(settings: Settings, engine: Engine | None = None,
         library.create(body.name)
         return {"name": body.name}
 
+    portal.mount(app)  # the web pages at /, /library and /login
     return app

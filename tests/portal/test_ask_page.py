@@ -1,0 +1,118 @@
+"""The ask page in a real browser, over a live server with stand-in models (fast, deterministic)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from service.app import create_app
+from service.engine import Engine
+from tests.conftest import make_settings
+from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.server import serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+BOAT = ("# Safety rules\n\nEvery sailor wears a buoyancy aid on the water. "
+        "The rescue launch listens on VHF channel 72 at all times. "
+        "Capsized dinghies are towed to the north slipway.\n")
+
+
+def _app(tmp_path, *replies):
+    settings = make_settings(tmp_path, min_score=0.1)
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "boat.md").write_text(BOAT)
+    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(*replies))
+    engine.ingest()
+    return create_app(settings, engine)
+
+
+def ask(page, question):
+    page.get_by_label("Question").fill(question)
+    page.keyboard.press("Enter")
+    turn = page.locator(".turn").last
+    turn.locator(".answer[aria-busy=false]").wait_for()
+    return turn
+
+
+def test_streamed_answer_with_chips_passage_highlight_and_unsupported_sentences(tmp_path, page):
+    reply = ("The rescue launch listens on VHF channel 72 [1]. "
+             "Purple bananas orbit distant moons quietly [1].")
+    with serve(_app(tmp_path, reply)) as url:
+        page.goto(url)
+        expect_title = page.get_by_role("heading", name="Ask your documents")
+        assert expect_title.is_visible()
+        turn = ask(page, "Which VHF channel does the rescue launch listen on?")
+        assert "VHF channel 72" in turn.locator(".answer-text").inner_text()
+        unsupported = turn.locator(".unsupported")
+        assert unsupported.count() == 1 and "Purple bananas" in unsupported.inner_text()
+        chip = turn.locator(".chip", has_text="[1] boat.md")
+        chip.click()
+        panel = page.locator("#passage")
+        assert panel.is_visible() and chip.get_attribute("aria-expanded") == "true"
+        mark = panel.locator("mark").inner_text()
+        assert mark in BOAT and "channel 72" in mark
+        assert "Safety rules" in panel.locator("#passage-meta").inner_text()
+        page.keyboard.press("Escape")  # closes the panel, focus back on the chip
+        assert panel.is_hidden()
+        assert page.evaluate("document.activeElement.dataset.citation") == "1"
+
+
+def test_a_refusal_is_shown_as_one_with_its_reason_and_closest_passages(tmp_path, page):
+    with serve(_app(tmp_path)) as url:
+        page.goto(url)
+        turn = ask(page, "What is the price of the Zorblax 9000 dinghy?")
+        assert "refused" in turn.get_attribute("class")
+        assert "No answer in the documents" in turn.inner_text()
+        assert turn.locator(".reason").inner_text().strip()
+
+
+def test_conversations_are_kept_in_the_sidebar_and_reopened(tmp_path, page):
+    with serve(_app(tmp_path, "Channel 72 [1].", "The north slipway [1].")) as url:
+        page.goto(url)
+        ask(page, "Which VHF channel does the rescue launch listen on?")
+        ask(page, "Where are capsized dinghies towed?")
+        page.reload()
+        assert page.locator(".turn").count() == 0
+        page.get_by_role("button", name=re.compile("Which VHF channel")).click()
+        page.locator(".turn").nth(1).wait_for()
+        assert "north slipway" in page.locator(".turn").nth(1).inner_text()
+        page.get_by_role("button", name="New conversation").click()
+        assert page.locator(".turn").count() == 0
+
+
+def test_a_401_leads_to_the_login_form_and_a_session_cookie_afterwards(tmp_path, page):
+    app = _app(tmp_path, "Channel 72 [1].")
+    key = app.state.keys.create("reader", ["default"])
+    with serve(app) as url:
+        page.goto(url)
+        page.wait_for_url(re.compile(r"/login\?next=%2F$"))
+        page.get_by_label("API key").fill("ak_wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("not valid").wait_for()  # stays on the form, says why
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{url}/")
+        turn = ask(page, "Which VHF channel does the rescue launch listen on?")
+        assert "Channel 72" in turn.inner_text()
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        assert cookies["archivist_session"]["httpOnly"]
+        assert key not in page.evaluate("JSON.stringify(sessionStorage) + JSON.stringify(localStorage)")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(re.compile(r"/login"))
+        assert page.request.post(f"{url}/v1/search", data={"question": "x"}).status == 401
+
+
+def test_the_language_follows_the_browser_and_can_be_switched(tmp_path, browser):
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    with serve(_app(tmp_path)) as url:
+        page.goto(url)
+        assert page.get_by_role("heading", level=1).inner_text() == "向你的文档提问"
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        page.get_by_role("button", name="Switch to English").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "Ask your documents"
+        page.reload()  # the choice is remembered
+        assert page.get_by_label("Question").is_visible()
+    context.close()
