@@ -28,6 +28,14 @@ def migrate(db: sqlite3.Connection, migrations: list[tuple[str, str]]) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
     done = {row[0] for row in db.execute("SELECT name FROM migrations")}
     for name, sql in migrations:
-        if name not in done:
+        if name in done:
+            continue
+        try:
             db.executescript(f"BEGIN IMMEDIATE; {sql}; "
                              f"INSERT INTO migrations VALUES ('{name}', {time.time()}); COMMIT;")
+        except sqlite3.OperationalError:
+            # Another connection may have applied it while this one waited for the write lock.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if not db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                raise
