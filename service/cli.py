@@ -128,10 +128,14 @@ def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.logs import configure_logging
 
     settings = engine.settings
+    configure_logging(settings.log_format)
+    # log_config=None: uvicorn's loggers go through our handler; our middleware writes the
+    # access lines (with request id and route), so uvicorn's own are off.
     uvicorn.run(create_app(settings, engine), host=args.host or settings.host,
-                port=args.port or settings.port, log_level="info")
+                port=args.port or settings.port, log_config=None, access_log=False)
     return 0
 
 

@@ -118,7 +118,9 @@ class GatedEvents:
 
     def close(self) -> None:
         try:
-            self._events.close()
+            close = getattr(self._events, "close", None)  # generators have it, plain iterators not
+            if close:
+                close()
         finally:
             self._ticket.release()
 
