@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 
 from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
@@ -47,6 +47,14 @@ class IngestReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def combine(cls, reports: Iterable[IngestReport]) -> IngestReport:
+        total = cls()
+        for report in reports:
+            for name, value in vars(report).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
+
     def summary(self) -> str:
         text = (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.removed} removed, {self.failed} failed; {self.chunks_embedded} chunks "
@@ -56,13 +64,15 @@ class IngestReport:
         return text
 
 
-def scan(data_dir: Path) -> Iterator[tuple[str, Path]]:
-    """(source, path) for every regular file under data_dir, hidden files and folders excluded.
+def scan(data_dir: Path, skip: Collection[str] = ()) -> Iterator[tuple[str, Path]]:
+    """(source, path) for every regular file under data_dir, hidden files and folders excluded,
+    and the top-level folders named in `skip` (other collections).
 
     Symlinks are not followed: a link could lead outside the data folder or into a loop.
     """
     for root, dirs, files in os.walk(data_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        top = Path(root) == data_dir
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (top and d in skip))
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or path.is_symlink() or not path.is_file():
@@ -96,11 +106,12 @@ class Ingestor:
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
 
-    def sync(self, data_dir: Path, progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
-        """`progress(done, total, source)` is called before each file."""
+    def sync(self, data_dir: Path, progress: Callable[[int, int, str], None] | None = None,
+             skip: Collection[str] = ()) -> IngestReport:
+        """`progress(done, total, source)` is called before each file; `skip`: see scan()."""
         report = IngestReport()
         known = self.manifest.all()
-        present = dict(scan(data_dir))
+        present = dict(scan(data_dir, skip))
         for done, (source, path) in enumerate(present.items()):
             if progress:
                 progress(done, len(present), source)

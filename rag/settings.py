@@ -36,8 +36,9 @@ class Settings(BaseSettings):
         Path(".archivist"), description="Folder holding the Chroma store and the ingest manifest."
     )
     collection: str = Field(
-        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$", description="Chroma collection name."
-    )
+        "default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Collection used when a request or command names none: 'default' is the data "
+        "folder itself, any other a marked sub-folder (see ingest/collections.py).")
 
     # --- embeddings and chunking ---------------------------------------------------------
     embed_model: str = Field(
@@ -179,9 +180,20 @@ class Settings(BaseSettings):
     def chroma_dir(self) -> Path:
         return self.index_dir / "chroma"
 
+    # Per-collection files; the default collection keeps the names of the single-collection days.
     @property
     def manifest_path(self) -> Path:
-        return self.index_dir / "manifest.sqlite3"
+        suffix = "" if self.collection == "default" else f"-{self.collection}"
+        return self.index_dir / f"manifest{suffix}.sqlite3"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.index_dir / f"lexical-{self.collection}.sqlite3"
+
+    @property
+    def chroma_collection(self) -> str:
+        """Chroma wants 3+ characters: 'hr' becomes 'c-hr'."""
+        return "default" if self.collection == "default" else f"c-{self.collection}"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -13,14 +13,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ingest.collections import CollectionNameError
 from rag.errors import ArchivistError, NotFoundError
 from rag.offline import enforce_offline
 from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service import openai_api
-from service.collections import Collections
 from service.engine import BadRequestError, Engine, IndexBusyError
+from service.library import Library
 from service.metrics import Metrics
 from service.observe import ObserveMiddleware
 from service.queue import GenerationGate, QueueFullError
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 class QueryRequest(BaseModel):
     question: str = Field(description="The question, in any language.", examples=["How long is the warranty?"])
+    collection: str | None = Field(None, description="Collection to search (default: "
+                                   "ARCHIVIST_COLLECTION, 'default'); results never cross collections.")
     top_k: int | None = Field(None, description="Passages to retrieve (default: ARCHIVIST_TOP_K).")
     path: str | None = Field(None, description="Only files under this path prefix or matching this "
                              "glob, e.g. 'reports/' or 'finance/**/*.pdf'.")
@@ -58,10 +61,15 @@ class ChatReply(Answer):
 
 class Health(BaseModel):
     status: str = Field(description="'ok' when the index is open and models are loaded.")
-    chunks: int = Field(description="Chunks in the index.")
-    collection: str
+    chunks: int = Field(description="Chunks in the default collection's index.")
+    collection: str = Field(description="The default collection.")
+    collections: list[str] = Field(description="Every collection.")
     embed_model: str
     llm_model: str | None = Field(description="GGUF file name, once loaded.")
+
+
+class CollectionRequest(BaseModel):
+    name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
 
 
 class JsonBodyMiddleware:
@@ -85,15 +93,15 @@ class JsonBodyMiddleware:
         await self.app(scope, receive, send)
 
 
-def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+def get_library(request: Request) -> Library:
+    return request.app.state.library
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+LibraryDep = Annotated[Library, Depends(get_library)]
 
 
 def _status_for(exc: ArchivistError) -> int:
-    if isinstance(exc, BadRequestError):
+    if isinstance(exc, (BadRequestError, CollectionNameError)):
         return 422
     if isinstance(exc, NotFoundError):
         return 404
@@ -104,24 +112,28 @@ def _status_for(exc: ArchivistError) -> int:
     return 503  # the server cannot serve as configured (missing model, index mismatch, ...)
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings, engine: Engine | None = None,
+               library: Library | None = None) -> FastAPI:
+    """`engine`: the default collection's, ready made (tests inject fakes); `library`: all of them."""
     enforce_offline()
-    engine = engine or Engine(settings)
+    library = library or Library(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
-            await run_in_threadpool(engine.warm_up)
+            await run_in_threadpool(library.default.warm_up)
         except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
             log.error("start-up: %s", exc)
         yield
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
-    app.state.engine = engine
+    app.state.library = library
+    app.state.engine = library.default
     app.state.gate = gate = GenerationGate(settings.max_queue)
-    app.state.metrics = metrics = Metrics(gate, lambda: Collections(app).engines())
-    metrics.watch(engine)
+    app.state.metrics = metrics = Metrics(
+        gate, lambda: [(name, library.engine(name)) for name in library.names()])
+    metrics.watch(library.default)  # the library shares its listeners with every collection
     # Inside JsonBodyMiddleware, which may replace the scope: this one must see the scope the
     # router writes the matched route into.
     app.add_middleware(ObserveMiddleware, metrics=metrics)
@@ -156,11 +168,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                             status_code=500)
 
     @app.post("/v1/ask", response_model=Answer, summary="Answer a question from the documents")
-    def ask(body: QueryRequest, request: Request, engine: EngineDep):
+    def ask(body: QueryRequest, request: Request, library: LibraryDep):
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
         `refused` is true, with a `reason`, when the documents hold nothing relevant enough.
         With `"stream": true` the reply is an event stream (see the `stream` field)."""
+        engine = library.engine(body.collection)
         engine.check_query(body.question, body.top_k)  # a 422 before queueing or streaming
         events = generation(request, engine.ask_events(body.question, body.top_k,
                                                        filt=body.filter(), debug=body.debug))
@@ -169,15 +182,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return events.result()["done"]
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
-    def search(body: QueryRequest, engine: EngineDep) -> SearchResults:
+    def search(body: QueryRequest, library: LibraryDep) -> SearchResults:
         """Retrieval only: the passages an answer would be based on, best first."""
-        return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
+        return SearchResults(results=library.engine(body.collection).search(body.question, body.top_k, body.filter()))
 
     @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
-    def chat(body: ChatRequest, request: Request, engine: EngineDep):
+    def chat(body: ChatRequest, request: Request, library: LibraryDep):
         """Like /v1/ask, but follow-up questions ("and its page size?") are understood in the
         context of the conversation's earlier turns, which are kept on the server.  Streams
         like /v1/ask, with a first `conversation` event."""
+        engine = library.engine(body.collection)
         engine.check_query(body.question, body.top_k)
         if body.conversation_id is not None:
             try:
@@ -193,16 +207,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return ChatReply(conversation_id=seen["conversation"], **seen["done"].model_dump())
 
     @app.get("/v1/conversations/{conversation_id}", summary="A conversation's turns")
-    def conversation(conversation_id: str, engine: EngineDep) -> dict:
+    def conversation(conversation_id: str, library: LibraryDep) -> dict:
         """Every question and answer of the conversation, oldest first."""
-        return {"conversation_id": conversation_id, "turns": engine.conversation(conversation_id)}
+        return {"conversation_id": conversation_id,
+                "turns": library.default.conversation(conversation_id)}
 
     @app.get("/v1/answers/{answer_id}", summary="An answer's audit record")
-    def answer_record(answer_id: str, engine: EngineDep) -> dict:
+    def answer_record(answer_id: str, library: LibraryDep) -> dict:
         """The answer as returned, with what produced it: query searched, passages (chunk ids and
         content hashes), model file and sha256, embedding model, index version, parameters,
         timings."""
-        return engine.answer_record(answer_id)
+        return library.default.answer_record(answer_id)  # records are shared by collections
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def prometheus_metrics() -> Response:
@@ -212,13 +227,25 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return Response(body, media_type=content_type)
 
     @app.get("/v1/health", response_model=Health, summary="Service status")
-    def health(engine: EngineDep) -> Health:
+    def health(library: LibraryDep) -> Health:
         try:
-            chunks, status = engine.store.count(), "ok"
+            chunks, status = library.default.store.count(), "ok"
         except ArchivistError as exc:
             chunks, status = 0, f"error: {exc}"
         return Health(status=status, chunks=chunks, collection=settings.collection,
-                      embed_model=settings.embed_model,
-                      llm_model=engine.loaded_llm_name)
+                      collections=library.names(), embed_model=settings.embed_model,
+                      llm_model=library.default.loaded_llm_name)
+
+    @app.get("/v1/collections", summary="List collections")
+    def list_collections(library: LibraryDep) -> dict:
+        """Every collection with its folder and document count."""
+        return {"collections": [{"name": name, "documents": len(library.engine(name).documents())}
+                                for name in library.names()]}
+
+    @app.post("/v1/collections", status_code=201, summary="Create a collection")
+    def create_collection(body: CollectionRequest, library: LibraryDep) -> dict:
+        """Makes data/NAME/ a collection: its own index, searched only when named."""
+        library.create(body.name)
+        return {"name": body.name}
 
     return app

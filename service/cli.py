@@ -14,7 +14,9 @@ from rag.offline import enforce_offline
 from rag.settings import load_settings
 from rag.retriever import SearchFilter
 from rag.types import Answer, Citation
+from ingest.pipeline import IngestReport
 from service.engine import Engine
+from service.library import Library
 
 
 def _print_json(data: object) -> None:
@@ -45,13 +47,27 @@ def _print_answer(answer: Answer) -> None:
         print("\nDebug:", answer.debug.model_dump_json(indent=2))
 
 
-def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
+    """Every collection, or the one named."""
+    reports = {}
+    for name in [args.collection] if args.collection else library.names():
+        reports[name] = _ingest_one(library.engine(name), args)
+    if args.json:  # the totals, as before collections, and each collection's own counts
+        total = IngestReport.combine(reports.values()).to_dict()
+        _print_json({**total, "collections": {n: r.to_dict() for n, r in reports.items()}})
+    else:
+        for name, report in reports.items():
+            print(f"{name}: {report.summary()}" if len(reports) > 1 else report.summary())
+    return 0
+
+
+def _ingest_one(engine: Engine, args: argparse.Namespace):
     progress = None
     bar = None
     if not args.json and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(unit="file", desc="ingest", file=sys.stderr)
+        bar = tqdm(unit="file", desc=f"ingest {engine.collection}", file=sys.stderr)
 
         def progress(done: int, total: int, source: str) -> None:
             bar.total = total
@@ -59,15 +75,27 @@ def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
             bar.set_postfix_str(source[-40:])  # also redraws
 
     try:
-        report = engine.ingest(args.data_dir, rebuild=args.rebuild, progress=progress)
+        return engine.ingest(rebuild=args.rebuild, progress=progress)
     finally:
         if bar:
             bar.n = bar.total or bar.n
             bar.close()
+
+
+def cmd_collections(library: Library, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        engine = library.create(args.name)
+        print(f"collection {args.name!r}: put its documents in {engine.data_dir}, then run "
+              f"`archivist ingest --collection {args.name}`")
+        return 0
+    rows = []
+    for name in library.names():
+        engine = library.engine(name)
+        rows.append({"name": name, "folder": str(engine.data_dir), "files": len(engine.documents())})
     if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(report.summary())
+        _print_json(rows)
+    for row in rows if not args.json else []:
+        print(f"{row['name']:<20} {row['files']:>6} files  {row['folder']}")
     return 0
 
 
@@ -76,7 +104,8 @@ def _filter(args: argparse.Namespace) -> SearchFilter | None:
     return filt if filt.active else None
 
 
-def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_search(library: Library, args: argparse.Namespace) -> int:
+    engine = library.engine(args.collection)
     results = engine.search(args.question, args.top_k, _filter(args))
     if args.json:
         _print_json({"results": [c.model_dump() for c in results]})
@@ -89,7 +118,8 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_ask(library: Library, args: argparse.Namespace) -> int:
+    engine = library.engine(args.collection)
     answer = engine.ask(args.question, args.top_k, filt=_filter(args), debug=args.debug)
     if args.json:
         _print_json(answer.model_dump())
@@ -98,7 +128,8 @@ def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_chat(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_chat(library: Library, args: argparse.Namespace) -> int:
+    engine = library.engine(args.collection)
     print("Ask about your documents. An empty line or Ctrl-D ends the session.")
     conversation_id = args.conversation
     while True:
@@ -119,27 +150,29 @@ def cmd_chat(engine: Engine, args: argparse.Namespace) -> int:
         _print_answer(answer)
 
 
-def cmd_replay(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_replay(library: Library, args: argparse.Namespace) -> int:
+    engine = library.engine(args.collection)
     _print_json(engine.replay(args.answer_id))
     return 0
 
 
-def cmd_serve(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_serve(library: Library, args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
     from service.logs import configure_logging
 
-    settings = engine.settings
+    settings = library.settings
     configure_logging(settings.log_format)
     # log_config=None: uvicorn's loggers go through our handler; our middleware writes the
     # access lines (with request id and route), so uvicorn's own are off.
-    uvicorn.run(create_app(settings, engine), host=args.host or settings.host,
+    uvicorn.run(create_app(settings, library=library), host=args.host or settings.host,
                 port=args.port or settings.port, log_config=None, access_log=False)
     return 0
 
 
-def cmd_eval(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_eval(library: Library, args: argparse.Namespace) -> int:
+    engine = library.engine(args.collection)
     from rag.evaluation import AnswerReport, format_answer_table, format_table
 
     reports = engine.evaluate(args.questions, args.top_k or 10, answers=args.answers)
@@ -160,10 +193,10 @@ def cmd_eval(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_doctor(library: Library, args: argparse.Namespace) -> int:
     from service.doctor import run_checks
 
-    report = run_checks(engine)
+    report = run_checks(library.default)
     if args.json:
         _print_json(report)
     else:
@@ -171,6 +204,9 @@ def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
             print(f"== {section}")
             _print_json(content)
     return 0 if report["offline"]["ok"] else 1
+
+
+_COLLECTION_HELP = "collection to use (default: ARCHIVIST_COLLECTION, 'default')"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="make the index match the data folder")
     p.add_argument("--data-dir", type=Path, help="folder to index (default: ARCHIVIST_DATA_DIR)")
+    p.add_argument("--collection", help="only this collection (default: all of them)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
     p.add_argument("--rebuild", action="store_true",
                    help="discard the index and embed everything again (after changing models)")
@@ -190,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("ask", cmd_ask, "answer a question with citations")):
         p = sub.add_parser(name, help=text)
         p.add_argument("question")
+        p.add_argument("--collection", help=_COLLECTION_HELP)
         p.add_argument("--top-k", type=int, help="passages to retrieve (default: ARCHIVIST_TOP_K)")
         p.add_argument("--json", action="store_true", help="print JSON")
         p.add_argument("--path", help="only files under this path prefix, or matching this glob "
@@ -204,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="measure retrieval on question files (JSON Lines)")
     p.add_argument("questions", nargs="+", type=Path,
                    help='files of {"id", "q", "expect": [file stems]} lines; no expect = unanswerable')
+    p.add_argument("--collection", help=_COLLECTION_HELP)
     p.add_argument("--top-k", type=int, help="results retrieved per question (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--show-misses", type=int, default=0, metavar="N",
@@ -214,18 +253,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")
+    p.add_argument("--collection", help=_COLLECTION_HELP)
     p.add_argument("--top-k", type=int)
     p.add_argument("--conversation", help="continue this conversation id")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("replay", help="re-run a recorded answer; report what changed since")
     p.add_argument("answer_id")
+    p.add_argument("--collection", help=_COLLECTION_HELP)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host", help="address to bind (default: ARCHIVIST_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: ARCHIVIST_PORT, 8000)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("collections", help="list collections, or create one")
+    p.add_argument("action", choices=["list", "create"], nargs="?", default="list")
+    p.add_argument("name", nargs="?", help="collection to create: data/NAME/ becomes its folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_collections)
 
     p = sub.add_parser("doctor", help="configuration, model files, offline check, GPU support")
     p.add_argument("--json", action="store_true")
@@ -238,18 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     enforce_offline()
-    engine = None
+    library = None
     try:
-        engine = Engine(load_settings())
-        return args.func(engine, args)
+        library = Library(load_settings(data_dir=getattr(args, "data_dir", None)))
+        if getattr(args, "action", None) == "create" and not args.name:
+            raise ArchivistError("Which collection?", hint="archivist collections create NAME")
+        return args.func(library, args)
     except ArchivistError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 2
     finally:
-        if engine:
-            engine.close()
+        if library:
+            library.close()
 
 
 if __name__ == "__main__":

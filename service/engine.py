@@ -15,8 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ingest import collections
 from ingest.chunking import Chunker, sha256_text
-from ingest.manifest import Manifest
+from ingest.manifest import FileRecord, Manifest
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical
 from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
@@ -50,21 +51,18 @@ def _cache_key(question: str, provenance: dict) -> str:
     return hashlib.sha256(json.dumps([normal, provenance], sort_keys=True).encode()).hexdigest()
 
 
-class Engine:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None,
+class Models:
+    """The embedding and chat models, loaded on first use and shared by every collection's
+    Engine: one copy of each in memory however many collections there are."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  generator: Generator | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
-        self._store: ChunkStore | None = None
-        self._lexical: LexicalIndex | None = None
-        self._records: Records | None = None
         self._llm_sha256: str | None = None
         self._lock = threading.RLock()
-        # Called with (engine, report) after each ingest, e.g. by the server's metrics.
-        self.ingest_listeners: list[Callable[[Engine, IngestReport], None]] = []
 
-    # --- components --------------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
         with self._lock:
@@ -85,8 +83,61 @@ class Engine:
 
     @property
     def loaded_llm_name(self) -> str | None:
-        """The chat model's file name if it is loaded (never triggers loading)."""
         return self._generator.name if self._generator else None
+
+    def llm_sha256(self) -> str:
+        generator = self.generator
+        with self._lock:
+            if self._llm_sha256 is None:
+                path = getattr(generator, "path", None)
+                self._llm_sha256 = file_sha256(path) if path else generator.name
+            return self._llm_sha256
+
+    def close(self) -> None:
+        """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
+        with self._lock:
+            close = getattr(self._generator, "close", None)
+            if close:
+                close()
+            self._generator = None
+
+
+class Engine:
+    """One collection: its index, its folder, its answers; the models come from `models`."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None,
+                 generator: Generator | None = None, models: Models | None = None) -> None:
+        self.settings = settings
+        self.models = models or Models(settings, embedder, generator)
+        self._store: ChunkStore | None = None
+        self._lexical: LexicalIndex | None = None
+        self._records: Records | None = None
+        self._lock = threading.RLock()
+        # Called with (engine, report) after each ingest, e.g. by the server's metrics.
+        self.ingest_listeners: list[Callable[[Engine, IngestReport], None]] = []
+
+    @property
+    def collection(self) -> str:
+        return self.settings.collection
+
+    @property
+    def data_dir(self) -> Path:
+        """The collection's folder (NotFoundError once its marker is gone)."""
+        return collections.folder(self.settings.data_dir, self.collection)
+
+    # --- components --------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        return self.models.embedder
+
+    @property
+    def generator(self) -> Generator:
+        return self.models.generator
+
+    @property
+    def loaded_llm_name(self) -> str | None:
+        """The chat model's file name if it is loaded (never triggers loading)."""
+        return self.models.loaded_llm_name
 
     def build_info(self) -> dict[str, str]:
         s = self.settings
@@ -97,7 +148,7 @@ class Engine:
     def store(self) -> ChunkStore:
         with self._lock:
             if self._store is None:
-                self._store = ChunkStore(self.settings.chroma_dir, self.settings.collection,
+                self._store = ChunkStore(self.settings.chroma_dir, self.settings.chroma_collection,
                                          self.build_info())
             return self._store
 
@@ -105,8 +156,7 @@ class Engine:
     def lexical(self) -> LexicalIndex:
         with self._lock:
             if self._lexical is None:
-                path = self.settings.index_dir / f"lexical-{self.settings.collection}.sqlite3"
-                self._lexical = LexicalIndex(path)
+                self._lexical = LexicalIndex(self.settings.lexical_path)
                 if self._lexical.count() == 0:  # new or outdated lexical side of an existing index
                     reconcile_lexical(self.store, self._lexical)
             return self._lexical
@@ -125,13 +175,12 @@ class Engine:
         return HybridRetriever(self.store, self.lexical, self.embedder, self.retrieval_config())
 
     # --- operations --------------------------------------------------------------------
-    def ingest(self, data_dir: Path | None = None, *, rebuild: bool = False,
+    def ingest(self, *, rebuild: bool = False,
                progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
         from filelock import FileLock, Timeout
 
-        data_dir = data_dir or self.settings.data_dir
-        if not data_dir.is_dir():
-            raise ArchivistError(f"The data folder {data_dir} does not exist.",
+        if not self.settings.data_dir.is_dir():
+            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
                                  hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
         self.settings.index_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.settings.index_dir / "ingest.lock"))
@@ -150,7 +199,8 @@ class Engine:
                                   s.chunk_tokens, s.chunk_overlap_tokens)
                 ingestor = Ingestor(self.store, self.lexical, manifest, self.embedder, chunker,
                                     int(s.max_file_mb * 1e6))
-                report = ingestor.sync(data_dir, progress)
+                report = ingestor.sync(self.data_dir, progress,
+                                       skip=collections.skipped(self.settings.data_dir, self.collection))
             finally:
                 manifest.close()
             for listener in self.ingest_listeners:
@@ -162,11 +212,21 @@ class Engine:
         finally:
             lock.release()
 
+    def documents(self) -> list[FileRecord]:
+        """What the last ingest recorded for each file of the collection, by source."""
+        if not self.settings.manifest_path.exists():
+            return []
+        manifest = Manifest(self.settings.manifest_path)
+        try:
+            return sorted(manifest.all().values(), key=lambda r: r.source)
+        finally:
+            manifest.close()
+
     def _wipe_index(self) -> None:
         with self._lock:
             self._store = None
-        ChunkStore.drop(self.settings.chroma_dir, self.settings.collection)
-        LexicalIndex(self.settings.index_dir / f"lexical-{self.settings.collection}.sqlite3").clear()
+        ChunkStore.drop(self.settings.chroma_dir, self.settings.chroma_collection)
+        LexicalIndex(self.settings.lexical_path).clear()
         self._lexical = None
         self.settings.manifest_path.unlink(missing_ok=True)
 
@@ -323,12 +383,8 @@ class Engine:
             manifest.close()
 
     def _provenance(self, top_k: int, filt: SearchFilter | None, params: SamplingParams) -> dict:
-        generator = self.generator
-        with self._lock:
-            if self._llm_sha256 is None:
-                path = getattr(generator, "path", None)
-                self._llm_sha256 = file_sha256(path) if path else generator.name
-        return {"llm_model": generator.name, "llm_sha256": self._llm_sha256,
+        return {"collection": self.collection, "llm_model": self.generator.name,
+                "llm_sha256": self.models.llm_sha256(),
                 "embed_model": self.embedder.fingerprint, "index_version": self.index_version(),
                 "top_k": top_k, "filter": asdict(filt) if filt else None, "params": asdict(params),
                 "retrieval": asdict(self.retrieval_config())}
@@ -352,12 +408,9 @@ class Engine:
         return reports
 
     def close(self) -> None:
-        """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
+        """Free the chat model and close the answer records."""
+        self.models.close()
         with self._lock:
-            close = getattr(self._generator, "close", None)
-            if close:
-                close()
-            self._generator = None
             if self._records is not None:
                 self._records.close()
                 self._records = None

@@ -20,15 +20,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.collections import Collections, get_collections
-from service.engine import BadRequestError
+from rag.errors import NotFoundError
+from service.engine import BadRequestError, Engine
+from service.library import Library
 from service.streams import event_stream, generation
 
 router = APIRouter(tags=["OpenAI-compatible"])
 PATHS = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
 MAX_EMBED_INPUTS = 2048  # OpenAI's own limit per request
 
-CollectionsDep = Annotated[Collections, Depends(get_collections)]
+
+
+def get_library(request: Request) -> Library:
+    return request.app.state.library
+
+
+LibraryDep = Annotated[Library, Depends(get_library)]
 
 _ERROR_TYPES = {404: ("invalid_request_error", "model_not_found"),
                 422: ("invalid_request_error", "invalid_request"),
@@ -97,23 +104,32 @@ def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str
     return messages[-1].text(), history
 
 
+def model_engine(library: Library, model: str) -> Engine:
+    """The collection named by `model`; any unknown name, even one that could not be a
+    collection (e.g. 'gpt-3.5-turbo'), is a 404 as OpenAI clients expect."""
+    if model not in library.names():
+        raise NotFoundError(f"No model {model!r}: models are the collections.",
+                            hint=f"Use one of: {', '.join(library.names())} (GET /v1/models).")
+    return library.engine(model)
+
+
 def _extension(answer: Any) -> dict:
     return answer.model_dump(mode="json", exclude={"debug"})
 
 
 @router.get("/v1/models", summary="Collections, as OpenAI models")
-def list_models(collections: CollectionsDep) -> dict:
+def list_models(library: LibraryDep) -> dict:
     return {"object": "list",
             "data": [{"id": name, "object": "model", "created": 0, "owned_by": "archivist"}
-                     for name in collections.names()]}
+                     for name in library.names()]}
 
 
 @router.post("/v1/chat/completions", summary="Answer the last message, with citations")
-def chat_completions(body: ChatCompletionRequest, request: Request, collections: CollectionsDep):
+def chat_completions(body: ChatCompletionRequest, request: Request, library: LibraryDep):
     """OpenAI's chat completion, non-streaming or `stream: true` (chunks, then `data: [DONE]`).
     The extra field `archivist` (on the last chunk when streaming) holds the citations,
     `refused`, `reason`, the verified `answer` and its `answer_id`."""
-    engine = collections.engine(body.model)
+    engine = model_engine(library, body.model)
     question, history = split_conversation(body.messages)
     engine.check_query(question, body.top_k)  # a 422 before queueing or streaming
     events = generation(request, engine.ask_events(question, body.top_k, history=history))
@@ -151,8 +167,8 @@ def chat_completions(body: ChatCompletionRequest, request: Request, collections:
 
 
 @router.post("/v1/embeddings", summary="Embed texts with a collection's embedding model")
-def embeddings(body: EmbeddingRequest, collections: CollectionsDep) -> dict:
-    engine = collections.engine(body.model)
+def embeddings(body: EmbeddingRequest, library: LibraryDep) -> dict:
+    engine = model_engine(library, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_EMBED_INPUTS or not all(t.strip() for t in texts):
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",

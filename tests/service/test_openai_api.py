@@ -102,3 +102,42 @@ def test_bad_conversations_are_rejected_with_a_hint(client):
     assert "user message" in bad.value.message
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="default", messages=[])
+
+
+@pytest.fixture
+def two_collections(tmp_path):
+    from ingest import collections
+    from service.engine import Engine
+    from service.library import Library
+    from tests.conftest import make_settings
+    from tests.fakes import FakeEmbedder, FakeGenerator
+
+    settings = make_settings(tmp_path, min_score=0.1)
+    (settings.data_dir / "hr").mkdir(parents=True)
+    (settings.data_dir / "boat.md").write_text("# Boat\n\nThe rescue launch uses VHF channel 72.\n")
+    (settings.data_dir / "hr" / collections.MARKER).touch()
+    (settings.data_dir / "hr" / "leave.md").write_text("# Leave\n\nNew staff get 25 days of annual leave.\n")
+    library = Library(settings, Engine(settings, embedder=FakeEmbedder(),
+                                       generator=FakeGenerator("25 days [1].")))
+    app = create_app(settings, library=library)
+    for name in library.names():
+        library.engine(name).ingest()  # after create_app: /metrics counts them
+    with serve(app) as url:
+        yield url
+    library.close()
+
+
+def test_every_collection_is_a_model(two_collections):
+    with openai.OpenAI(base_url=f"{two_collections}/v1", api_key="unused", max_retries=0) as client:
+        assert [m.id for m in client.models.list()] == ["default", "hr"]
+        completion = client.chat.completions.create(model="hr", messages=[
+            {"role": "user", "content": "How many days of annual leave do new staff get?"}])
+        assert completion.choices[0].message.content == "25 days [1]."
+        assert [c["source"] for c in completion.model_extra["archivist"]["citations"]] == ["leave.md"]
+        assert len(client.embeddings.create(model="hr", input="leave").data[0].embedding) == 64
+        with pytest.raises(openai.NotFoundError):  # not even a valid collection name: still a 404
+            client.embeddings.create(model="gpt-3.5-turbo", input="leave")
+    metrics = httpx.get(f"{two_collections}/metrics").text
+    assert 'archivist_ingest_files_total{collection="hr",outcome="added"} 1.0' in metrics
+    assert 'archivist_ingest_files_total{collection="default",outcome="added"} 1.0' in metrics
+    assert 'archivist_index_chunks{collection="hr"}' in metrics
