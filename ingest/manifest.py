@@ -42,6 +42,7 @@ class FileRecord:
     status: str
     error: str | None
     chunks: int
+    updated_at: float = 0.0
 
 
 class Manifest:
@@ -51,7 +52,7 @@ class Manifest:
 
     def all(self) -> dict[str, FileRecord]:
         rows = self._db.execute(
-            "SELECT source, file_hash, size, mtime_ns, status, error, chunks FROM files")
+            "SELECT source, file_hash, size, mtime_ns, status, error, chunks, updated_at FROM files")
         return {r[0]: FileRecord(*r) for r in rows}
 
     def record_indexed(self, source: str, file_hash: str, size: int, mtime_ns: int, chunks: int) -> None:

@@ -132,19 +132,40 @@ class Ingestor:
         report.chunks_total = self.store.count()
         return report
 
+    def sync_sources(self, data_dir: Path, sources: Iterable[str], force: bool = False) -> IngestReport:
+        """Sync only these files (an upload, a delete, a re-index): each is indexed, updated or
+        forgotten as what is on disk says; the rest of the folder is not looked at.  `force`
+        parses and embeds them again even when unchanged."""
+        report = IngestReport()
+        known = self.manifest.all()
+        for source in sources:
+            path = data_dir / source
+            if path.is_file() and not path.is_symlink():
+                self._sync_file(source, path, known.get(source), report, force)
+            elif source in known:
+                self._forget(source)
+                self.manifest.remove(source)
+                report.removed += known[source].file_hash is not None
+        if report.added or report.updated or report.removed:
+            self.manifest.bump_index_version()
+        report.chunks_total = self.store.count()
+        return report
+
     def _forget(self, source: str) -> None:
         self.store.delete_source(source)
         self.lexical.delete_source(source)
 
-    def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport) -> None:
+    def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport,
+                   force: bool = False) -> None:
         stat = path.stat()
-        if known and known.status == "indexed" and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+        same_stat = known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+        if not force and known and known.status == "indexed" and same_stat:
             report.unchanged += 1
             return
         reason = self._reject_reason(path, stat.st_size)
         if reason is None:
             file_hash = file_sha256(path)
-            if known and known.status == "indexed" and known.file_hash == file_hash:
+            if not force and known and known.status == "indexed" and known.file_hash == file_hash:
                 self.manifest.touch(source, stat.st_size, stat.st_mtime_ns)  # touched, not changed
                 report.unchanged += 1
                 return

@@ -12,7 +12,14 @@ def connect(path: Path) -> sqlite3.Connection:
     """Autocommit connection usable from several threads (callers serialise with a lock)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    for attempt in range(50):  # switching a new database to WAL ignores the busy timeout
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return db
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
     return db
 
 

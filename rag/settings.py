@@ -54,7 +54,17 @@ class Settings(BaseSettings):
         "for the heading that is prepended when embedding.",
     )
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
-    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped, with a reason.")
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped, with a "
+                               "reason; uploads larger than this are refused (413).")
+    watch: bool = Field(True, description="While `archivist serve` runs, sync files added, changed, "
+                        "renamed or deleted in the data folder without a restart.")
+    watch_interval_s: float = Field(2.0, gt=0, description="How often the data folder is checked.")
+    watch_settle_s: float = Field(
+        3.0, ge=0, description="A change is synced once the folder has been still this long, so a "
+        "file being copied is not ingested half-written.")
+    ingest_lock_wait_s: float = Field(
+        0.0, ge=0, description="How long an ingest or upload waits for another one to finish "
+        "before giving up with 'index busy' (0: fail at once).")
 
     # --- retrieval -----------------------------------------------------------------------
     top_k: int = Field(4, ge=1, description="Passages retrieved per question by default.")

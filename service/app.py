@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -21,11 +19,15 @@ from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service import openai_api
 from service.engine import BadRequestError, Engine, IndexBusyError
+from service.api_documents import router as documents_router
+from service.deps import LibraryDep
+from service.documents import UploadError
 from service.library import Library
 from service.metrics import Metrics
 from service.observe import ObserveMiddleware
 from service.queue import GenerationGate, QueueFullError
 from service.streams import event_stream, generation
+from service.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +95,9 @@ class JsonBodyMiddleware:
         await self.app(scope, receive, send)
 
 
-def get_library(request: Request) -> Library:
-    return request.app.state.library
-
-
-LibraryDep = Annotated[Library, Depends(get_library)]
-
-
 def _status_for(exc: ArchivistError) -> int:
+    if isinstance(exc, UploadError):
+        return exc.status
     if isinstance(exc, (BadRequestError, CollectionNameError)):
         return 422
     if isinstance(exc, NotFoundError):
@@ -124,10 +121,18 @@ def create_app(settings: Settings, engine: Engine | None = None,
             await run_in_threadpool(library.default.warm_up)
         except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
             log.error("start-up: %s", exc)
+        watcher = None
+        if settings.watch and settings.data_dir.is_dir():
+            watcher = FolderWatcher(library, settings.watch_interval_s, settings.watch_settle_s)
+            watcher.start()
+            log.info("watching %s for changes", settings.data_dir)
         yield
+        if watcher:
+            await run_in_threadpool(watcher.stop)
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
+    app.include_router(documents_router)
     app.state.library = library
     app.state.engine = library.default
     app.state.gate = gate = GenerationGate(settings.max_queue)

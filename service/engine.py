@@ -9,16 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ingest import collections
 from ingest.chunking import Chunker, sha256_text
-from ingest.manifest import FileRecord, Manifest
-from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical
+from ingest.manifest import Manifest
+from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
 from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.errors import ArchivistError, NotFoundError
@@ -30,6 +31,7 @@ from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Answer, Citation
 from rag.verify import Verifier
+from service.documents import Document, UploadError, describe, store_upload
 from service.records import Records
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,18 @@ class Engine:
     # --- operations --------------------------------------------------------------------
     def ingest(self, *, rebuild: bool = False,
                progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+        """Make the collection's index match its folder."""
+        def run(ingestor: Ingestor) -> IngestReport:
+            return ingestor.sync(self.data_dir, progress,
+                                 skip=collections.skipped(self.settings.data_dir, self.collection))
+        return self._write(run, rebuild=rebuild)
+
+    def ingest_sources(self, sources: list[str]) -> IngestReport:
+        """Sync just these files of the collection (uploads, deletes, re-indexing)."""
+        return self._write(lambda ingestor: ingestor.sync_sources(self.data_dir, sources))
+
+    def _write(self, work: Callable[[Ingestor], IngestReport], rebuild: bool = False) -> IngestReport:
+        """Run `work` as the index's only writer (one lock per index folder, across processes)."""
         from filelock import FileLock, Timeout
 
         if not self.settings.data_dir.is_dir():
@@ -185,10 +199,10 @@ class Engine:
         self.settings.index_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.settings.index_dir / "ingest.lock"))
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=self.settings.ingest_lock_wait_s)
         except Timeout:
             raise IndexBusyError(f"Another ingest is running on {self.settings.index_dir}.",
-                                 hint="Wait for it to finish, then run `archivist ingest` again.")
+                                 hint="Wait for it to finish, then try again.")
         try:
             if rebuild:
                 self._wipe_index()
@@ -199,8 +213,7 @@ class Engine:
                                   s.chunk_tokens, s.chunk_overlap_tokens)
                 ingestor = Ingestor(self.store, self.lexical, manifest, self.embedder, chunker,
                                     int(s.max_file_mb * 1e6))
-                report = ingestor.sync(self.data_dir, progress,
-                                       skip=collections.skipped(self.settings.data_dir, self.collection))
+                report = work(ingestor)
             finally:
                 manifest.close()
             for listener in self.ingest_listeners:
@@ -212,15 +225,57 @@ class Engine:
         finally:
             lock.release()
 
-    def documents(self) -> list[FileRecord]:
-        """What the last ingest recorded for each file of the collection, by source."""
-        if not self.settings.manifest_path.exists():
-            return []
-        manifest = Manifest(self.settings.manifest_path)
+    # --- documents ---------------------------------------------------------------------
+    def documents(self) -> list[Document]:
+        """Every file of the collection: on disk, in the manifest, or both, by source."""
+        records = {}
+        if self.settings.manifest_path.exists():
+            manifest = Manifest(self.settings.manifest_path)
+            try:
+                records = manifest.all()
+            finally:
+                manifest.close()
+        on_disk = dict(scan(self.data_dir, collections.skipped(self.settings.data_dir, self.collection)))
+        return [describe(self.collection, source, on_disk.get(source), records.get(source))
+                for source in sorted(records.keys() | on_disk.keys())]
+
+    def document(self, doc_id: str) -> Document:
+        for doc in self.documents():
+            if doc.id == doc_id:
+                return doc
+        raise NotFoundError(f"No document {doc_id!r} in collection {self.collection!r}.",
+                            hint="GET /v1/documents lists the documents and their ids.")
+
+    def add_documents(self, uploads: list[tuple[str | None, BinaryIO]]) -> tuple[list[Document], IngestReport]:
+        """Store uploaded files in the collection's folder and index just them.  Every upload is
+        checked before any is stored: one bad file refuses the request and stores nothing."""
+        import shutil
+        import tempfile as _tempfile
+
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        staging = Path(_tempfile.mkdtemp(prefix=".staging-", dir=self.data_dir))
         try:
-            return sorted(manifest.all().values(), key=lambda r: r.source)
+            names = [store_upload(staging, filename, stream, max_bytes) for filename, stream in uploads]
+            if len(set(names)) != len(names):
+                raise UploadError("Two uploads have the same file name.", hint="Rename one of them.")
+            for name in names:
+                os.replace(staging / name, self.data_dir / name)
         finally:
-            manifest.close()
+            shutil.rmtree(staging, ignore_errors=True)
+        report = self.ingest_sources(names)
+        by_source = {d.source: d for d in self.documents()}
+        return [by_source[name] for name in names], report
+
+    def delete_document(self, doc_id: str) -> None:
+        doc = self.document(doc_id)
+        (self.data_dir / doc.source).unlink(missing_ok=True)
+        self.ingest_sources([doc.source])
+
+    def reindex_document(self, doc_id: str) -> Document:
+        """Parse and embed the file again even if it looks unchanged (e.g. after a parser fix)."""
+        doc = self.document(doc_id)
+        self._write(lambda ingestor: ingestor.sync_sources(self.data_dir, [doc.source], force=True))
+        return self.document(doc_id)
 
     def _wipe_index(self) -> None:
         with self._lock:

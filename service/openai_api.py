@@ -14,14 +14,15 @@ import json
 import struct
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import NotFoundError
 from service.engine import BadRequestError, Engine
+from service.deps import LibraryDep
 from service.library import Library
 from service.streams import event_stream, generation
 
@@ -29,13 +30,6 @@ router = APIRouter(tags=["OpenAI-compatible"])
 PATHS = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
 MAX_EMBED_INPUTS = 2048  # OpenAI's own limit per request
 
-
-
-def get_library(request: Request) -> Library:
-    return request.app.state.library
-
-
-LibraryDep = Annotated[Library, Depends(get_library)]
 
 _ERROR_TYPES = {404: ("invalid_request_error", "model_not_found"),
                 422: ("invalid_request_error", "invalid_request"),

@@ -49,7 +49,8 @@ def data_dir(corpus: Path, tmp_path: Path) -> Path:
 
 
 def make_settings(root: Path, **overrides) -> Settings:
-    return Settings(data_dir=root / "data", index_dir=root / "index", **overrides)
+    """Settings over root/data and root/index; the folder watcher is off unless asked for."""
+    return Settings(data_dir=root / "data", index_dir=root / "index", **{"watch": False, **overrides})
 
 
 @pytest.fixture(scope="session")
