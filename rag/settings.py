@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `archivist serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `archivist serve` listens on.")
+    max_queue: int = Field(
+        8, ge=0, description="Requests that may wait for the chat model while it answers another "
+        "(it answers one at a time); more are refused with HTTP 429 and a Retry-After header.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`archivist serve` log lines: 'text' for people, 'json' (one object "
+        "per line, with request_id, route, status, duration_ms) for log collectors.")
 
     @field_validator("llm_model", "n_threads", mode="before")
     @classmethod

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterator
-
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +17,7 @@ from rag.offline import enforce_offline
 from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
+from service import openai_api
 from service.engine import BadRequestError, Engine, IndexBusyError
 from service.api_documents import router as documents_router
 from service.auth import SESSION_TTL_S, AuthError, KeyStore
@@ -29,6 +25,10 @@ from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, engine_for
 from service.documents import UploadError
 from service.library import Library
 from service import portal
+from service.metrics import Metrics
+from service.observe import ObserveMiddleware
+from service.queue import GenerationGate, QueueFullError
+from service.streams import event_stream, generation
 from service.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -116,47 +116,9 @@ def _status_for(exc: ArchivistError) -> int:
         return 404
     if isinstance(exc, IndexBusyError):
         return 409
+    if isinstance(exc, QueueFullError):
+        return 429
     return 503  # the server cannot serve as configured (missing model, index mismatch, ...)
-
-
-def _sse(kind: str, data: Any) -> str:
-    payload = jsonable_encoder(data)
-    if kind == "token":
-        payload = {"text": data}
-    return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-def event_stream(request: Request, events: Iterator[tuple[str, Any]]) -> StreamingResponse:
-    """Server-Sent Events from the engine's event iterator, stepped in a worker thread.
-    When the client goes away the iterator is closed, which stops the model and frees it."""
-    step_lock = threading.Lock()  # close() must wait for a step that is still running
-    done = object()
-
-    def step() -> Any:
-        with step_lock:
-            return next(events, done)
-
-    def close() -> None:
-        with step_lock:
-            events.close()
-
-    async def body() -> AsyncIterator[str]:
-        try:
-            while not await request.is_disconnected():
-                try:
-                    item = await anyio.to_thread.run_sync(step)
-                except ArchivistError as exc:
-                    yield _sse("error", {"detail": exc.message, "hint": exc.hint})
-                    return
-                if item is done:
-                    return
-                yield _sse(*item)
-        finally:
-            with anyio.CancelScope(shield=True):  # runs even when the response was cancelled
-                await anyio.to_thread.run_sync(close)
-
-    return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def create_app(settings: Settings, engine: Engine | None = None,
@@ -182,7 +144,6 @@ def create_app(settings: Settings, engine: Engine | None = None,
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
-    app.add_middleware(JsonBodyMiddleware)
     app.include_router(documents_router)
     app.state.library = library
     app.state.keys = KeyStore(settings.keys_path)
@@ -190,15 +151,32 @@ def create_app(settings: Settings, engine: Engine | None = None,
         log.warning("no API keys: every request is trusted, so serve on loopback only "
                     "(`archivist keys create --role admin` to add one)")
     app.state.engine = library.default
+    app.state.gate = gate = GenerationGate(settings.max_queue)
+    app.state.metrics = metrics = Metrics(
+        gate, lambda: [(name, library.engine(name)) for name in library.names()])
+    metrics.watch(library.default)  # the library shares its listeners with every collection
+    # Inside JsonBodyMiddleware, which may replace the scope: this one must see the scope the
+    # router writes the matched route into.
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    app.add_middleware(JsonBodyMiddleware)
+    app.include_router(openai_api.router)
 
     @app.exception_handler(ArchivistError)
-    async def archivist_error(_: Request, exc: ArchivistError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=_status_for(exc))
+    async def archivist_error(request: Request, exc: ArchivistError) -> JSONResponse:
+        status = _status_for(exc)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFullError) else None
+        if openai_api.is_openai_path(request.url.path):
+            return openai_api.error_response(status, exc.message, exc.hint, headers=headers)
+        return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=status,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
                              for e in exc.errors())
+        if openai_api.is_openai_path(request.url.path):
+            return openai_api.error_response(422, f"Invalid request: {problems}.",
+                                             "See the OpenAI API reference for this endpoint's body.")
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         return JSONResponse({"detail": f"Invalid request: {problems}.",
                              "hint": 'Send JSON like {"question": "...", "top_k": 4}.',
@@ -217,16 +195,18 @@ def create_app(settings: Settings, engine: Engine | None = None,
         `refused` is true, with a `reason`, when the documents hold nothing relevant enough.
         With `"stream": true` the reply is an event stream (see the `stream` field)."""
         engine = engine_for(library, who, body.collection)
+        engine.check_query(body.question, body.top_k)  # a 422 before queueing or streaming
+        events = generation(request, engine.ask_events(body.question, body.top_k,
+                                                       filt=body.filter(), debug=body.debug))
         if body.stream:
-            engine.check_query(body.question, body.top_k)  # fail with a 422 before streaming
-            events = engine.ask_events(body.question, body.top_k, filt=body.filter(), debug=body.debug)
             return event_stream(request, events)
-        return engine.ask(body.question, body.top_k, filt=body.filter(), debug=body.debug)
+        return events.result()["done"]
 
     @app.post("/v1/search", response_model=SearchResults, summary="Rank passages for a question")
     def search(body: QueryRequest, library: LibraryDep, who: PrincipalDep) -> SearchResults:
         """Retrieval only: the passages an answer would be based on, best first."""
-        return SearchResults(results=engine_for(library, who, body.collection).search(body.question, body.top_k, body.filter()))
+        engine = engine_for(library, who, body.collection)
+        return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
 
     @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
     def chat(body: ChatRequest, request: Request, library: LibraryDep, who: PrincipalDep):
@@ -234,15 +214,19 @@ def create_app(settings: Settings, engine: Engine | None = None,
         context of the conversation's earlier turns, which are kept on the server.  Streams
         like /v1/ask, with a first `conversation` event."""
         engine = engine_for(library, who, body.collection)
+        engine.check_query(body.question, body.top_k)
+        if body.conversation_id is not None:
+            try:
+                engine.conversation(body.conversation_id)  # a 404 before queueing or streaming
+            except NotFoundError as exc:
+                raise NotFoundError(exc.message, hint="Leave conversation_id out to start a new "
+                                    "conversation.") from exc
+        events = generation(request, engine.chat_events(body.question, body.conversation_id,
+                                                        body.top_k, body.filter()))
         if body.stream:
-            engine.check_query(body.question, body.top_k)
-            if body.conversation_id is not None:
-                engine.conversation(body.conversation_id)  # 404 before streaming
-            events = engine.chat_events(body.question, body.conversation_id, body.top_k, body.filter())
             return event_stream(request, events)
-        conversation_id, answer = engine.chat(body.question, body.conversation_id, body.top_k,
-                                              body.filter())
-        return ChatReply(conversation_id=conversation_id, **answer.model_dump())
+        seen = events.result()
+        return ChatReply(conversation_id=seen["conversation"], **seen["done"].model_dump())
 
     @app.get("/v1/conversations/{conversation_id}", summary="A conversation's turns")
     def conversation(conversation_id: str, library: LibraryDep, who: PrincipalDep) -> dict:
@@ -259,6 +243,13 @@ def create_app(settings: Settings, engine: Engine | None = None,
         record = library.default.answer_record(answer_id)  # records are shared by collections
         who.check("read", record["provenance"].get("collection", "default"))
         return record
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Requests and latency by route and status, generation queue, tokens generated and
+        tokens/s, ingest counts, index size; Prometheus text format."""
+        body, content_type = metrics.render()  # a sync route: reading the index size is I/O
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/health", response_model=Health, summary="Service status")
     def health(library: LibraryDep) -> Health:

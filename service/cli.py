@@ -192,6 +192,7 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
 
     from service.app import create_app
     from service.auth import KeyStore
+    from service.logs import configure_logging
 
     settings = library.settings
     host = args.host or settings.host
@@ -209,8 +210,11 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
                              "it could read every document.",
                              hint="Create a key first (`archivist keys create --role admin`), or "
                                   "serve on 127.0.0.1.")
+    configure_logging(settings.log_format)
+    # log_config=None: uvicorn's loggers go through our handler; our middleware writes the
+    # access lines (with request id and route), so uvicorn's own are off.
     uvicorn.run(create_app(settings, library=library), host=host,
-                port=args.port or settings.port, log_level="info")
+                port=args.port or settings.port, log_config=None, access_log=False)
     return 0
 
 

@@ -115,6 +115,8 @@ class Engine:
         self._lexical: LexicalIndex | None = None
         self._records: Records | None = None
         self._lock = threading.RLock()
+        # Called with (engine, report) after each ingest, e.g. by the server's metrics.
+        self.ingest_listeners: list[Callable[[Engine, IngestReport], None]] = []
 
     @property
     def collection(self) -> str:
@@ -211,9 +213,15 @@ class Engine:
                                   s.chunk_tokens, s.chunk_overlap_tokens)
                 ingestor = Ingestor(self.store, self.lexical, manifest, self.embedder, chunker,
                                     int(s.max_file_mb * 1e6))
-                return work(ingestor)
+                report = work(ingestor)
             finally:
                 manifest.close()
+            for listener in self.ingest_listeners:
+                try:
+                    listener(self, report)
+                except Exception:  # an observer must not fail an ingest that succeeded
+                    log.exception("ingest listener failed")
+            return report
         finally:
             lock.release()
 

@@ -36,6 +36,7 @@ class Library:
                 collections.folder(self.settings.data_dir, collections.check_name(name))  # 404
                 engine = Engine(self.settings.model_copy(update={"collection": name}),
                                 models=self.models)
+                engine.ingest_listeners = self.default.ingest_listeners  # one set of observers
                 self._engines[name] = engine
             return engine
 

@@ -1,0 +1,135 @@
+"""A bounded queue in front of the chat model.
+
+llama.cpp serves one generation at a time; without a bound, every extra request would hold a
+worker thread and wait minutes.  Requests are admitted (or refused with a 429) before anything is
+sent, so a client learns at once; admitted ones wait for the single running slot in a worker
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Iterator
+
+from rag.errors import ArchivistError
+
+
+class QueueFullError(ArchivistError):
+    """Too many requests are already waiting for the model (HTTP 429)."""
+
+    def __init__(self, message: str, hint: str, retry_after: int) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class Ticket:
+    """One admitted request: waiting until `wait()` returns, running until `release()`."""
+
+    def __init__(self, gate: GenerationGate, running: bool) -> None:
+        self._gate = gate
+        self._running = running
+        self._done = False
+        self._since = time.monotonic()
+
+    def wait(self) -> None:
+        if self._running or self._done:
+            return
+        self._gate._slot.acquire()
+        with self._gate._lock:
+            self._gate._waiting -= 1
+            self._gate._running += 1
+            self._running = True
+            self._since = time.monotonic()
+
+    def release(self) -> None:
+        """Idempotent: give back the slot, or the place in the queue if it never ran."""
+        with self._gate._lock:
+            if self._done:
+                return
+            self._done = True
+            if not self._running:
+                self._gate._waiting -= 1
+                return
+            self._gate._running -= 1
+            held = time.monotonic() - self._since
+            self._gate._mean_s += 0.2 * (held - self._gate._mean_s)  # moving average for Retry-After
+        self._gate._slot.release()
+
+
+class GenerationGate:
+    def __init__(self, max_queue: int, typical_s: float = 10.0) -> None:
+        self.max_queue = max_queue
+        self._slot = threading.Semaphore(1)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._running = 0
+        self._mean_s = typical_s  # until measured: the README's median answer time on 2 cores
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def admit(self) -> Ticket:
+        """A ticket, running at once if the model is free; QueueFullError if the queue is full."""
+        with self._lock:
+            if self._waiting == 0 and self._slot.acquire(blocking=False):  # no barging past waiters
+                self._running += 1
+                return Ticket(self, running=True)
+            if self._waiting >= self.max_queue:
+                retry = max(1, min(600, math.ceil(self._mean_s * (self._waiting + 1))))
+                raise QueueFullError(
+                    f"The server is busy: {self._waiting} requests are already waiting for the model.",
+                    hint=f"Retry in about {retry} s (Retry-After), or raise ARCHIVIST_MAX_QUEUE.",
+                    retry_after=retry)
+            self._waiting += 1
+        return Ticket(self, running=False)
+
+    def wrap(self, events: Iterator[tuple[str, Any]]) -> GatedEvents:
+        """Admit now; the events run once the slot is ours (first step)."""
+        return GatedEvents(self.admit(), events)
+
+
+class GatedEvents:
+    """An event iterator that holds its ticket from the first step until exhausted or closed.
+
+    A class, not a generator: a generator closed before its first step runs no `finally`, and the
+    queue place of a client that left while waiting would leak."""
+
+    def __init__(self, ticket: Ticket, events: Iterator[tuple[str, Any]]) -> None:
+        self._ticket = ticket
+        self._events = events
+
+    def __iter__(self) -> GatedEvents:
+        return self
+
+    def __next__(self) -> tuple[str, Any]:
+        self._ticket.wait()
+        try:
+            return next(self._events)
+        except BaseException:  # StopIteration included: the model is free again
+            self.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._events, "close", None)  # generators have it, plain iterators not
+            if close:
+                close()
+        finally:
+            self._ticket.release()
+
+    def result(self) -> dict[str, Any]:
+        """Run to the end; the last event of each kind ("conversation", "done", ...)."""
+        seen: dict[str, Any] = {}
+        try:
+            for kind, data in self:
+                seen[kind] = data
+        finally:
+            self.close()
+        return seen

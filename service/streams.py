@@ -1,0 +1,67 @@
+"""Answers as they are made: through the generation queue and the metrics, and out as
+Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import anyio
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+
+from rag.errors import ArchivistError
+from service.queue import GatedEvents
+
+
+def generation(request: Request, events: Iterator[tuple[str, Any]]) -> GatedEvents:
+    """Admit the engine's events to the generation queue now (QueueFullError: 429) and meter them.
+    Nothing runs until the first step, which waits for the model: step it in a worker thread."""
+    state = request.app.state
+    return state.gate.wrap(state.metrics.meter(events))
+
+
+def sse(kind: str, data: Any) -> str:
+    payload = jsonable_encoder(data)
+    if kind == "token":
+        payload = {"text": data}
+    return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def event_stream(request: Request, events: Iterator[tuple[str, Any]],
+                 encode: Callable[[str, Any], str] = sse) -> StreamingResponse:
+    """Server-Sent Events from the engine's event iterator, stepped in a worker thread.
+    When the client goes away the iterator is closed, which stops the model and frees it.
+    `encode(kind, data)` writes one event; errors come as ("error", {"detail", "hint"})."""
+    step_lock = threading.Lock()  # close() must wait for a step that is still running
+    done = object()
+
+    def step() -> Any:
+        with step_lock:
+            return next(events, done)
+
+    def close() -> None:
+        with step_lock:
+            events.close()
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            while not await request.is_disconnected():
+                try:
+                    item = await anyio.to_thread.run_sync(step)
+                except ArchivistError as exc:
+                    yield encode("error", {"detail": exc.message, "hint": exc.hint})
+                    return
+                if item is done:
+                    return
+                text = encode(*item)
+                if text:
+                    yield text
+        finally:
+            with anyio.CancelScope(shield=True):  # runs even when the response was cancelled
+                await anyio.to_thread.run_sync(close)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
