@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ingest import faults
 from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
 from ingest.parsers import SUPPORTED, parse_file
@@ -108,6 +109,7 @@ class Ingestor:
         for source, record in known.items():
             if source not in present:
                 self._forget(source)
+                faults.reach("before_manifest")
                 self.manifest.remove(source)
                 report.removed += record.file_hash is not None
         # Chunks whose file has no manifest row: left behind by a run that died mid-file.
@@ -145,6 +147,7 @@ class Ingestor:
                 log.exception("unexpected error while indexing %s", source)
                 reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
             else:
+                faults.reach("before_manifest")
                 self.manifest.record_indexed(source, file_hash, stat.st_size, stat.st_mtime_ns, total)
                 report.chunks_embedded += embedded
                 if known and known.file_hash is not None:
@@ -169,6 +172,7 @@ class Ingestor:
     def _index(self, source: str, path: Path, file_hash: str) -> tuple[int, int]:
         """Replace the file's chunks; returns (chunks embedded, chunks in the file)."""
         doc = parse_file(path)
+        faults.reach("after_parse")
         chunks = self.chunker.chunk(source, file_hash, doc)
         if not chunks:
             raise ParseError("no text could be extracted",
@@ -176,9 +180,13 @@ class Ingestor:
         known_vectors = self.store.vectors_for(c.vector_key for c in chunks)
         to_embed = list({c.vector_key: c for c in chunks if c.vector_key not in known_vectors}.values())
         fresh = self.embedder.embed([c.embedding_text() for c in to_embed])
+        faults.reach("after_embed")
         known_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
         old_ids = self.store.ids_for_source(source)
         self.store.upsert(chunks, [known_vectors[c.vector_key] for c in chunks])
+        faults.reach("after_upsert")
         self.store.delete(old_ids - {c.chunk_id for c in chunks})
+        faults.reach("after_stale_delete")
         self.lexical.replace_source(source, chunks)
+        faults.reach("after_lexical")
         return len(to_embed), len(chunks)
