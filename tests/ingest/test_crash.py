@@ -135,7 +135,7 @@ def test_ingest_killed_at_each_write_step_recovers_to_a_clean_index(fault, index
 def test_the_real_cli_honours_the_fault_point_and_recovers(tmp_path, real_embedder):
     root = tmp_path
     write_state_a(root / "data")
-    killed = ingest(root, "after_upsert:2", real_cli=True)
+    killed = ingest(root, "before_manifest:2", real_cli=True)  # mid-batch
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert ingest(root, real_cli=True).returncode == 0
 
