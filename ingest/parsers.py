@@ -130,6 +130,35 @@ def parse_text_like(data: bytes, kind: str) -> ParsedDocument:
     return _from_elements(partition(text=text, languages=detect_languages(text)), use_pages=False)
 
 
+# Office files are ZIP archives.  A "zip bomb" declares (and inflates to) gigabytes from a few
+# hundred kilobytes; python-docx and friends would read it all into memory.  The declared sizes
+# are checked before any library opens the file, and they can be trusted: Python's zipfile stops
+# at a member's declared size and fails its CRC check rather than inflate past it.
+MAX_UNZIPPED_BYTES = 1 << 30
+MAX_ZIP_RATIO = 100  # text XML compresses about 10:1; images not at all
+_RATIO_FLOOR = 20 << 20  # small archives may compress as well as they like
+
+
+def check_zip(path: Path, kind: str) -> None:
+    """Raise ParseError for a file that is not a ZIP archive or would inflate absurdly."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:  # ValueError: negative header fields
+        raise ParseError(f"the file is not a valid {kind.upper()} (not a ZIP archive: {exc})",
+                         hint="It may be damaged or have the wrong extension; re-save it from its application.") from exc
+    unzipped = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members) or 1
+    if unzipped > MAX_UNZIPPED_BYTES or (unzipped > _RATIO_FLOOR and unzipped / packed > MAX_ZIP_RATIO):
+        raise ParseError(
+            f"refused as a possible zip bomb: {packed / 1e6:.1f} MB would inflate to "
+            f"{unzipped / 1e6:.0f} MB ({unzipped / packed:.0f}:1)",
+            hint="If the document is genuine, save it again without embedded padding or "
+                 "split it into smaller files.")
+
+
 def parse_docx(path: Path) -> ParsedDocument:
     return _from_elements(_partition("docx")(filename=str(path), languages=["auto"]), use_pages=False)
 
@@ -249,6 +278,7 @@ def parse_file(path: Path) -> ParsedDocument:
             return parse_csv(path.read_bytes())
         if kind == "pdf":
             return parse_pdf(path)
+        check_zip(path, kind)
         return {"docx": parse_docx, "pptx": parse_pptx, "xlsx": parse_xlsx}[kind](path)
     except ParseError:
         raise

@@ -4,7 +4,8 @@ New files are added, changed files replace their chunks, deleted files lose thei
 are not even read.  Only chunk texts never embedded before reach the embedding model.  A file that
 cannot be parsed is reported and leaves the index as it was (its last good version stays
 searchable).  Write order per file: new chunks, then stale-chunk deletes, then the manifest row, so
-a run that dies half-way is repaired by the next one.
+a run that dies half-way is repaired by the next one.  Small files are written in batches (one
+Chroma call per batch), in the same order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Iterator
 
+from ingest import faults
 from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
 from ingest.parsers import SUPPORTED, parse_file
@@ -77,7 +79,31 @@ def scan(data_dir: Path, skip: Collection[str] = ()) -> Iterator[tuple[str, Path
             path = Path(root) / name
             if name.startswith(".") or path.is_symlink() or not path.is_file():
                 continue
-            yield path.relative_to(data_dir).as_posix(), path
+            yield safe_source(path.relative_to(data_dir).as_posix()), path
+
+
+# Characters a source name shows escaped: control characters (a newline in a file name would
+# forge lines in reports and logs) and bidirectional overrides (which make a name read backwards).
+_ESCAPE = {chr(c) for c in range(32)} | {"\x7f"} | set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def safe_source(name: str) -> str:
+    """The name a file is stored and reported under: printable, and valid UTF-8.
+
+    Bytes of a file name that are not UTF-8 arrive from os.walk as lone surrogates, which SQLite,
+    Chroma and JSON cannot store; they become `\\xNN`, as do control characters.  The file itself
+    is still read through its real path."""
+    if name.isprintable() and name.isascii():
+        return name
+    out = []
+    for ch in name:
+        if "\udc80" <= ch <= "\udcff":  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xdc00:02x}")
+        elif ch in _ESCAPE:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def reconcile_lexical(store: ChunkStore, lexical: LexicalIndex) -> bool:
@@ -105,6 +131,8 @@ class Ingestor:
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self._batch: list[_Pending] = []
+        self._batch_vectors: dict[str, list[float]] = {}  # vector_key -> vector, not yet stored
 
     def sync(self, data_dir: Path, progress: Callable[[int, int, str], None] | None = None,
              skip: Collection[str] = ()) -> IngestReport:
@@ -116,9 +144,11 @@ class Ingestor:
             if progress:
                 progress(done, len(present), source)
             self._sync_file(source, path, known.get(source), report)
+        self._flush(report)
         for source, record in known.items():
             if source not in present:
                 self._forget(source)
+                faults.reach("before_manifest")
                 self.manifest.remove(source)
                 report.removed += record.file_hash is not None
         # Chunks whose file has no manifest row: left behind by a run that died mid-file.
@@ -146,6 +176,7 @@ class Ingestor:
                 self._forget(source)
                 self.manifest.remove(source)
                 report.removed += known[source].file_hash is not None
+        self._flush(report)
         if report.added or report.updated or report.removed:
             self.manifest.bump_index_version()
         report.chunks_total = self.store.count()
@@ -157,6 +188,17 @@ class Ingestor:
 
     def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport,
                    force: bool = False) -> None:
+        try:
+            self._sync_readable_file(source, path, known, report, force)
+        except OSError as exc:  # unreadable, or gone since the scan: report it, go on with the rest
+            reason = f"could not read the file ({exc.strerror or exc})"
+            log.warning("failed: %s: %s", source, reason)
+            self.manifest.record_failed(source, known, 0, 0, reason)
+            report.failed += 1
+            report.failures.append(Failure(source, reason + "; check its permissions"))
+
+    def _sync_readable_file(self, source: str, path: Path, known: FileRecord | None,
+                            report: IngestReport, force: bool) -> None:
         stat = path.stat()
         same_stat = known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
         if not force and known and known.status == "indexed" and same_stat:
@@ -170,22 +212,23 @@ class Ingestor:
                 report.unchanged += 1
                 return
             try:
-                embedded, total = self._index(source, path, file_hash)
+                pending = self._prepare(source, path, file_hash, known, stat.st_size, stat.st_mtime_ns)
             except ParseError as exc:
                 reason = str(exc)
             except Exception as exc:  # a bug or a library failure on one file must not stop the run
                 log.exception("unexpected error while indexing %s", source)
                 reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
             else:
-                self.manifest.record_indexed(source, file_hash, stat.st_size, stat.st_mtime_ns, total)
-                report.chunks_embedded += embedded
-                if known and known.file_hash is not None:
-                    report.updated += 1
-                else:
-                    report.added += 1
+                self._batch.append(pending)
+                if sum(len(p.chunks) for p in self._batch) >= _BATCH_CHUNKS:
+                    self._flush(report)
                 return
+        self._fail(source, known, stat.st_size, stat.st_mtime_ns, reason, report)
+
+    def _fail(self, source: str, known: FileRecord | None, size: int, mtime_ns: int, reason: str,
+              report: IngestReport) -> None:
         log.warning("failed: %s: %s", source, reason)
-        self.manifest.record_failed(source, known, stat.st_size, stat.st_mtime_ns, reason)
+        self.manifest.record_failed(source, known, size, mtime_ns, reason)
         report.failed += 1
         report.failures.append(Failure(source, reason))
 
@@ -193,24 +236,82 @@ class Ingestor:
         if path.suffix.lower() not in SUPPORTED:
             return (f"unsupported file type {path.suffix or '(no extension)'!r}; supported: "
                     f"{', '.join(sorted(SUPPORTED))}")
+        if size == 0:  # said plainly, rather than as a parser's "no text" or "damaged" verdict
+            return "the file is empty (0 bytes)"
         if size > self.max_file_bytes:
             return (f"file is {size / 1e6:.1f} MB, over the {self.max_file_bytes / 1e6:.0f} MB limit; "
                     "raise ARCHIVIST_MAX_FILE_MB to index it")
         return None
 
-    def _index(self, source: str, path: Path, file_hash: str) -> tuple[int, int]:
-        """Replace the file's chunks; returns (chunks embedded, chunks in the file)."""
+    def _prepare(self, source: str, path: Path, file_hash: str, known: FileRecord | None,
+                 size: int, mtime_ns: int) -> _Pending:
+        """Parse, chunk and embed a file; its writes wait in the batch."""
         doc = parse_file(path)
+        faults.reach("after_parse")
         chunks = self.chunker.chunk(source, file_hash, doc)
         if not chunks:
             raise ParseError("no text could be extracted",
                              hint="Scanned PDFs and images need OCR, which is not supported yet.")
-        known_vectors = self.store.vectors_for(c.vector_key for c in chunks)
+        wanted = {c.vector_key for c in chunks}
+        known_vectors = {k: v for k, v in self._batch_vectors.items() if k in wanted}
+        known_vectors.update(self.store.vectors_for(wanted - known_vectors.keys()))
         to_embed = list({c.vector_key: c for c in chunks if c.vector_key not in known_vectors}.values())
         fresh = self.embedder.embed([c.embedding_text() for c in to_embed])
+        faults.reach("after_embed")
         known_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
-        old_ids = self.store.ids_for_source(source)
-        self.store.upsert(chunks, [known_vectors[c.vector_key] for c in chunks])
-        self.store.delete(old_ids - {c.chunk_id for c in chunks})
-        self.lexical.replace_source(source, chunks)
-        return len(to_embed), len(chunks)
+        self._batch_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
+        return _Pending(source, chunks, [known_vectors[c.vector_key] for c in chunks],
+                        self.store.ids_for_source(source), file_hash, size, mtime_ns, len(to_embed),
+                        known)
+
+    def _flush(self, report: IngestReport) -> None:
+        """Write the batch: new chunks, stale-chunk deletes, lexical rows, then manifest rows.
+
+        Chroma costs tens of milliseconds per write call whatever its size, so many small files
+        are written together; the order per file is unchanged, so a run killed anywhere in here
+        is repaired by the next one (the manifest rows, written last, still say "not indexed")."""
+        batch, self._batch, self._batch_vectors = self._batch, [], {}
+        if not batch:
+            return
+        try:
+            self.store.upsert([c for p in batch for c in p.chunks], [v for p in batch for v in p.vectors])
+            faults.reach("after_upsert")
+            self.store.delete(set().union(*(p.old_ids - {c.chunk_id for c in p.chunks} for p in batch)))
+            faults.reach("after_stale_delete")
+            for p in batch:
+                self.lexical.replace_source(p.source, p.chunks)
+            faults.reach("after_lexical")
+        except Exception as exc:  # the store failed: these files stay as they were, the run goes on
+            log.exception("writing %d files to the index failed", len(batch))
+            for p in batch:
+                self._fail(p.source, p.known, p.size, p.mtime_ns,
+                           f"internal error writing the index ({type(exc).__name__}: {exc}); please report it",
+                           report)
+            return
+        for p in batch:
+            faults.reach("before_manifest")
+            self.manifest.record_indexed(p.source, p.file_hash, p.size, p.mtime_ns, len(p.chunks))
+            report.chunks_embedded += p.embedded
+            if p.known and p.known.file_hash is not None:
+                report.updated += 1
+            else:
+                report.added += 1
+
+
+# Chunks written to Chroma per call, at most (a single file larger than this goes alone).
+_BATCH_CHUNKS = 1000
+
+
+@dataclass
+class _Pending:
+    """A file parsed, chunked and embedded, whose index writes wait for the batch."""
+
+    source: str
+    chunks: list
+    vectors: list
+    old_ids: set[str]
+    file_hash: str
+    size: int
+    mtime_ns: int
+    embedded: int
+    known: FileRecord | None

@@ -241,6 +241,8 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(library: Library, args: argparse.Namespace) -> int:
+    if args.offline:
+        return _doctor_offline(library.default, args)
     from service.doctor import run_checks
 
     report = run_checks(library.default)
@@ -251,6 +253,18 @@ def cmd_doctor(library: Library, args: argparse.Namespace) -> int:
             print(f"== {section}")
             _print_json(content)
     return 0 if report["offline"]["ok"] else 1
+
+
+def _doctor_offline(engine: Engine, args: argparse.Namespace) -> int:
+    from service.offline_check import format_report, offline_checks, report
+
+    checks, attempts = offline_checks(engine.settings)
+    result = report(checks, attempts)
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_report(checks, attempts))
+    return 0 if result["ok"] else 1
 
 
 _COLLECTION_HELP = "collection to use (default: ARCHIVIST_COLLECTION, 'default')"
@@ -332,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="configuration, model files, offline check, GPU support")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--offline", action="store_true",
+                   help="only check that every model, tokenizer and parser resource is on disk "
+                        "(loads no model; exit status 1 if anything is missing)")
     p.set_defaults(func=cmd_doctor)
     return parser
 

@@ -78,7 +78,7 @@ def test_bad_files_are_reported_and_do_not_stop_the_run(engine, data_dir):
     assert report.added == 10 and report.failed == 3
     reasons = {f.source: f.reason for f in report.failures}
     assert "damaged" in reasons["broken.pdf"]
-    assert "no text" in reasons["empty.txt"]
+    assert "the file is empty" in reasons["empty.txt"]
     assert "unsupported" in reasons["photo.jpg"]
 
 
