@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # machines where PyPI's torch 2.13.0 would pull the CUDA build.
 TORCH_PIP_ARGS ?=
 
-.PHONY: install run test browser screenshots ingest serve eval bench-ingest lock clean
+.PHONY: install run test stress browser screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ run: install
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# Hostile requests: the long schemathesis fuzz of every operation (tests marked `stress`), then
+# the load test (bench/load.py: 50 clients for 60 s, real models, on loopback).
+stress: install
+	ARCHIVIST_STRESS=1 $(BIN)/python -m pytest -m stress tests/stress
+	$(BIN)/python bench/load.py
 
 # Headless Chromium from Debian for the portal's browser tests (playwright drives it; no browser
 # is ever downloaded by playwright).  Needs root, as in CI.

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped, with a "
                                "reason; uploads larger than this are refused (413).")
+    max_body_mb: float = Field(1.0, gt=0, description="Request bodies other than multipart uploads "
+                               "(JSON) larger than this are refused (413); uploads are limited by "
+                               "max_file_mb instead.")
     watch: bool = Field(True, description="While `archivist serve` runs, sync files added, changed, "
                         "renamed or deleted in the data folder without a restart.")
     watch_interval_s: float = Field(2.0, gt=0, description="How often the data folder is checked.")

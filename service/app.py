@@ -18,6 +18,7 @@ from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
 from service import openai_api
+from service.openai_api import SSE_EVENT
 from service.engine import BadRequestError, Engine, IndexBusyError
 from service.api_documents import router as documents_router
 from service.auth import SESSION_TTL_S, AuthError, KeyStore
@@ -86,6 +87,11 @@ class CollectionRequest(BaseModel):
     name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
 
 
+# Routes that stream with `"stream": true` reply 200 text/event-stream as well as JSON.
+SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
+                      "description": "JSON, or Server-Sent Events with `\"stream\": true`."}}
+
+
 class JsonBodyMiddleware:
     """Read a POST body sent as form data or with no Content-Type as JSON.
 
@@ -105,6 +111,64 @@ class JsonBodyMiddleware:
                 rest = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope = dict(scope, headers=rest + [(b"content-type", b"application/json")])
         await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuse (413) a request body over `max_bytes`, before any route parses it.
+
+    Multipart uploads pass through: /v1/documents limits them by max_file_mb.  A declared
+    Content-Length over the limit is refused without reading; otherwise the body is read up to
+    the limit and replayed to the app.
+    """
+
+    _METHODS = ("POST", "PUT", "PATCH")
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in self._METHODS:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            return await self.app(scope, receive, send)
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        limit_mb = self.max_bytes / 1e6
+        message = f"The request body is too large (over {limit_mb:g} MB)."
+        hint = "Send a smaller request; upload files with multipart POST /v1/documents."
+        if openai_api.is_openai_path(scope["path"]):
+            response = openai_api.error_response(413, message, hint)
+        else:
+            response = JSONResponse({"detail": message, "hint": hint}, status_code=413)
+        await response(scope, receive, send)
 
 
 def _status_for(exc: ArchivistError) -> int:
@@ -158,6 +222,7 @@ def create_app(settings: Settings, engine: Engine | None = None,
     # Inside JsonBodyMiddleware, which may replace the scope: this one must see the scope the
     # router writes the matched route into.
     app.add_middleware(ObserveMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_mb * 1e6))
     app.add_middleware(JsonBodyMiddleware)
     app.include_router(openai_api.router)
 
@@ -188,7 +253,8 @@ def create_app(settings: Settings, engine: Engine | None = None,
         return JSONResponse({"detail": "Internal error; the server log has the details."},
                             status_code=500)
 
-    @app.post("/v1/ask", response_model=Answer, summary="Answer a question from the documents")
+    @app.post("/v1/ask", response_model=Answer, responses=SSE_RESPONSE,
+              summary="Answer a question from the documents")
     def ask(body: QueryRequest, request: Request, library: LibraryDep, who: PrincipalDep):
         """Retrieve the best passages and answer with the local model, citing them as [n].
 
@@ -208,7 +274,8 @@ def create_app(settings: Settings, engine: Engine | None = None,
         engine = engine_for(library, who, body.collection)
         return SearchResults(results=engine.search(body.question, body.top_k, body.filter()))
 
-    @app.post("/v1/chat", response_model=ChatReply, summary="Ask within a conversation")
+    @app.post("/v1/chat", response_model=ChatReply, responses=SSE_RESPONSE,
+              summary="Ask within a conversation")
     def chat(body: ChatRequest, request: Request, library: LibraryDep, who: PrincipalDep):
         """Like /v1/ask, but follow-up questions ("and its page size?") are understood in the
         context of the conversation's earlier turns, which are kept on the server.  Streams
@@ -316,5 +383,29 @@ def create_app(settings: Settings, engine: Engine | None = None,
         library.create(body.name)
         return {"name": body.name}
 
+    def openapi_schema() -> dict:
+        """FastAPI documents 422 as {"detail": [errors]}; this app replies {"detail": str, "hint",
+        "errors": [errors]} (and OpenAI routes add "error"): document what is sent."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes)
+            schemas = spec.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = {
+                    "title": "HTTPValidationError", "type": "object", "required": ["detail"],
+                    "properties": {
+                        "detail": {"type": "string", "title": "Detail"},
+                        "hint": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Hint"},
+                        "errors": {"type": "array", "title": "Errors",
+                                   "items": {"$ref": "#/components/schemas/ValidationError"}},
+                        "error": {"type": "object", "title": "Error",
+                                  "description": "OpenAI-compatible routes: OpenAI's error shape."},
+                    }}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi_schema
     portal.mount(app)  # the web pages at /, /library and /login
     return app

@@ -113,6 +113,11 @@ def _extension(answer: Any) -> dict:
     return answer.model_dump(mode="json", exclude={"debug"})
 
 
+# One Server-Sent Event, as documented for streaming replies.
+SSE_EVENT = {"type": "object",
+             "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+
+
 @router.get("/v1/models", summary="Collections, as OpenAI models")
 def list_models(library: LibraryDep, who: PrincipalDep) -> dict:
     return {"object": "list",
@@ -120,7 +125,10 @@ def list_models(library: LibraryDep, who: PrincipalDep) -> dict:
                      for name in library.names() if who.can("read", name)]}
 
 
-@router.post("/v1/chat/completions", summary="Answer the last message, with citations")
+@router.post("/v1/chat/completions", summary="Answer the last message, with citations",
+             responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
+                              "description": "JSON, or chunks as Server-Sent Events with "
+                              "`stream: true`."}})
 def chat_completions(body: ChatCompletionRequest, request: Request, library: LibraryDep,
                      who: PrincipalDep):
     """OpenAI's chat completion, non-streaming or `stream: true` (chunks, then `data: [DONE]`).
