@@ -83,4 +83,5 @@ def test_a_new_collection_folder_is_picked_up(watched):
     (data / "hr" / "leave.md").write_text("# Leave\n\n25 days.\n")
     assert wait_for(lambda: indexed(library, "hr") == {"leave.md": "indexed"})
     assert indexed(library) == {}
-    assert any(name == "hr" and report.added == 1 for name, report in reports)
+    # the manifest row is written before the report is handed over: wait for the report too
+    assert wait_for(lambda: any(name == "hr" and report.added == 1 for name, report in reports))
