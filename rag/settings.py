@@ -66,8 +66,8 @@ class Settings(BaseSettings):
         3.0, ge=0, description="A change is synced once the folder has been still this long, so a "
         "file being copied is not ingested half-written.")
     ingest_lock_wait_s: float = Field(
-        0.0, ge=0, description="How long an ingest or upload waits for another one to finish "
-        "before giving up with 'index busy' (0: fail at once).")
+        60.0, ge=0, description="How long an ingest, upload or folder sync waits for another "
+        "one to finish before giving up with 'index busy' (one writer at a time; 0: fail at once).")
 
     # --- retrieval -----------------------------------------------------------------------
     top_k: int = Field(4, ge=1, description="Passages retrieved per question by default.")

@@ -198,11 +198,21 @@ class Engine:
                                  hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
         self.settings.index_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.settings.index_dir / "ingest.lock"))
+        wait = self.settings.ingest_lock_wait_s
         try:
-            lock.acquire(timeout=self.settings.ingest_lock_wait_s)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                if not wait:
+                    raise
+                # Typically the server's folder sync or an upload: short, so queue behind it.
+                log.warning("another ingest is writing to %s; waiting up to %.0f s for it",
+                            self.settings.index_dir, wait)
+                lock.acquire(timeout=wait)
         except Timeout:
             raise IndexBusyError(f"Another ingest is running on {self.settings.index_dir}.",
-                                 hint="Wait for it to finish, then try again.")
+                                 hint="Wait for it to finish, then try again (or raise "
+                                      "ARCHIVIST_INGEST_LOCK_WAIT_S).")
         try:
             if rebuild:
                 self._wipe_index()

@@ -108,13 +108,30 @@ def test_orphaned_chunks_from_an_interrupted_run_are_removed(engine, data_dir):
     assert "deck.pptx" not in sources(engine)
 
 
-def test_a_second_ingest_at_the_same_time_is_refused(engine):
+def test_a_second_ingest_waits_for_the_first_then_gives_up_with_a_reason(engine):
+    import threading
+    import time
+
     from filelock import FileLock
 
+    engine.settings = engine.settings.model_copy(update={"ingest_lock_wait_s": 0.3})
     engine.settings.index_dir.mkdir(parents=True)
-    with FileLock(str(engine.settings.index_dir / "ingest.lock")):
-        with pytest.raises(IndexBusyError, match="Another ingest"):
+    lock = FileLock(str(engine.settings.index_dir / "ingest.lock"))
+    with lock:
+        with pytest.raises(IndexBusyError, match="Another ingest") as exc:
             engine.ingest()
+        assert "ARCHIVIST_INGEST_LOCK_WAIT_S" in exc.value.hint
+    engine.settings = engine.settings.model_copy(update={"ingest_lock_wait_s": 30})
+    held = threading.Event()
+
+    def other_writer():  # holds the lock for a moment, in its own thread (file locks are per thread)
+        with FileLock(str(engine.settings.index_dir / "ingest.lock")):
+            held.set()
+            time.sleep(0.5)
+
+    threading.Thread(target=other_writer).start()
+    held.wait()
+    assert engine.ingest().added > 0
 
 
 def test_changing_the_embedding_model_is_refused_until_rebuild(tmp_path, data_dir, real_embedder,
