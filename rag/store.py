@@ -186,3 +186,19 @@ def _client(chroma_dir: Path):
     chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(
         path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+
+
+def forget_client(chroma_dir: Path) -> None:
+    """Drop this process's cached Chroma client for `chroma_dir` (its files are being replaced):
+    the next ChunkStore opened there reads the new files."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:  # pragma: no cover
+        return
+    system = SharedSystemClient._identifier_to_system.pop(str(chroma_dir), None)
+    getattr(SharedSystemClient, "_identifier_to_refcount", {}).pop(str(chroma_dir), None)
+    if system is not None:
+        try:
+            system.stop()
+        except Exception:  # a stopped system is what we wanted anyway
+            log.debug("stopping the Chroma client for %s failed", chroma_dir, exc_info=True)
