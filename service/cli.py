@@ -267,6 +267,14 @@ def _doctor_offline(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
+    """Every collection, or the one named; each switches to its new index when it is complete."""
+    for name in [args.collection] if args.collection else library.names():
+        report = library.engine(name).reindex()
+        print(f"{name}: {report.summary()}")
+    return 0
+
+
 def cmd_export(library: Library, args: argparse.Namespace) -> int:
     from service.snapshot import export_index
 
@@ -366,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", help="who or what the key is for")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("reindex", help="rebuild an index (new embedding model or chunking) while "
+                                       "searches keep using the old one until the new one is ready")
+    p.add_argument("--collection", help="only this collection (default: all of them)")
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("export", help="write the whole index (every collection, answers, keys) "
                                       "to one .tar.gz snapshot")

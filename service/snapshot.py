@@ -110,8 +110,15 @@ def _index_files(index_dir: Path) -> list[Path]:
 def _collections(staged: Path) -> dict[str, dict]:
     """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened)."""
     found: dict[str, dict] = {}
-    for path in sorted(staged.glob("lexical-*.sqlite3")):
-        name = path.name[len("lexical-"):-len(".sqlite3")]
+    paths = {p.name[len("lexical-"):-len(".sqlite3")]: p for p in staged.glob("lexical-*.sqlite3")}
+    try:  # collections rebuilt by `archivist reindex` live in their generation's folder
+        pointer = json.loads((staged / "generations.json").read_text())
+    except (FileNotFoundError, ValueError):
+        pointer = {}
+    for name, generation in pointer.items():
+        if generation:
+            paths[name] = staged / f"gen-{name}-{generation}" / "lexical.sqlite3"
+    for name, path in sorted(paths.items()):
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
