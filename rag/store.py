@@ -73,7 +73,8 @@ class ChunkStore:
                     f"The index in collection {collection!r} was built with {key.split(':', 1)[1]}="
                     f"{found!r}, but the current settings use {expected!r}.",
                     hint="Run `archivist reindex` to re-embed everything with the current settings "
-                    "(searches keep using the old index until the new one is ready), or restore "
+                    "(searches keep using the old index until the new one is ready; `archivist "
+                    "ingest --rebuild` also works but leaves search empty meanwhile), or restore "
                     "the previous ARCHIVIST_EMBED_MODEL / chunking settings.",
                 )
 
