@@ -72,8 +72,10 @@ class ChunkStore:
                 raise IndexMismatchError(
                     f"The index in collection {collection!r} was built with {key.split(':', 1)[1]}="
                     f"{found!r}, but the current settings use {expected!r}.",
-                    hint="Run `archivist ingest --rebuild` to re-embed everything with the current "
-                    "settings, or restore the previous ARCHIVIST_EMBED_MODEL / chunking settings.",
+                    hint="Run `archivist reindex` to re-embed everything with the current settings "
+                    "(searches keep using the old index until the new one is ready; `archivist "
+                    "ingest --rebuild` also works but leaves search empty meanwhile), or restore "
+                    "the previous ARCHIVIST_EMBED_MODEL / chunking settings.",
                 )
 
     # --- reads -------------------------------------------------------------------------
@@ -186,3 +188,19 @@ def _client(chroma_dir: Path):
     chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(
         path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+
+
+def forget_client(chroma_dir: Path) -> None:
+    """Drop this process's cached Chroma client for `chroma_dir` (its files are being replaced):
+    the next ChunkStore opened there reads the new files."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:  # pragma: no cover
+        return
+    system = SharedSystemClient._identifier_to_system.pop(str(chroma_dir), None)
+    getattr(SharedSystemClient, "_identifier_to_refcount", {}).pop(str(chroma_dir), None)
+    if system is not None:
+        try:
+            system.stop()
+        except Exception:  # a stopped system is what we wanted anyway
+            log.debug("stopping the Chroma client for %s failed", chroma_dir, exc_info=True)

@@ -267,6 +267,37 @@ def _doctor_offline(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
+    """Every collection, or the one named; each switches to its new index when it is complete."""
+    for name in [args.collection] if args.collection else library.names():
+        report = library.engine(name).reindex()
+        print(f"{name}: {report.summary()}")
+    return 0
+
+
+def cmd_export(library: Library, args: argparse.Namespace) -> int:
+    from service.snapshot import export_index
+
+    manifest = export_index(library.settings, args.path)
+    if args.json:
+        _print_json({k: v for k, v in manifest.items() if k != "files"})
+    else:
+        counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
+        print(f"exported {len(manifest['files'])} files ({counts}) to {args.path}")
+    return 0
+
+
+def cmd_import(library: Library, args: argparse.Namespace) -> int:
+    from service.snapshot import import_index
+
+    library.close()
+    manifest = import_index(library.settings, args.path, force=args.force)
+    counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
+    print(f"imported {args.path} (made {manifest['created_at']} by archivist "
+          f"{manifest['archivist_version']}; {counts}) into {library.settings.index_dir}")
+    return 0
+
+
 _COLLECTION_HELP = "collection to use (default: ARCHIVIST_COLLECTION, 'default')"
 
 
@@ -343,6 +374,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", help="who or what the key is for")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("reindex", help="rebuild an index (new embedding model or chunking) while "
+                                       "searches keep using the old one until the new one is ready")
+    p.add_argument("--collection", help="only this collection (default: all of them)")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("export", help="write the whole index (every collection, answers, keys) "
+                                      "to one .tar.gz snapshot")
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", action="store_true", help="print the snapshot's manifest")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="replace the index with a snapshot made by `archivist export`")
+    p.add_argument("path", type=Path)
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty index (kept as a .bak folder until the import succeeds)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("doctor", help="configuration, model files, offline check, GPU support")
     p.add_argument("--json", action="store_true")

@@ -6,6 +6,7 @@ server's worker threads can call in concurrently.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from ingest import collections
 from ingest.chunking import Chunker, sha256_text
 from ingest.manifest import Manifest
+from rag import generations
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
 from rag.answer import Answerer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
@@ -51,6 +53,44 @@ def _cache_key(question: str, provenance: dict) -> str:
     """Same question (up to case and spacing), index version, models and parameters."""
     normal = " ".join(question.lower().split())
     return hashlib.sha256(json.dumps([normal, provenance], sort_keys=True).encode()).hexdigest()
+
+
+class _SharedLock:
+    """Many holders in shared mode, or one in exclusive mode."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # writers waiting: new readers queue behind them (no starvation)
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 class Models:
@@ -114,7 +154,9 @@ class Engine:
         self._store: ChunkStore | None = None
         self._lexical: LexicalIndex | None = None
         self._records: Records | None = None
+        self._names: generations.IndexNames | None = None  # the generation the store was opened at
         self._lock = threading.RLock()
+        self._swap = _SharedLock()  # searches share it; dropping an old generation takes it alone
         # Called with (engine, report) after each ingest, e.g. by the server's metrics.
         self.ingest_listeners: list[Callable[[Engine, IngestReport], None]] = []
 
@@ -147,18 +189,33 @@ class Engine:
                 "chunking": f"v{CHUNKING_VERSION}:{s.chunk_tokens}/{s.chunk_overlap_tokens}"}
 
     @property
+    def index_names(self) -> generations.IndexNames:
+        """The active generation's names (read from the pointer: `reindex` elsewhere moves it)."""
+        names = generations.current(self.settings)
+        with self._lock:
+            if self._names is not None and self._names != names:  # switched: reopen on the new one
+                self._store = None
+                if self._lexical is not None:
+                    self._lexical.close()
+                self._lexical = None
+            self._names = names
+        return names
+
+    @property
     def store(self) -> ChunkStore:
+        names = self.index_names
         with self._lock:
             if self._store is None:
-                self._store = ChunkStore(self.settings.chroma_dir, self.settings.chroma_collection,
+                self._store = ChunkStore(self.settings.chroma_dir, names.chroma_collection,
                                          self.build_info())
             return self._store
 
     @property
     def lexical(self) -> LexicalIndex:
+        names = self.index_names
         with self._lock:
             if self._lexical is None:
-                self._lexical = LexicalIndex(self.settings.lexical_path)
+                self._lexical = LexicalIndex(names.lexical_path)
                 if self._lexical.count() == 0:  # new or outdated lexical side of an existing index
                     reconcile_lexical(self.store, self._lexical)
             return self._lexical
@@ -216,7 +273,7 @@ class Engine:
         try:
             if rebuild:
                 self._wipe_index()
-            manifest = Manifest(self.settings.manifest_path)
+            manifest = Manifest(self.index_names.manifest_path)
             try:
                 s = self.settings
                 chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
@@ -239,8 +296,9 @@ class Engine:
     def documents(self) -> list[Document]:
         """Every file of the collection: on disk, in the manifest, or both, by source."""
         records = {}
-        if self.settings.manifest_path.exists():
-            manifest = Manifest(self.settings.manifest_path)
+        manifest_path = self.index_names.manifest_path
+        if manifest_path.exists():
+            manifest = Manifest(manifest_path)
             try:
                 records = manifest.all()
             finally:
@@ -288,12 +346,72 @@ class Engine:
         return self.document(doc_id)
 
     def _wipe_index(self) -> None:
+        names = self.index_names
         with self._lock:
             self._store = None
-        ChunkStore.drop(self.settings.chroma_dir, self.settings.chroma_collection)
-        LexicalIndex(self.settings.lexical_path).clear()
+        ChunkStore.drop(self.settings.chroma_dir, names.chroma_collection)
+        LexicalIndex(names.lexical_path).clear()
         self._lexical = None
-        self.settings.manifest_path.unlink(missing_ok=True)
+        names.manifest_path.unlink(missing_ok=True)
+
+    def reindex(self, progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+        """Rebuild the collection's index with the current models and chunking, beside the active
+        one, then switch to it atomically and drop the old one: searches keep being answered
+        (from the old index) all along.  The way out of IndexMismatchError."""
+        import shutil
+
+        from filelock import FileLock, Timeout
+
+        if not self.settings.data_dir.is_dir():
+            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
+                                 hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
+        s = self.settings
+        s.index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(s.index_dir / "ingest.lock"))
+        try:
+            lock.acquire(timeout=s.ingest_lock_wait_s)
+        except Timeout:
+            raise IndexBusyError(f"Another ingest is running on {s.index_dir}.",
+                                 hint="Wait for it to finish, then try again.")
+        try:
+            old = generations.current(s)
+            new = generations.names(s, old.generation + 1)
+            # Leftovers of an earlier reindex that died before switching.
+            ChunkStore.drop(s.chroma_dir, new.chroma_collection)
+            shutil.rmtree(new.lexical_path.parent, ignore_errors=True)
+            store = ChunkStore(s.chroma_dir, new.chroma_collection, self.build_info())
+            lexical = LexicalIndex(new.lexical_path)
+            manifest = Manifest(new.manifest_path)
+            try:
+                chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
+                                  s.chunk_tokens, s.chunk_overlap_tokens)
+                ingestor = Ingestor(store, lexical, manifest, self.embedder, chunker,
+                                    int(s.max_file_mb * 1e6))
+                report = ingestor.sync(self.data_dir, progress,
+                                       skip=collections.skipped(s.data_dir, self.collection))
+                manifest.bump_index_version()  # answers cached from the old index are stale
+            finally:
+                manifest.close()
+            generations.set_active(s.index_dir, self.collection, new.generation)
+            with self._swap.exclusive(), self._lock:  # no search of this engine mid-way on the old
+                if self._lexical is not None:
+                    self._lexical.close()
+                self._store, self._lexical, self._names = store, lexical, new
+                ChunkStore.drop(s.chroma_dir, old.chroma_collection)
+                if old.generation == 0:
+                    for path in (old.lexical_path, old.manifest_path):
+                        for extra in ("", "-wal", "-shm", "-journal"):
+                            Path(f"{path}{extra}").unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(old.lexical_path.parent, ignore_errors=True)
+            for listener in self.ingest_listeners:
+                try:
+                    listener(self, report)
+                except Exception:
+                    log.exception("ingest listener failed")
+            return report
+        finally:
+            lock.release()
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:
         """Validate user input; returns the cleaned question and the top_k to use."""
@@ -313,7 +431,8 @@ class Engine:
     def search(self, question: str, top_k: int | None = None,
                filt: SearchFilter | None = None) -> list[Citation]:
         question, top_k = self.check_query(question, top_k)
-        hits = self.retriever().search(question, top_k, filt)
+        with self._swap.shared():
+            hits = self.retriever().search(question, top_k, filt)
         return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
 
     def ask(self, question: str, top_k: int | None = None,
@@ -441,7 +560,7 @@ class Engine:
             return self._records
 
     def index_version(self) -> str:
-        manifest = Manifest(self.settings.manifest_path)
+        manifest = Manifest(self.index_names.manifest_path)
         try:
             return manifest.index_version()
         finally:

@@ -1,0 +1,302 @@
+"""`archivist export` / `archivist import`: the whole index folder as one versioned .tar.gz.
+
+The archive holds manifest.json (format version, when, which archivist, the embedding fingerprint,
+each collection's chunk count, the sha256 of every member) and the index folder's files under
+`index/`.  Export holds the ingest lock (no writer runs) and copies SQLite files with SQLite's
+backup API, so a live WAL never ends up half-copied.  Import checks the format version and every
+checksum in a staging folder next to the index before touching the index, then swaps the files in
+with renames under the ingest lock, keeping the old ones in a .bak folder until the swap succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rag.errors import ArchivistError
+from rag.settings import Settings
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PREFIX = "index/"
+_SKIP_SUFFIXES = ("-wal", "-shm", "-journal")
+_SKIP_NAMES = {"ingest.lock"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SnapshotError(ArchivistError):
+    """An archive that cannot be exported or imported (corrupt, wrong version, tampered)."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("archivist")
+    except Exception:
+        return "0.1.0"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(16) == _SQLITE_MAGIC
+
+
+def _backup_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of a live database (committed WAL content included), as one file."""
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30)
+    try:
+        target = sqlite3.connect(str(dst))
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # a self-contained file, no -wal beside it
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+@contextmanager
+def ingest_lock(settings: Settings) -> Iterator[None]:
+    """The index folder's single-writer lock (the one Engine._write takes)."""
+    from filelock import FileLock, Timeout
+
+    from service.engine import IndexBusyError
+
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.index_dir / "ingest.lock"))
+    try:
+        lock.acquire(timeout=settings.ingest_lock_wait_s)
+    except Timeout:
+        raise IndexBusyError(f"Another ingest is running on {settings.index_dir}.",
+                             hint="Wait for it to finish, then try again.")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _index_files(index_dir: Path) -> list[Path]:
+    files = []
+    for path in sorted(index_dir.rglob("*")):
+        rel = path.relative_to(index_dir)
+        if not path.is_file() or path.is_symlink():
+            continue
+        if rel.name in _SKIP_NAMES or rel.name.endswith(_SKIP_SUFFIXES):
+            continue
+        files.append(rel)
+    return files
+
+
+def _collections(staged: Path) -> dict[str, dict]:
+    """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened)."""
+    found: dict[str, dict] = {}
+    paths = {p.name[len("lexical-"):-len(".sqlite3")]: p for p in staged.glob("lexical-*.sqlite3")}
+    try:  # collections rebuilt by `archivist reindex` live in their generation's folder
+        pointer = json.loads((staged / "generations.json").read_text())
+    except (FileNotFoundError, ValueError):
+        pointer = {}
+    for name, generation in pointer.items():
+        if generation:
+            paths[name] = staged / f"gen-{name}-{generation}" / "lexical.sqlite3"
+    for name, path in sorted(paths.items()):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        except sqlite3.Error:
+            chunks = None
+        finally:
+            db.close()
+        found[name] = {"chunks": chunks}
+    return found
+
+
+def _fingerprints(staged: Path) -> dict[str, str]:
+    """Embedding fingerprint per Chroma collection, read from the staged chroma.sqlite3."""
+    path = staged / "chroma" / "chroma.sqlite3"
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT c.name, m.str_value FROM collections c JOIN collection_metadata m "
+                          "ON m.collection_id = c.id WHERE m.key = 'archivist:embed_model'").fetchall()
+        return {name: value for name, value in rows}
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+
+
+def export_index(settings: Settings, archive: Path) -> dict:
+    """Write a snapshot of settings.index_dir to `archive`; returns its manifest."""
+    index_dir = settings.index_dir
+    if not index_dir.is_dir() or not _index_files(index_dir):
+        raise SnapshotError(f"There is no index in {index_dir} to export.",
+                            hint="Run `archivist ingest` first, or set ARCHIVIST_INDEX_DIR.")
+    archive = Path(archive)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".archivist-export-", dir=archive.parent))
+    try:
+        with ingest_lock(settings):
+            for rel in _index_files(index_dir):
+                src, dst = index_dir / rel, staging / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if _is_sqlite(src):
+                    _backup_sqlite(src, dst)
+                else:
+                    shutil.copy2(src, dst)
+        files = {rel.as_posix(): _sha256(staging / rel) for rel in _index_files(staging)}
+        fingerprints = _fingerprints(staging)
+        manifest = {
+            "format": "archivist-index",
+            "format_version": FORMAT_VERSION,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "archivist_version": _version(),
+            "embedding_fingerprint": sorted(set(fingerprints.values()))[0] if len(set(fingerprints.values())) == 1 else fingerprints,
+            "collections": _collections(staging),
+            "files": files,
+        }
+        partial = archive.with_name(archive.name + ".partial")
+        with tarfile.open(partial, "w:gz") as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime = len(data), int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+            for name in files:
+                tar.add(staging / name, arcname=PREFIX + name, recursive=False)
+        os.replace(partial, archive)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_CORRUPT_HINT = ("The file is damaged or incomplete (e.g. an interrupted copy): export it again, "
+                 "or use another copy.")
+
+
+def _read_manifest(tar: tarfile.TarFile) -> dict:
+    try:
+        member = tar.getmember(MANIFEST)
+        manifest = json.loads(tar.extractfile(member).read())
+    except KeyError:
+        raise SnapshotError("The archive has no manifest.json: it is not an archivist export.",
+                            hint="Make archives with `archivist export PATH`.")
+    except (ValueError, AttributeError):
+        raise SnapshotError("The archive's manifest.json is unreadable.", hint=_CORRUPT_HINT)
+    if manifest.get("format") != "archivist-index" or not isinstance(manifest.get("files"), dict):
+        raise SnapshotError("The archive is not an archivist index export.",
+                            hint="Make archives with `archivist export PATH`.")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(f"The archive has format version {version!r}; this archivist "
+                            f"({_version()}) reads version {FORMAT_VERSION}.",
+                            hint="Import it with the archivist version that exported it "
+                                 f"({manifest.get('archivist_version', 'unknown')}), or export again.")
+    return manifest
+
+
+def verify_archive(archive: Path, staging: Path) -> dict:
+    """Extract `archive` into `staging` and check it against its manifest; returns the manifest."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise SnapshotError(f"{archive} does not exist.", hint="Check the path.")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            manifest = _read_manifest(tar)
+            expected = manifest["files"]
+            seen: set[str] = set()
+            for member in tar:
+                if member.name == MANIFEST:
+                    continue
+                name = member.name[len(PREFIX):] if member.name.startswith(PREFIX) else None
+                if (name is None or name not in expected or not member.isfile()
+                        or name.startswith("/") or ".." in Path(name).parts):
+                    raise SnapshotError(f"The archive holds an unexpected member {member.name!r}.",
+                                        hint="It was not made by `archivist export`, or was altered.")
+                target = staging / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                h = hashlib.sha256()
+                with open(target, "wb") as out:
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        h.update(block)
+                        out.write(block)
+                if h.hexdigest() != expected[name]:
+                    raise SnapshotError(f"Checksum mismatch for {name}: the archive was altered "
+                                        "or damaged.", hint=_CORRUPT_HINT)
+                seen.add(name)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise SnapshotError(f"{archive} is not a readable archive ({exc}).", hint=_CORRUPT_HINT)
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise SnapshotError(f"The archive lacks {len(missing)} file(s) its manifest lists "
+                            f"(e.g. {missing[0]}).", hint=_CORRUPT_HINT)
+    return manifest
+
+
+def _non_empty(index_dir: Path) -> bool:
+    return index_dir.is_dir() and any(p.name not in _SKIP_NAMES for p in index_dir.iterdir())
+
+
+def import_index(settings: Settings, archive: Path, force: bool = False) -> dict:
+    """Replace settings.index_dir with the archive's index; returns the archive's manifest."""
+    from rag.store import forget_client
+
+    index_dir = settings.index_dir
+    if _non_empty(index_dir) and not force:  # cheap early refusal; checked again under the lock
+        raise SnapshotError(f"{index_dir} already holds an index.",
+                            hint="Import into an empty index folder, or pass --force to replace it "
+                                 "(the current one is kept as a .bak folder until the import succeeds).")
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.import-", dir=index_dir.parent))
+    backup: Path | None = None
+    try:
+        manifest = verify_archive(archive, staging)
+        with ingest_lock(settings):
+            if _non_empty(index_dir) and not force:
+                raise SnapshotError(f"{index_dir} already holds an index.", hint="Pass --force to replace it.")
+            forget_client(settings.chroma_dir)
+            old = [p for p in index_dir.iterdir() if p.name not in _SKIP_NAMES]
+            if old:
+                backup = index_dir.parent / f"{index_dir.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"
+                backup.mkdir()
+            moved_old: list[Path] = []
+            moved_new: list[Path] = []
+            try:
+                for p in old:
+                    os.replace(p, backup / p.name)
+                    moved_old.append(p)
+                for p in staging.iterdir():
+                    os.replace(p, index_dir / p.name)
+                    moved_new.append(index_dir / p.name)
+            except BaseException:  # put the old index back as it was
+                for p in moved_new:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                for p in moved_old:
+                    os.replace(backup / p.name, p)
+                raise
+            forget_client(settings.chroma_dir)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
