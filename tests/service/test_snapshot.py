@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
 
