@@ -93,6 +93,35 @@ class _SharedLock:
                 self._cond.notify_all()
 
 
+@contextlib.contextmanager
+def ingest_lock(settings: Settings) -> Iterator[None]:
+    """The index folder's single-writer lock, across processes: ingest, uploads, the folder sync,
+    reindex and export all hold it.  A second writer waits up to ingest_lock_wait_s (typically
+    behind a short folder sync or upload), saying so, then fails with IndexBusyError."""
+    from filelock import FileLock, Timeout
+
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.index_dir / "ingest.lock"))
+    wait = settings.ingest_lock_wait_s
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                raise
+            log.warning("another ingest is writing to %s; waiting up to %.0f s for it",
+                        settings.index_dir, wait)
+            lock.acquire(timeout=wait)
+    except Timeout:
+        raise IndexBusyError(f"Another ingest is running on {settings.index_dir}.",
+                             hint="Wait for it to finish, then try again (or raise "
+                                  "ARCHIVIST_INGEST_LOCK_WAIT_S).") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class Models:
     """The embedding and chat models, loaded on first use and shared by every collection's
     Engine: one copy of each in memory however many collections there are."""
@@ -248,29 +277,10 @@ class Engine:
 
     def _write(self, work: Callable[[Ingestor], IngestReport], rebuild: bool = False) -> IngestReport:
         """Run `work` as the index's only writer (one lock per index folder, across processes)."""
-        from filelock import FileLock, Timeout
-
         if not self.settings.data_dir.is_dir():
             raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
                                  hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
-        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.settings.index_dir / "ingest.lock"))
-        wait = self.settings.ingest_lock_wait_s
-        try:
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                if not wait:
-                    raise
-                # Typically the server's folder sync or an upload: short, so queue behind it.
-                log.warning("another ingest is writing to %s; waiting up to %.0f s for it",
-                            self.settings.index_dir, wait)
-                lock.acquire(timeout=wait)
-        except Timeout:
-            raise IndexBusyError(f"Another ingest is running on {self.settings.index_dir}.",
-                                 hint="Wait for it to finish, then try again (or raise "
-                                      "ARCHIVIST_INGEST_LOCK_WAIT_S).")
-        try:
+        with ingest_lock(self.settings):
             if rebuild:
                 self._wipe_index()
             manifest = Manifest(self.index_names.manifest_path)
@@ -289,8 +299,6 @@ class Engine:
                 except Exception:  # an observer must not fail an ingest that succeeded
                     log.exception("ingest listener failed")
             return report
-        finally:
-            lock.release()
 
     # --- documents ---------------------------------------------------------------------
     def documents(self) -> list[Document]:
@@ -360,20 +368,11 @@ class Engine:
         (from the old index) all along.  The way out of IndexMismatchError."""
         import shutil
 
-        from filelock import FileLock, Timeout
-
         if not self.settings.data_dir.is_dir():
             raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
                                  hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
         s = self.settings
-        s.index_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(s.index_dir / "ingest.lock"))
-        try:
-            lock.acquire(timeout=s.ingest_lock_wait_s)
-        except Timeout:
-            raise IndexBusyError(f"Another ingest is running on {s.index_dir}.",
-                                 hint="Wait for it to finish, then try again.")
-        try:
+        with ingest_lock(s):
             old = generations.current(s)
             new = generations.names(s, old.generation + 1)
             # Leftovers of an earlier reindex that died before switching.
@@ -410,8 +409,6 @@ class Engine:
                 except Exception:
                     log.exception("ingest listener failed")
             return report
-        finally:
-            lock.release()
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:
         """Validate user input; returns the cleaned question and the top_k to use."""

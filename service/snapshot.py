@@ -20,12 +20,11 @@ import tarfile
 import tempfile
 import time
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from rag.errors import ArchivistError
 from rag.settings import Settings
+from service.engine import ingest_lock
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -75,24 +74,6 @@ def _backup_sqlite(src: Path, dst: Path) -> None:
         source.close()
 
 
-@contextmanager
-def ingest_lock(settings: Settings) -> Iterator[None]:
-    """The index folder's single-writer lock (the one Engine._write takes)."""
-    from filelock import FileLock, Timeout
-
-    from service.engine import IndexBusyError
-
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.index_dir / "ingest.lock"))
-    try:
-        lock.acquire(timeout=settings.ingest_lock_wait_s)
-    except Timeout:
-        raise IndexBusyError(f"Another ingest is running on {settings.index_dir}.",
-                             hint="Wait for it to finish, then try again.")
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _index_files(index_dir: Path) -> list[Path]:
