@@ -147,10 +147,7 @@ class Ingestor:
         self._flush(report)
         for source, record in known.items():
             if source not in present:
-                self._forget(source)
-                faults.reach("before_manifest")
-                self.manifest.remove(source)
-                report.removed += record.file_hash is not None
+                self._remove(source, record, report)
         # Chunks whose file has no manifest row: left behind by a run that died mid-file.
         indexed = set(self.manifest.all())
         for orphan in (self.store.sources() | self.lexical.sources()) - indexed:
@@ -173,14 +170,19 @@ class Ingestor:
             if path.is_file() and not path.is_symlink():
                 self._sync_file(source, path, known.get(source), report, force)
             elif source in known:
-                self._forget(source)
-                self.manifest.remove(source)
-                report.removed += known[source].file_hash is not None
+                self._remove(source, known[source], report)
         self._flush(report)
         if report.added or report.updated or report.removed:
             self.manifest.bump_index_version()
         report.chunks_total = self.store.count()
         return report
+
+    def _remove(self, source: str, record: FileRecord, report: IngestReport) -> None:
+        """A file gone from the folder: its chunks first, then its manifest row."""
+        self._forget(source)
+        faults.reach("before_manifest")
+        self.manifest.remove(source)
+        report.removed += record.file_hash is not None
 
     def _forget(self, source: str) -> None:
         self.store.delete_source(source)

@@ -331,10 +331,7 @@ def create_app(settings: Settings, engine: Engine | None = None,
     @app.post("/v1/session", summary="Log in with an API key (sets a session cookie)")
     def login(body: SessionRequest, request: Request, response: Response) -> dict:
         keys: KeyStore = request.app.state.keys
-        principal = keys.verify(body.key)
-        if principal is None:
-            raise AuthError("The API key is not valid, or it was revoked.",
-                            hint="Check the key, or ask an admin for a new one.")
+        principal = keys.require(body.key)
         response.set_cookie(SESSION_COOKIE, keys.start_session(principal), max_age=SESSION_TTL_S,
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return {"key_id": principal.key_id, "role": principal.role, "collections": principal.collections}

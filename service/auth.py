@@ -117,6 +117,14 @@ class KeyStore:
                                    "revoked_at IS NULL", (_hash(secret),)).fetchone()
         return Principal(row[0], row[1], tuple(json.loads(row[2]))) if row else None
 
+    def require(self, secret: str) -> Principal:
+        """verify(), failing with a 401 for an unknown or revoked key."""
+        principal = self.verify(secret)
+        if principal is None:
+            raise AuthError("The API key is not valid, or it was revoked.",
+                            hint="Check the key, or ask an admin for a new one.")
+        return principal
+
     def start_session(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:

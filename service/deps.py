@@ -26,11 +26,7 @@ def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     secret = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
     if secret:
-        principal = keys.verify(secret)
-        if principal is None:
-            raise AuthError("The API key is not valid, or it was revoked.",
-                            hint="Check the key, or ask an admin for a new one.")
-        return principal
+        return keys.require(secret)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         principal = keys.session(token)

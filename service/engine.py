@@ -277,28 +277,35 @@ class Engine:
 
     def _write(self, work: Callable[[Ingestor], IngestReport], rebuild: bool = False) -> IngestReport:
         """Run `work` as the index's only writer (one lock per index folder, across processes)."""
-        if not self.settings.data_dir.is_dir():
-            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
-                                 hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
+        self._require_data_dir()
         with ingest_lock(self.settings):
             if rebuild:
                 self._wipe_index()
             manifest = Manifest(self.index_names.manifest_path)
             try:
-                s = self.settings
-                chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
-                                  s.chunk_tokens, s.chunk_overlap_tokens)
-                ingestor = Ingestor(self.store, self.lexical, manifest, self.embedder, chunker,
-                                    int(s.max_file_mb * 1e6))
-                report = work(ingestor)
+                report = work(self._ingestor(self.store, self.lexical, manifest))
             finally:
                 manifest.close()
-            for listener in self.ingest_listeners:
-                try:
-                    listener(self, report)
-                except Exception:  # an observer must not fail an ingest that succeeded
-                    log.exception("ingest listener failed")
+            self._notify(report)
             return report
+
+    def _require_data_dir(self) -> None:
+        if not self.settings.data_dir.is_dir():
+            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
+                                 hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
+
+    def _ingestor(self, store: ChunkStore, lexical: LexicalIndex, manifest: Manifest) -> Ingestor:
+        s = self.settings
+        chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
+                          s.chunk_tokens, s.chunk_overlap_tokens)
+        return Ingestor(store, lexical, manifest, self.embedder, chunker, int(s.max_file_mb * 1e6))
+
+    def _notify(self, report: IngestReport) -> None:
+        for listener in self.ingest_listeners:
+            try:
+                listener(self, report)
+            except Exception:  # an observer must not fail an ingest that succeeded
+                log.exception("ingest listener failed")
 
     # --- documents ---------------------------------------------------------------------
     def documents(self) -> list[Document]:
@@ -368,9 +375,7 @@ class Engine:
         (from the old index) all along.  The way out of IndexMismatchError."""
         import shutil
 
-        if not self.settings.data_dir.is_dir():
-            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
-                                 hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
+        self._require_data_dir()
         s = self.settings
         with ingest_lock(s):
             old = generations.current(s)
@@ -382,10 +387,7 @@ class Engine:
             lexical = LexicalIndex(new.lexical_path)
             manifest = Manifest(new.manifest_path)
             try:
-                chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens,
-                                  s.chunk_tokens, s.chunk_overlap_tokens)
-                ingestor = Ingestor(store, lexical, manifest, self.embedder, chunker,
-                                    int(s.max_file_mb * 1e6))
+                ingestor = self._ingestor(store, lexical, manifest)
                 report = ingestor.sync(self.data_dir, progress,
                                        skip=collections.skipped(s.data_dir, self.collection))
                 manifest.bump_index_version()  # answers cached from the old index are stale
@@ -403,11 +405,7 @@ class Engine:
                             Path(f"{path}{extra}").unlink(missing_ok=True)
                 else:
                     shutil.rmtree(old.lexical_path.parent, ignore_errors=True)
-            for listener in self.ingest_listeners:
-                try:
-                    listener(self, report)
-                except Exception:
-                    log.exception("ingest listener failed")
+            self._notify(report)
             return report
 
     def check_query(self, question: str, top_k: int | None) -> tuple[str, int]:
