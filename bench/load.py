@@ -1,17 +1,19 @@
 """Load test: many concurrent clients against a live server on loopback, for a bounded time.
 
-    .venv/bin/python bench/load.py [--clients 50] [--seconds 60] [--fake] [--json]
+    .venv/bin/python bench/load.py [--clients 50] [--seconds 60] [--warm-up 30] [--fake] [--json]
 
 Starts `archivist`'s HTTP app in a child process (uvicorn on a free loopback port) over the test
 corpus (tests/corpus.py), with the real embedding model and the real small GGUF chat model
-(`--fake`: the test suite's fake models, for a quick smoke run).  After a warm-up (one search, one
-ask, one chat) it runs N client threads for T seconds, each looping over search, ask and chat
+(`--fake`: the test suite's fake models, for a quick smoke run).  After one search, one ask and
+one chat, and a warm-up of the same load (--warm-up seconds), it runs N client threads for T
+seconds, each looping over search, ask and chat
 (questions varied so that the answer cache does not answer them), then waits for requests still
 in flight (each bounded by --timeout) and stops the server.
 
 Reports requests/s per kind and overall, p50/p95/p99 latency per kind (of 2xx replies), the share
 of 429s (queue full: the client waits --backoff seconds and goes on), every other error by
-status, and the server's RSS before (after warm-up) and after the run.
+status, and the server's RSS: after the first requests, after the warm-up ("before"), after the
+run, and sampled every 2 s in between.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def serve(root: Path, port: int, fake: bool) -> None:
     if fake:
         from tests.fakes import FakeEmbedder, FakeGenerator
 
-        embedder, generator = FakeEmbedder(), FakeGenerator()
+        # Not recording: the fakes' record of every call would itself grow with the run.
+        embedder, generator = FakeEmbedder(record=False), FakeGenerator(record=False)
         settings = settings.model_copy(update={"min_score": 0.1})
     else:  # as tests/conftest.py's real_embedder and real_generator
         from rag.embedder import SentenceTransformerEmbedder
@@ -170,8 +173,53 @@ def summarize(results: list, seconds: float) -> dict:
             "statuses": dict(statuses), "errors": dict(errors), "kinds": by_kind}
 
 
+def phase(base_url: str, clients: int, seconds: float, timeout: float, backoff: float,
+          first_client: int = 0) -> tuple[list, int]:
+    """`clients` threads loop for `seconds`; returns their results and how many never finished."""
+    results: list = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=client_loop, daemon=True,
+                                args=(base_url, first_client + i, stop_at, timeout, backoff,
+                                      results, lock))
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:  # bounded: the last requests end within `timeout`
+        thread.join(timeout=max(0.0, stop_at + timeout + 5 - time.monotonic()))
+    with lock:
+        return list(results), sum(t.is_alive() for t in threads)
+
+
+class RssSampler(threading.Thread):
+    """The server's RSS every `interval` seconds, as (seconds since start, MB, phase) rows: the
+    shape (a plateau or a slope) says more than two end points."""
+
+    def __init__(self, pid: int, interval: float = 2.0):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.series = pid, interval, []
+        self._phase, self._done, self._t0 = "warm-up", threading.Event(), time.monotonic()
+
+    def mark(self, phase: str) -> None:
+        self._phase = phase
+
+    def run(self) -> None:
+        while True:
+            try:
+                mb = rss_mb(self.pid)
+            except OSError:
+                return
+            self.series.append((round(time.monotonic() - self._t0, 1), round(mb, 1), self._phase))
+            if self._done.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
 def run(clients: int = 50, seconds: float = 60, fake: bool = False, timeout: float = 120,
-        backoff: float = 0.5, startup_timeout: float = 300) -> dict:
+        backoff: float = 0.5, startup_timeout: float = 300, warm_up: float = 30) -> dict:
     import httpx
 
     root = Path(tempfile.mkdtemp(prefix="archivist-load-"))
@@ -201,28 +249,30 @@ def run(clients: int = 50, seconds: float = 60, fake: bool = False, timeout: flo
                 reply = client.post(f"/v1/{kind}", json={"question": QUESTIONS[0]})
                 if reply.status_code != 200:
                     raise RuntimeError(f"warm-up {kind}: {reply.status_code} {reply.text[:300]}")
+        rss_first = rss_mb(server.pid)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        # Warm-up under the same load: the server's worker threads, the allocator's per-thread
+        # arenas and the embedder's batch buffers are created on first concurrent use, and
+        # counting them as growth would hide a real leak among them.
+        if warm_up:
+            phase(base_url, clients, warm_up, timeout, backoff, first_client=clients)
         warm_up_s = time.perf_counter() - warm_start
         rss_before = rss_mb(server.pid)
+        sampler.mark("run")
 
-        results: list = []
-        lock = threading.Lock()
         start = time.monotonic()
-        stop_at = start + seconds
-        threads = [threading.Thread(target=client_loop, daemon=True,
-                                    args=(base_url, i, stop_at, timeout, backoff, results, lock))
-                   for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:  # bounded: the last requests end within `timeout`
-            thread.join(timeout=max(0.0, stop_at + timeout + 5 - time.monotonic()))
+        results, unfinished = phase(base_url, clients, seconds, timeout, backoff)
         elapsed = time.monotonic() - start
         rss_after = rss_mb(server.pid)
-        with lock:
-            report = summarize(list(results), elapsed)
+        sampler.stop()
+        report = summarize(results, elapsed)
         report.update(clients=clients, seconds=seconds, elapsed_s=round(elapsed, 1),
                       models="fake" if fake else "real", warm_up_s=round(warm_up_s, 2),
+                      rss_mb_first=round(rss_first, 1),
                       rss_mb_before=round(rss_before, 1), rss_mb_after=round(rss_after, 1),
-                      unfinished_clients=sum(t.is_alive() for t in threads))
+                      rss_growth=round(rss_after / rss_before - 1, 4),
+                      rss_mb_series=sampler.series, unfinished_clients=unfinished)
         return report
     finally:
         server.terminate()
@@ -246,8 +296,14 @@ def render(report: dict) -> str:
     for kind, k in report["kinds"].items():
         lines.append(f"{kind:<8}{k['requests']:>9}{k['ok']:>6}{k['ok_per_s']:>8}{k['429']:>6}"
                      f"{fmt(k['p50_s']):>9}{fmt(k['p95_s']):>9}{fmt(k['p99_s']):>9}")
-    lines.append(f"server RSS: {report['rss_mb_before']} MB after warm-up "
-                 f"({report['warm_up_s']} s), {report['rss_mb_after']} MB after the run")
+    lines.append(f"server RSS: {report['rss_mb_first']} MB after the first requests, "
+                 f"{report['rss_mb_before']} MB after warm-up ({report['warm_up_s']} s), "
+                 f"{report['rss_mb_after']} MB after the run ({report['rss_growth']:+.1%})")
+    run_rows = [row for row in report["rss_mb_series"] if row[2] == "run"]
+    if run_rows:
+        step = max(1, len(run_rows) // 8)
+        lines.append("RSS during the run (s: MB): " + ", ".join(
+            f"{t:.0f}: {mb:.0f}" for t, mb, _ in run_rows[::step] + run_rows[-1:]))
     lines.append("other errors: " + (json.dumps(report["errors"], indent=1)
                                      if report["errors"] else "none"))
     if report["unfinished_clients"]:
@@ -259,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warm-up", type=float, default=30,
+                        help="seconds of the same load before the 'before' RSS reading")
     parser.add_argument("--fake", action="store_true", help="the test suite's fake models")
     parser.add_argument("--timeout", type=float, default=120, help="per request, seconds")
     parser.add_argument("--backoff", type=float, default=0.5, help="wait after a 429, seconds")
@@ -269,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_child:
         serve(args.serve_child, args.port, args.fake)
         return 0
-    report = run(args.clients, args.seconds, args.fake, args.timeout, args.backoff)
+    report = run(args.clients, args.seconds, args.fake, args.timeout, args.backoff,
+                 warm_up=args.warm_up)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 1 if report["errors"] else 0
 

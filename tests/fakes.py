@@ -10,18 +10,21 @@ from rag.generator import SamplingParams
 
 
 class FakeEmbedder:
-    """Bag-of-words vectors: texts sharing words are similar.  Counts every text it embeds."""
+    """Bag-of-words vectors: texts sharing words are similar.  Records every text it embeds
+    (`record=False` for long runs such as the load test, where the record would grow forever)."""
 
     name = "fake"
     fingerprint = "fake:64"
     dimension = 64
     max_tokens = 256
 
-    def __init__(self) -> None:
+    def __init__(self, record: bool = True) -> None:
         self.embedded: list[str] = []
+        self.record = record
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.embedded.extend(texts)
+        if self.record:
+            self.embedded.extend(texts)
         vectors = []
         for text in texts:
             vec = [0.0] * self.dimension
@@ -36,17 +39,19 @@ class FakeEmbedder:
 
 
 class FakeGenerator:
-    """Replies from a queue and records the messages it was given."""
+    """Replies from a queue and records the messages it was given (unless `record=False`)."""
 
     name = "fake.gguf"
     context_window = 4096
 
-    def __init__(self, *replies: str) -> None:
+    def __init__(self, *replies: str, record: bool = True) -> None:
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
+        self.record = record
 
     def generate(self, messages, params: SamplingParams, stop=None) -> Iterator[str]:
-        self.calls.append(messages)
+        if self.record:
+            self.calls.append(messages)
         reply = self.replies.pop(0) if self.replies else "Fake answer [1]."
         yield from reply.split(" ")[:1]
         for word in reply.split(" ")[1:]:

@@ -7,7 +7,7 @@ from bench.load import KINDS, render, run
 
 
 def test_load_smoke():
-    report = run(clients=5, seconds=5, fake=True, timeout=30)
+    report = run(clients=5, seconds=5, fake=True, timeout=30, warm_up=2)
     assert report["errors"] == {}, report["errors"]
     assert set(report["statuses"]) <= {"200", "429"}
     assert report["ok"] > 0 and report["unfinished_clients"] == 0
@@ -17,4 +17,5 @@ def test_load_smoke():
         assert 0 < figures["p50_s"] <= figures["p95_s"] <= figures["p99_s"]
     assert 0 <= report["share_429"] <= 1
     assert report["rss_mb_before"] > 0 and report["rss_mb_after"] > 0
+    assert {phase for _, _, phase in report["rss_mb_series"]} == {"warm-up", "run"}
     assert "p95" in render(report) and "RSS" in render(report)
