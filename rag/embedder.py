@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import functools
 import logging
+import os
+import queue
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -37,7 +42,7 @@ class SentenceTransformerEmbedder:
         self.name = name
         self._model = SentenceTransformer(str(model_dir), device=device or "cpu", local_files_only=True)
         self._batch_size = batch_size
-        self._lock = threading.Lock()  # torch modules are not safe to call from several threads
+        self._worker = _Worker(self._encode, batch_size)
         # A copy of the fast tokenizer's Rust backend counts tokens without "sequence too long"
         # warnings; the copy's padding and truncation (tokenizer.json pads to 128) are turned off.
         self._tokenizer = copy.deepcopy(self._model.tokenizer.backend_tokenizer)
@@ -50,15 +55,106 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        return self._worker.run(list(texts))
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode(
+            texts,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return vectors.tolist()
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+class _Job:
+    def __init__(self, texts: list[str]):
+        self.texts, self.done = texts, threading.Event()
+        self.vectors: list[list[float]] = []
+        self.error: BaseException | None = None
+
+
+class _Worker:
+    """Runs every encode on one thread of its own, batching the queries that wait together.
+
+    Why (measured with bench/embed_threads.py): a model called from the server's 40 request
+    threads grew the process by 500 MB, still growing, and was slower.  Concurrent searches each
+    embed one short question, and encoding the waiting ones as one batch costs little more than
+    encoding one.  A job as big as a batch (an ingest batch) runs alone.  Batches of varying
+    shapes leave glibc's heap fragmented (RSS crept up by 400 MB), so free memory is handed back
+    to the system after each encode.
+    """
+
+    def __init__(self, encode, batch_size: int):
+        self._encode, self._batch_size = encode, batch_size
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._start_lock = threading.Lock()
+
+    def run(self, texts: list[str]) -> list[list[float]]:
+        job = _Job(texts)
+        self._ensure_started()
+        self._jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.vectors
+
+    def _ensure_started(self) -> None:
+        # Started on first use (no thread at import or construction), and again in a forked
+        # child, which inherits the queue but not the thread.
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._jobs, self._pid = queue.SimpleQueue(), os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="embedder", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        jobs, carried = self._jobs, None
+        while True:
+            batch = [carried or jobs.get()]
+            carried, size = None, len(batch[0].texts)
+            while size < self._batch_size:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if size + len(job.texts) > self._batch_size:
+                    carried = job  # first in the next batch
+                    break
+                batch.append(job)
+                size += len(job.texts)
+            try:
+                vectors = self._encode([t for job in batch for t in job.texts])
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+                for job in batch:
+                    job.error = exc
+            else:
+                start = 0
+                for job in batch:
+                    job.vectors = vectors[start:start + len(job.texts)]
+                    start += len(job.texts)
+            for job in batch:
+                job.done.set()
+            release_free_memory()  # after the callers are released: they need not wait for it
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS): there the call is skipped."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Return the heap's free pages to the system (about a millisecond)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
