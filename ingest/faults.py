@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_parse", "after_embed", "after_upsert", "after_stale_delete", "after_lexical",
+POINTS = ("after_parse", "after_embed", "after_upsert", "after_lexical", "after_stale_delete",
           "before_manifest")
 
 _reached: dict[str, int] = {}

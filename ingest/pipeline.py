@@ -3,9 +3,13 @@
 New files are added, changed files replace their chunks, deleted files lose theirs, unchanged files
 are not even read.  Only chunk texts never embedded before reach the embedding model.  A file that
 cannot be parsed is reported and leaves the index as it was (its last good version stays
-searchable).  Write order per file: new chunks, then stale-chunk deletes, then the manifest row, so
-a run that dies half-way is repaired by the next one.  Small files are written in batches (one
-Chroma call per batch), in the same order.
+searchable).  Write order per file: new chunks into Chroma, then the lexical rows (one transaction),
+then stale-chunk deletes, then the manifest row, so a run that dies half-way is repaired by the
+next one.  Small files are written in batches (one Chroma call per batch), in the same order.
+
+Readers see each file old or new, never half: a search keeps only chunks that the lexical index
+holds (rag/retriever.py), so a file's lexical transaction is the moment its new version appears
+and its old one goes, whatever state Chroma is in around it.
 """
 
 from __future__ import annotations
@@ -185,8 +189,8 @@ class Ingestor:
         report.removed += record.file_hash is not None
 
     def _forget(self, source: str) -> None:
+        self.lexical.delete_source(source)  # first: readers stop seeing the file at once
         self.store.delete_source(source)
-        self.lexical.delete_source(source)
 
     def _sync_file(self, source: str, path: Path, known: FileRecord | None, report: IngestReport,
                    force: bool = False) -> None:
@@ -267,7 +271,7 @@ class Ingestor:
                         known)
 
     def _flush(self, report: IngestReport) -> None:
-        """Write the batch: new chunks, stale-chunk deletes, lexical rows, then manifest rows.
+        """Write the batch: new chunks, lexical rows, stale-chunk deletes, then manifest rows.
 
         Chroma costs tens of milliseconds per write call whatever its size, so many small files
         are written together; the order per file is unchanged, so a run killed anywhere in here
@@ -278,11 +282,11 @@ class Ingestor:
         try:
             self.store.upsert([c for p in batch for c in p.chunks], [v for p in batch for v in p.vectors])
             faults.reach("after_upsert")
-            self.store.delete(set().union(*(p.old_ids - {c.chunk_id for c in p.chunks} for p in batch)))
-            faults.reach("after_stale_delete")
-            for p in batch:
+            for p in batch:  # each file switches from old to new here, for readers
                 self.lexical.replace_source(p.source, p.chunks)
             faults.reach("after_lexical")
+            self.store.delete(set().union(*(p.old_ids - {c.chunk_id for c in p.chunks} for p in batch)))
+            faults.reach("after_stale_delete")
         except Exception as exc:  # the store failed: these files stay as they were, the run goes on
             log.exception("writing %d files to the index failed", len(batch))
             for p in batch:

@@ -234,18 +234,22 @@ class LexicalIndex:
                 list(chunk_ids)).fetchall()
         return {row[0]: (_chunk(row), row[-1].split()) for row in rows}
 
+    # Both below read only the version of the file that `chunk` came from: if ingest replaced the
+    # file since the search, they find nothing rather than splice new text onto an old hit.
     def neighbours(self, chunk: Chunk, before: int, after: int) -> list[Chunk]:
         """The chunk and up to before/after chunks around it in the same file, in order."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND ordinal BETWEEN ? AND ? "
-                "ORDER BY ordinal", (chunk.source, chunk.ordinal - before, chunk.ordinal + after)).fetchall()
+                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND file_hash IS ? "
+                "AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
+                (chunk.source, chunk.file_hash, chunk.ordinal - before, chunk.ordinal + after)).fetchall()
         return [_chunk(r) for r in rows]
 
-    def chunks_in_span(self, source: str, start: int, end: int) -> list[Chunk]:
-        """The chunks of `source` lying entirely within [start, end), by offset."""
+    def chunks_in_span(self, chunk: Chunk, start: int, end: int) -> list[Chunk]:
+        """The chunks of `chunk`'s file lying entirely within [start, end), by offset."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND start >= ? AND \"end\" <= ? "
-                "ORDER BY start", (source, start, end)).fetchall()
+                f"SELECT {_COLUMNS} FROM chunks WHERE source = ? AND file_hash IS ? "
+                "AND start >= ? AND \"end\" <= ? ORDER BY start",
+                (chunk.source, chunk.file_hash, start, end)).fetchall()
         return [_chunk(r) for r in rows]

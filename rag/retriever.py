@@ -98,7 +98,10 @@ class HybridRetriever:
         shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
         scores = {h.chunk.chunk_id: h.score for h in dense}
-        stored = self.lexical.chunks(shortlist)  # chunk and terms, for dense and lexical hits alike
+        # Chunk and terms for dense and lexical hits alike, in one read of the lexical index,
+        # which ingest switches one file per transaction: so each file's hits are all of one
+        # version, and a Chroma hit of a version on its way in or out (not held here) is dropped.
+        stored = self.lexical.chunks(shortlist)
         missing = [cid for cid in shortlist if cid not in scores]
         for cid, vec in self.store.vectors(missing).items():  # lexical-only: cosine for display
             scores[cid] = sum(a * b for a, b in zip(vector, vec))
@@ -192,7 +195,7 @@ class HybridRetriever:
                 groups.append((hit, start, end))
         passages = []
         for hit, s, e in groups:
-            chunks = tuple(self.lexical.chunks_in_span(hit.chunk.source, s, e)) or (hit.chunk,)
+            chunks = tuple(self.lexical.chunks_in_span(hit.chunk, s, e)) or (hit.chunk,)
             passages.append(Passage(hit, stitch(chunks), s, e, chunks))
         return passages
 
