@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from typing import Callable
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +13,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ingest.collections import CollectionNameError
+from ingest.pipeline import IngestReport
 from rag.errors import ArchivistError, NotFoundError
 from rag.offline import enforce_offline
 from rag.retriever import SearchFilter
 from rag.settings import Settings
 from rag.types import Answer, SearchResults
-from service import openai_api
+from service import handoff, openai_api
 from service.openai_api import SSE_EVENT
 from service.engine import BadRequestError, Engine, IndexBusyError
 from service.api_documents import router as documents_router
@@ -81,6 +83,10 @@ class KeyRequest(BaseModel):
     role: str = Field(description="reader, editor or admin.")
     collections: list[str] | None = Field(None, description="Collections granted (default: all).")
     note: str | None = Field(None, description="Who or what the key is for.")
+
+
+class IngestRequest(BaseModel):
+    collection: str | None = Field(None, description="One collection; all you may write if omitted.")
 
 
 class CollectionRequest(BaseModel):
@@ -193,18 +199,21 @@ def create_app(settings: Settings, engine: Engine | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        try:
-            await run_in_threadpool(library.default.warm_up)
-        except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
-            log.error("start-up: %s", exc)
-        watcher = None
-        if settings.watch and settings.data_dir.is_dir():
-            watcher = FolderWatcher(library, settings.watch_interval_s, settings.watch_settle_s)
-            watcher.start()
-            log.info("watching %s for changes", settings.data_dir)
-        yield
-        if watcher:
-            await run_in_threadpool(watcher.stop)
+        serve_at = app.state.serve_at  # (host, port) under `archivist serve`
+        with handoff.register(settings, *serve_at) if serve_at else nullcontext() as token:
+            app.state.local_token = token
+            try:
+                await run_in_threadpool(library.default.warm_up)
+            except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
+                log.error("start-up: %s", exc)
+            watcher = None
+            if settings.watch and settings.data_dir.is_dir():
+                watcher = FolderWatcher(library, settings.watch_interval_s, settings.watch_settle_s)
+                watcher.start()
+                log.info("watching %s for changes", settings.data_dir)
+            yield
+            if watcher:
+                await run_in_threadpool(watcher.stop)
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
@@ -215,6 +224,8 @@ def create_app(settings: Settings, engine: Engine | None = None,
         log.warning("no API keys: every request is trusted, so serve on loopback only "
                     "(`archivist keys create --role admin` to add one)")
     app.state.engine = library.default
+    app.state.serve_at = None  # set by `archivist serve`; see service/handoff.py
+    app.state.local_token = None
     app.state.gate = gate = GenerationGate(settings.max_queue)
     app.state.metrics = metrics = Metrics(
         gate, lambda: [(name, library.engine(name)) for name in library.names()])
@@ -366,6 +377,31 @@ def create_app(settings: Settings, engine: Engine | None = None,
         if not request.app.state.keys.revoke(key_id):
             raise NotFoundError(f"No active key {key_id!r}.", hint="GET /v1/keys lists them.")
         return Response(status_code=204)
+
+    def sync_collections(body: IngestRequest, library: Library, who, action: str,
+                         run: Callable[[Engine], IngestReport]) -> dict:
+        if body.collection:
+            engine_for(library, who, body.collection, action)
+            names = [body.collection]
+        else:
+            names = [name for name in library.names() if who.can(action, name)]
+            if not names:
+                who.check(action, library.settings.collection)  # 403 with the usual hint
+        reports = {name: run(library.engine(name)) for name in names}
+        total = IngestReport.combine(reports.values()).to_dict()
+        return {**total, "collections": {name: r.to_dict() for name, r in reports.items()}}
+
+    @app.post("/v1/ingest", summary="Sync collections with their folders now")
+    def ingest(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+        """What `archivist ingest` does, in the server (which it asks to, while one runs):
+        totals, and each collection's counts.  Needs the write role on each collection."""
+        return sync_collections(body, library, who, "write", lambda engine: engine.ingest())
+
+    @app.post("/v1/reindex", summary="Rebuild collections' indexes with the current models")
+    def reindex(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+        """What `archivist reindex` does (admin): searches go on using the old index until the
+        new one is complete."""
+        return sync_collections(body, library, who, "admin", lambda engine: engine.reindex())
 
     @app.get("/v1/collections", summary="List collections")
     def list_collections(library: LibraryDep, who: PrincipalDep) -> dict:

@@ -14,7 +14,8 @@ from rag.offline import enforce_offline
 from rag.settings import load_settings
 from rag.retriever import SearchFilter
 from rag.types import Answer, Citation
-from ingest.pipeline import IngestReport
+from ingest.pipeline import Failure, IngestReport
+from service import handoff
 from service.engine import Engine
 from service.library import Library
 
@@ -48,7 +49,11 @@ def _print_answer(answer: Answer) -> None:
 
 
 def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
-    """Every collection, or the one named."""
+    """Every collection, or the one named; by the server, while one serves this index."""
+    if args.rebuild:
+        handoff.refuse_if_serving(library.settings, "`archivist ingest --rebuild`")
+    elif (server := handoff.running_server(library.settings)) is not None:
+        return _print_handed_off(server, "ingest", args)
     reports = {}
     for name in [args.collection] if args.collection else library.names():
         reports[name] = _ingest_one(library.engine(name), args)
@@ -211,10 +216,13 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
                              hint="Create a key first (`archivist keys create --role admin`), or "
                                   "serve on 127.0.0.1.")
     configure_logging(settings.log_format)
+    handoff.ensure_not_served(settings)
+    port = args.port or settings.port
+    app = create_app(settings, library=library)
+    app.state.serve_at = (host, port)  # its lifespan registers it: `archivist ingest` hands over
     # log_config=None: uvicorn's loggers go through our handler; our middleware writes the
     # access lines (with request id and route), so uvicorn's own are off.
-    uvicorn.run(create_app(settings, library=library), host=host,
-                port=args.port or settings.port, log_config=None, access_log=False)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
 
 
@@ -267,8 +275,24 @@ def _doctor_offline(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def _print_handed_off(server: handoff.ServerInfo, work: str, args: argparse.Namespace) -> int:
+    print(f"The archivist server (pid {server.pid}, {server.url}) owns this index while it runs: "
+          f"it does the {work}.", file=sys.stderr)
+    result = handoff.run_via(server, work, args.collection)
+    if getattr(args, "json", False):
+        _print_json(result)
+    else:
+        for name, counts in result["collections"].items():
+            summary = IngestReport(**{**counts, "failures": [Failure(**f) for f in counts["failures"]]}).summary()
+            print(f"{name}: {summary}" if len(result["collections"]) > 1 or work == "reindex" else summary)
+    return 0
+
+
 def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
-    """Every collection, or the one named; each switches to its new index when it is complete."""
+    """Every collection, or the one named; each switches to its new index when it is complete.
+    By the server, while one serves this index."""
+    if (server := handoff.running_server(library.settings)) is not None:
+        return _print_handed_off(server, "reindex", args)
     for name in [args.collection] if args.collection else library.names():
         report = library.engine(name).reindex()
         print(f"{name}: {report.summary()}")
@@ -290,6 +314,7 @@ def cmd_export(library: Library, args: argparse.Namespace) -> int:
 def cmd_import(library: Library, args: argparse.Namespace) -> int:
     from service.snapshot import import_index
 
+    handoff.refuse_if_serving(library.settings, "`archivist import`")
     library.close()
     manifest = import_index(library.settings, args.path, force=args.force)
     counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
