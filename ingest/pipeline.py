@@ -61,6 +61,17 @@ class IngestReport:
                 setattr(total, name, getattr(total, name) + value)
         return total
 
+    @classmethod
+    def from_dict(cls, data: dict) -> IngestReport:
+        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+
+    @classmethod
+    def by_collection(cls, reports: dict[str, IngestReport]) -> dict:
+        """The totals, as before collections existed, and each collection's own counts: what
+        `archivist ingest --json` prints and POST /v1/ingest returns."""
+        total = cls.combine(reports.values()).to_dict()
+        return {**total, "collections": {name: r.to_dict() for name, r in reports.items()}}
+
     def summary(self) -> str:
         text = (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.removed} removed, {self.failed} failed; {self.chunks_embedded} chunks "

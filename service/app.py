@@ -387,9 +387,7 @@ def create_app(settings: Settings, engine: Engine | None = None,
             names = [name for name in library.names() if who.can(action, name)]
             if not names:
                 who.check(action, library.settings.collection)  # 403 with the usual hint
-        reports = {name: run(library.engine(name)) for name in names}
-        total = IngestReport.combine(reports.values()).to_dict()
-        return {**total, "collections": {name: r.to_dict() for name, r in reports.items()}}
+        return IngestReport.by_collection({name: run(library.engine(name)) for name in names})
 
     @app.post("/v1/ingest", summary="Sync collections with their folders now")
     def ingest(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:

@@ -14,7 +14,7 @@ from rag.offline import enforce_offline
 from rag.settings import load_settings
 from rag.retriever import SearchFilter
 from rag.types import Answer, Citation
-from ingest.pipeline import Failure, IngestReport
+from ingest.pipeline import IngestReport
 from service import handoff
 from service.engine import Engine
 from service.library import Library
@@ -52,18 +52,25 @@ def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
     """Every collection, or the one named; by the server, while one serves this index."""
     if args.rebuild:
         handoff.refuse_if_serving(library.settings, "`archivist ingest --rebuild`")
-    elif (server := handoff.running_server(library.settings)) is not None:
-        return _print_handed_off(server, "ingest", args)
-    reports = {}
-    for name in [args.collection] if args.collection else library.names():
-        reports[name] = _ingest_one(library.engine(name), args)
-    if args.json:  # the totals, as before collections, and each collection's own counts
-        total = IngestReport.combine(reports.values()).to_dict()
-        _print_json({**total, "collections": {n: r.to_dict() for n, r in reports.items()}})
+    server = None if args.rebuild else handoff.running_server(library.settings)
+    if server is not None:
+        reports = _handed_off(server, "ingest", args.collection)
+    else:
+        reports = {name: _ingest_one(library.engine(name), args)
+                   for name in ([args.collection] if args.collection else library.names())}
+    if args.json:
+        _print_json(IngestReport.by_collection(reports))
     else:
         for name, report in reports.items():
             print(f"{name}: {report.summary()}" if len(reports) > 1 else report.summary())
     return 0
+
+
+def _handed_off(server: handoff.ServerInfo, work: str, collection: str | None) -> dict[str, IngestReport]:
+    print(f"The archivist server (pid {server.pid}, {server.url}) owns this index while it runs: "
+          f"it does the {work}.", file=sys.stderr)
+    result = handoff.run_via(server, work, collection)
+    return {name: IngestReport.from_dict(counts) for name, counts in result["collections"].items()}
 
 
 def _ingest_one(engine: Engine, args: argparse.Namespace):
@@ -275,24 +282,13 @@ def _doctor_offline(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
-def _print_handed_off(server: handoff.ServerInfo, work: str, args: argparse.Namespace) -> int:
-    print(f"The archivist server (pid {server.pid}, {server.url}) owns this index while it runs: "
-          f"it does the {work}.", file=sys.stderr)
-    result = handoff.run_via(server, work, args.collection)
-    if getattr(args, "json", False):
-        _print_json(result)
-    else:
-        for name, counts in result["collections"].items():
-            summary = IngestReport(**{**counts, "failures": [Failure(**f) for f in counts["failures"]]}).summary()
-            print(f"{name}: {summary}" if len(result["collections"]) > 1 or work == "reindex" else summary)
-    return 0
-
-
 def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
     """Every collection, or the one named; each switches to its new index when it is complete.
     By the server, while one serves this index."""
     if (server := handoff.running_server(library.settings)) is not None:
-        return _print_handed_off(server, "reindex", args)
+        for name, report in _handed_off(server, "reindex", args.collection).items():
+            print(f"{name}: {report.summary()}")
+        return 0
     for name in [args.collection] if args.collection else library.names():
         report = library.engine(name).reindex()
         print(f"{name}: {report.summary()}")
