@@ -110,6 +110,8 @@ def test_commands_that_replace_the_index_refuse_while_it_is_served(env, capsys):
             err = capsys.readouterr().err
             assert "is serving this index" in err and "hint: Stop the server" in err
     assert handoff.running_server(settings) is None
+    assert main(["ingest", "--rebuild", "--json"]) == 0  # once no server is registered
+    assert json.loads(capsys.readouterr().out)["added"] == 1
 
 
 def test_a_registration_left_by_a_killed_server_is_ignored(env, capsys):
