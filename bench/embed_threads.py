@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -31,14 +32,8 @@ WORDS = ("how many days of paid leave do employees get when are travel expenses 
          "which port does the metrics exporter listen on where do visitors park").split()
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def measure(mode: str, threads: int, questions: int) -> dict:
+    from bench.load import rss_mb
     from rag.embedder import SentenceTransformerEmbedder
     from rag.models import resolve_embed_model
 
@@ -55,13 +50,13 @@ def measure(mode: str, threads: int, questions: int) -> dict:
     texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 60))) + f" {i}"
              for i in range(questions)]
     embed(texts[:1])
-    series = [(0, round(rss_mb(), 1))]
+    series = [(0, round(rss_mb(os.getpid()), 1))]
     start = time.perf_counter()
     step = max(1, questions // 6)
     with ThreadPoolExecutor(threads) as pool:
         for first in range(0, questions, step):
             list(pool.map(lambda t: embed([t]), texts[first:first + step]))
-            series.append((min(questions, first + step), round(rss_mb(), 1)))
+            series.append((min(questions, first + step), round(rss_mb(os.getpid()), 1)))
     seconds = time.perf_counter() - start
     return {"mode": mode, "threads": threads, "questions": questions,
             "seconds": round(seconds, 1), "per_s": round(questions / seconds, 1),

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,12 +90,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the clients -----------------------------------------------------------------------------
@@ -221,6 +214,8 @@ class RssSampler(threading.Thread):
 def run(clients: int = 50, seconds: float = 60, fake: bool = False, timeout: float = 120,
         backoff: float = 0.5, startup_timeout: float = 300, warm_up: float = 30) -> dict:
     import httpx
+
+    from tests.server import free_port
 
     root = Path(tempfile.mkdtemp(prefix="archivist-load-"))
     port = free_port()
