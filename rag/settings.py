@@ -7,13 +7,15 @@ public interface that outside tools rely on: keep them stable.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -157,9 +159,29 @@ class Settings(BaseSettings):
     max_queue: int = Field(
         8, ge=0, description="Requests that may wait for the chat model while it answers another "
         "(it answers one at a time); more are refused with HTTP 429 and a Retry-After header.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (besides loopback names and the bound address) that requests may "
+        "address, comma-separated, e.g. 'docs.example.org'; '*' allows any. Others get 400: a "
+        "DNS-rebinding web page names its own domain.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host:port), comma-separated, whose pages may send "
+        "state-changing requests (POST, PUT, PATCH, DELETE) besides the server's own pages. "
+        "Requests from other pages get 403; requests without an Origin (curl, SDKs) pass.")
     log_format: Literal["text", "json"] = Field(
         "text", description="`archivist serve` log lines: 'text' for people, 'json' (one object "
         "per line, with request_id, route, status, duration_ms) for log collectors.")
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("llm_model", "n_threads", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from service import portal
 from service.metrics import Metrics
 from service.observe import ObserveMiddleware
 from service.queue import GenerationGate, QueueFullError
+from service.security import BrowserGuard, allowed_hosts
 from service.streams import event_stream, generation
 from service.watcher import FolderWatcher
 
@@ -96,27 +97,6 @@ class CollectionRequest(BaseModel):
 # Routes that stream with `"stream": true` reply 200 text/event-stream as well as JSON.
 SSE_RESPONSE = {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
                       "description": "JSON, or Server-Sent Events with `\"stream\": true`."}}
-
-
-class JsonBodyMiddleware:
-    """Read a POST body sent as form data or with no Content-Type as JSON.
-
-    `curl -d '{...}'` labels JSON application/x-www-form-urlencoded, which FastAPI would reject.
-    Multipart uploads and explicit JSON pass through untouched.
-    """
-
-    _RELABEL = (b"", b"application/x-www-form-urlencoded")
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = dict(scope["headers"])
-            if headers.get(b"content-type", b"").split(b";")[0].strip().lower() in self._RELABEL:
-                rest = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-                scope = dict(scope, headers=rest + [(b"content-type", b"application/json")])
-        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -230,11 +210,13 @@ def create_app(settings: Settings, engine: Engine | None = None,
     app.state.metrics = metrics = Metrics(
         gate, lambda: [(name, library.engine(name)) for name in library.names()])
     metrics.watch(library.default)  # the library shares its listeners with every collection
-    # Inside JsonBodyMiddleware, which may replace the scope: this one must see the scope the
-    # router writes the matched route into.
-    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    # Outermost first: every request is counted and logged, refused ones included; the browser
+    # checks run before a body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_mb * 1e6))
-    app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(BrowserGuard, hosts=allowed_hosts(settings.host, settings.allowed_hosts),
+                       origins=settings.allowed_origins,
+                       wildcard_bind=settings.host in ("0.0.0.0", "::", ""))
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
     app.include_router(openai_api.router)
 
     @app.exception_handler(ArchivistError)
@@ -294,11 +276,7 @@ def create_app(settings: Settings, engine: Engine | None = None,
         engine = engine_for(library, who, body.collection)
         engine.check_query(body.question, body.top_k)
         if body.conversation_id is not None:
-            try:
-                engine.conversation(body.conversation_id)  # a 404 before queueing or streaming
-            except NotFoundError as exc:
-                raise NotFoundError(exc.message, hint="Leave conversation_id out to start a new "
-                                    "conversation.") from exc
+            engine.conversation(body.conversation_id)  # a 404 before queueing or streaming
         events = generation(request, engine.chat_events(body.question, body.conversation_id,
                                                         body.top_k, body.filter()))
         if body.stream:
@@ -308,18 +286,24 @@ def create_app(settings: Settings, engine: Engine | None = None,
 
     @app.get("/v1/conversations/{conversation_id}", summary="A conversation's turns")
     def conversation(conversation_id: str, library: LibraryDep, who: PrincipalDep) -> dict:
-        """Every question and answer of the conversation, oldest first."""
-        who.check("read")
-        return {"conversation_id": conversation_id,
-                "turns": library.default.conversation(conversation_id)}
+        """Every question and answer of the conversation, oldest first (404 unless the caller may
+        read the conversation's collection)."""
+        name = library.default.records.conversation_collection(conversation_id)
+        if name is None or not who.can("read", name):
+            raise NotFoundError(f"No conversation {conversation_id!r}.",
+                                hint="Conversation ids come from /v1/chat replies.")
+        return {"conversation_id": conversation_id, "collection": name,
+                "turns": library.engine(name).conversation(conversation_id)}
 
     @app.get("/v1/answers/{answer_id}", summary="An answer's audit record")
     def answer_record(answer_id: str, library: LibraryDep, who: PrincipalDep) -> dict:
         """The answer as returned, with what produced it: query searched, passages (chunk ids and
         content hashes), model file and sha256, embedding model, index version, parameters,
-        timings."""
-        record = library.default.answer_record(answer_id)  # records are shared by collections
-        who.check("read", record["provenance"].get("collection", "default"))
+        timings (404 unless the caller may read the answer's collection)."""
+        record = library.default.records.get_answer(answer_id)  # one store for every collection
+        if record is None or not who.can("read", record["collection"]):
+            raise NotFoundError(f"No answer {answer_id!r}.",
+                                hint="Answer ids come from ask and chat replies.")
         return record
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -206,8 +206,10 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
     from service.auth import KeyStore
     from service.logs import configure_logging
 
-    settings = library.settings
-    host = args.host or settings.host
+    host = args.host or library.settings.host
+    port = args.port or library.settings.port
+    # The app checks request Host headers against the address it is bound to.
+    settings = library.settings.model_copy(update={"host": host, "port": port})
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -224,7 +226,6 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
                                   "serve on 127.0.0.1.")
     configure_logging(settings.log_format)
     handoff.ensure_not_served(settings)
-    port = args.port or settings.port
     app = create_app(settings, library=library)
     app.state.serve_at = (host, port)  # its lifespan registers it: `archivist ingest` hands over
     # log_config=None: uvicorn's loggers go through our handler; our middleware writes the
@@ -298,6 +299,9 @@ def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
 def cmd_export(library: Library, args: argparse.Namespace) -> int:
     from service.snapshot import export_index
 
+    # A serving process keeps part of Chroma's vector index in memory and persists it in batches,
+    # so files copied from another process may lag behind it; stop it first, as for import.
+    handoff.refuse_if_serving(library.settings, "`archivist export`")
     manifest = export_index(library.settings, args.path)
     if args.json:
         _print_json({k: v for k, v in manifest.items() if k != "files"})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service import handoff
 from service.auth import LOCAL_ADMIN, AuthError, KeyStore, Principal
@@ -18,7 +19,22 @@ def get_library(request: Request) -> Library:
     return request.app.state.library
 
 
-def authenticate(request: Request) -> Principal:
+# The ways to authenticate, declared as OpenAPI security schemes so /docs shows them (and its
+# "Authorize" button works).  auto_error=False: which one is required depends on whether any
+# key exists, so authenticate() decides and explains.
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="API key (Bearer)",
+                           description="`Authorization: Bearer ak_...`, a key from "
+                                       "`archivist keys create`.")
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="API key (header)",
+                              description="The same key in an `X-API-Key` header.")
+session_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="Portal session",
+                              description="The cookie POST /v1/session sets (the web portal).")
+
+
+def authenticate(request: Request,
+                 bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+                 api_key: Annotated[str | None, Security(api_key_scheme)],
+                 session: Annotated[str | None, Security(session_scheme)]) -> Principal:
     """The caller: by `Authorization: Bearer KEY`, `X-API-Key: KEY` or the portal's session
     cookie.  With no keys configured the server is loopback-only and everyone is a local admin."""
     keys: KeyStore = request.app.state.keys
@@ -26,11 +42,10 @@ def authenticate(request: Request) -> Principal:
         return LOCAL_ADMIN
     if handoff.token_matches(request.app.state.local_token, request.headers.get(handoff.TOKEN_HEADER)):
         return LOCAL_ADMIN  # `archivist ingest` on this machine, handing its work over
-    header = request.headers.get("authorization", "")
-    secret = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    secret = bearer.credentials.strip() if bearer else api_key
     if secret:
         return keys.require(secret)
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session
     if token:
         principal = keys.session(token)
         if principal is not None:

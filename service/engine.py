@@ -481,7 +481,8 @@ class Engine:
         provenance["timings_ms"] = {"total": round((time.perf_counter() - started) * 1000, 1)}
         provenance["passages"] = [{"chunk_id": c.chunk_id, "source": c.source,
                                    "content_hash": sha256_text(c.text)} for c in answer.citations]
-        answer_id = self.records.save_answer(question, answer.query or question, answer, provenance, key)
+        answer_id = self.records.save_answer(self.collection, question, answer.query or question,
+                                             answer, provenance, key)
         yield "done", answer.model_copy(update={"answer_id": answer_id})
 
     def chat(self, message: str, conversation_id: str | None = None, top_k: int | None = None,
@@ -499,11 +500,8 @@ class Engine:
                     ) -> Iterator[tuple[str, Any]]:
         """("conversation", id) first, then the events of ask_events; the turn is kept once done."""
         if conversation_id is None:
-            conversation_id = self.records.start_conversation()
-        elif not self.records.has_conversation(conversation_id):
-            raise NotFoundError(f"No conversation {conversation_id!r}.",
-                                hint="Leave conversation_id out to start a new conversation.")
-        history = [(t["question"], t["answer"]["answer"]) for t in self.records.turns(conversation_id)
+            conversation_id = self.records.start_conversation(self.collection)
+        history = [(t["question"], t["answer"]["answer"]) for t in self.conversation(conversation_id)
                    if not t["answer"]["refused"]]
         yield "conversation", conversation_id
         for kind, data in self.ask_events(message, top_k, history=history, filt=filt):
@@ -512,14 +510,19 @@ class Engine:
             yield kind, data
 
     def conversation(self, conversation_id: str) -> list[dict]:
-        if not self.records.has_conversation(conversation_id):
-            raise NotFoundError(f"No conversation {conversation_id!r}.")
+        """The conversation's turns; NotFoundError unless it belongs to this collection (another
+        collection's conversation is not continued, nor is its existence revealed)."""
+        if self.records.conversation_collection(conversation_id) != self.collection:
+            raise NotFoundError(f"No conversation {conversation_id!r} in collection {self.collection!r}.",
+                                hint="Leave conversation_id out to start a new conversation.")
         return self.records.turns(conversation_id)
 
     def answer_record(self, answer_id: str) -> dict:
+        """The audit record; NotFoundError unless the answer was made in this collection."""
         record = self.records.get_answer(answer_id)
-        if record is None:
-            raise NotFoundError(f"No answer {answer_id!r}.", hint="Answer ids come from ask and chat replies.")
+        if record is None or record["collection"] != self.collection:
+            raise NotFoundError(f"No answer {answer_id!r} in collection {self.collection!r}.",
+                                hint="Answer ids come from ask and chat replies.")
         return record
 
     def replay(self, answer_id: str) -> dict:

@@ -37,6 +37,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (conversation_id, position)
         );
     """),
+    # Records belong to a collection: a key sees only its collections' answers and conversations.
+    # Older answers name theirs in the provenance; a conversation takes its first answer's.
+    ("002_collections", """
+        ALTER TABLE answers ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
+        UPDATE answers SET collection = coalesce(json_extract(provenance, '$.collection'), 'default');
+        ALTER TABLE conversations ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
+        UPDATE conversations SET collection = coalesce(
+            (SELECT a.collection FROM turns t JOIN answers a ON a.id = t.answer_id
+             WHERE t.conversation_id = conversations.id ORDER BY t.position LIMIT 1), 'default');
+        CREATE INDEX answers_by_collection ON answers (collection, created_at);
+    """),
 ]
 
 
@@ -50,26 +61,30 @@ class Records:
         self._db.close()
 
     # --- answers -----------------------------------------------------------------------
-    def save_answer(self, question: str, query: str, answer: Answer, provenance: dict,
-                    cache_key: str | None) -> str:
+    def save_answer(self, collection: str, question: str, query: str, answer: Answer,
+                    provenance: dict, cache_key: str | None) -> str:
         answer_id = uuid.uuid4().hex
         with self._lock:
             self._db.execute(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (id, created_at, question, query, cache_key, answer, provenance, "
+                "collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (answer_id, time.time(), question, query, cache_key,
                  answer.model_dump_json(exclude={"answer_id", "cached"}),
-                 json.dumps(provenance, ensure_ascii=False)))
+                 json.dumps(provenance, ensure_ascii=False), collection))
         return answer_id
 
     def get_answer(self, answer_id: str) -> dict | None:
+        """The record, whichever collection it belongs to (its `collection` says which: callers
+        check the reader may see it)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, created_at, question, query, answer, provenance FROM answers WHERE id = ?",
-                (answer_id,)).fetchone()
+                "SELECT id, created_at, question, query, answer, provenance, collection FROM answers "
+                "WHERE id = ?", (answer_id,)).fetchone()
         if row is None:
             return None
         return {"id": row[0], "created_at": row[1], "question": row[2], "query": row[3],
-                "answer": json.loads(row[4]), "provenance": json.loads(row[5])}
+                "answer": json.loads(row[4]), "provenance": json.loads(row[5]),
+                "collection": row[6]}
 
     def cached(self, cache_key: str) -> tuple[str, Answer] | None:
         with self._lock:
@@ -79,16 +94,19 @@ class Records:
         return (row[0], Answer.model_validate_json(row[1])) if row else None
 
     # --- conversations -----------------------------------------------------------------
-    def start_conversation(self) -> str:
+    def start_conversation(self, collection: str) -> str:
         conversation_id = uuid.uuid4().hex
         with self._lock:
-            self._db.execute("INSERT INTO conversations VALUES (?, ?)", (conversation_id, time.time()))
+            self._db.execute("INSERT INTO conversations (id, created_at, collection) VALUES (?, ?, ?)",
+                             (conversation_id, time.time(), collection))
         return conversation_id
 
-    def has_conversation(self, conversation_id: str) -> bool:
+    def conversation_collection(self, conversation_id: str) -> str | None:
+        """The collection the conversation belongs to; None if there is no such conversation."""
         with self._lock:
-            return self._db.execute("SELECT 1 FROM conversations WHERE id = ?",
-                                    (conversation_id,)).fetchone() is not None
+            row = self._db.execute("SELECT collection FROM conversations WHERE id = ?",
+                                   (conversation_id,)).fetchone()
+        return row[0] if row else None
 
     def add_turn(self, conversation_id: str, answer_id: str) -> None:
         with self._lock, self._db:

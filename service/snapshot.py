@@ -30,7 +30,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PREFIX = "index/"
 _SKIP_SUFFIXES = ("-wal", "-shm", "-journal")
-_SKIP_NAMES = {"ingest.lock"}
+# Never archived: the writer lock, and a running server's registration (it holds the token that
+# lets `archivist ingest` hand work to that server).
+_SKIP_NAMES = {"ingest.lock", "server.json"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 

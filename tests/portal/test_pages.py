@@ -5,7 +5,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from service import portal
 from service.app import create_app
@@ -21,7 +21,7 @@ def client(tmp_path):
     settings = make_settings(tmp_path)
     settings.data_dir.mkdir()
     engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator())
-    with TestClient(create_app(settings, engine)) as client:
+    with local_client(create_app(settings, engine)) as client:
         yield client
 
 

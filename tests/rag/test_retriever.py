@@ -132,11 +132,11 @@ def test_filters_restrict_both_sides(ingested, filt, expected):
 
 
 def test_filters_over_http_and_cli_fields(ingested):
-    from fastapi.testclient import TestClient
+    from tests.http import local_client
 
     from service.app import create_app
 
-    with TestClient(create_app(ingested.settings, ingested)) as client:
+    with local_client(create_app(ingested.settings, ingested)) as client:
         body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
         results = client.post("/v1/search", json=body).json()["results"]
     assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}

@@ -1,7 +1,7 @@
 """API keys and roles: hashed storage, 401/403 by role and collection, portal sessions, serve guard."""
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from service.app import create_app
 from service.auth import KeyStore
@@ -21,7 +21,7 @@ def world(tmp_path):
         library.create(name)
         (settings.data_dir / name / "doc.txt").write_text(text + "\n")
         library.engine(name).ingest()
-    client = TestClient(create_app(settings, library=library))
+    client = local_client(create_app(settings, library=library))
     with client:
         yield client, KeyStore(settings.keys_path)
 

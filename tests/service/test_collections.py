@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from ingest import collections
 from rag.errors import ArchivistError, NotFoundError
@@ -66,7 +66,7 @@ def test_bad_and_unknown_collection_names(library):
 
 
 def test_http_requests_name_their_collection(library):
-    with TestClient(create_app(library.settings, library=library)) as client:
+    with local_client(create_app(library.settings, library=library)) as client:
         body = client.post("/v1/search", json={"question": "rescue launch budget",
                                                "collection": "finance"}).json()
         assert {r["source"] for r in body["results"]} == {"budget.md"}

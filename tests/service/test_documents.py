@@ -4,7 +4,7 @@ import io
 import zipfile
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from service.app import create_app
 from service.documents import UploadError, safe_name, store_upload
@@ -32,7 +32,7 @@ def client(tmp_path):
     engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator("ok"))
     library = Library(settings, engine)
     library.create("hr")
-    with TestClient(create_app(settings, library=library)) as c:
+    with local_client(create_app(settings, library=library)) as c:
         c.data_dir = settings.data_dir
         yield c
 

@@ -121,7 +121,7 @@ def test_a_registration_left_by_a_killed_server_is_ignored(env, capsys):
 
 
 def test_the_ingest_route_needs_the_token_or_a_write_key(env):
-    from fastapi.testclient import TestClient
+    from tests.http import local_client
 
     from service.app import create_app
     from service.auth import KeyStore
@@ -134,7 +134,7 @@ def test_the_ingest_route_needs_the_token_or_a_write_key(env):
     reader, editor = keys.create("reader", None, "r"), keys.create("editor", None, "e")
     keys.close()
     app = create_app(settings, library=Library(settings, Engine(settings, embedder=FakeEmbedder())))
-    with TestClient(app) as client:
+    with local_client(app) as client:
         app.state.local_token = "local-secret"  # as `archivist serve`'s start-up sets it
         post = lambda headers: client.post("/v1/ingest", json={}, headers=headers)  # noqa: E731
         assert post({}).status_code == 401

@@ -1,7 +1,7 @@
 """The HTTP API through FastAPI's TestClient, on the real models and a real index."""
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from service.app import create_app
 from tests.corpus import FACTS
@@ -9,7 +9,7 @@ from tests.corpus import FACTS
 
 @pytest.fixture(scope="module")
 def client(ingested):
-    with TestClient(create_app(ingested.settings, ingested)) as c:
+    with local_client(create_app(ingested.settings, ingested)) as c:
         yield c
 
 

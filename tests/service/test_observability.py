@@ -5,7 +5,7 @@ import json
 import logging
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
@@ -41,7 +41,7 @@ def samples(text):
 
 def test_metrics_expose_requests_queue_tokens_ingest_and_index_size(app_and_engine):
     app, engine, report = app_and_engine
-    with TestClient(app) as client:
+    with local_client(app) as client:
         assert client.post("/v1/ask", json={"question": QUESTION}).status_code == 200
         assert client.post("/v1/ask", json={"question": QUESTION}).json()["cached"]  # no new tokens
         assert client.post("/v1/search", json={"question": " "}).status_code == 422
@@ -77,7 +77,7 @@ def test_metrics_expose_requests_queue_tokens_ingest_and_index_size(app_and_engi
 def test_each_app_has_its_own_registry(app_and_engine):
     app, engine, _ = app_and_engine
     other = create_app(engine.settings, engine)  # would raise "Duplicated timeseries" if shared
-    with TestClient(other) as client:
+    with local_client(other) as client:
         client.get("/v1/health")
         text = client.get("/metrics").text
     assert 'route="/v1/health"' in text
@@ -99,7 +99,7 @@ def json_log():
 
 def test_json_logs_carry_the_request_id_into_worker_threads(app_and_engine, json_log):
     app, _, _ = app_and_engine
-    with TestClient(app) as client:
+    with local_client(app) as client:
         reply = client.post("/v1/ask", json={"question": QUESTION},
                             headers={"X-Request-ID": "req-42"})
         made = client.get("/v1/health")
@@ -128,7 +128,7 @@ def test_text_logs_name_the_request_id(app_and_engine):
     logger = logging.getLogger("tests.generator")
     logger.addHandler(handler)
     try:
-        with TestClient(app) as client:
+        with local_client(app) as client:
             client.post("/v1/ask", json={"question": QUESTION}, headers={"X-Request-ID": "t-1"})
     finally:
         logger.removeHandler(handler)

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from fastapi.testclient import TestClient
+from tests.http import local_client
 
 from service.app import create_app
 from service.engine import Engine
@@ -70,7 +70,7 @@ def test_replay_reports_whether_the_passages_changed(engine, data_dir):
 
 
 def test_chat_over_http_keeps_the_conversation(engine):
-    with TestClient(create_app(engine.settings, engine)) as client:
+    with local_client(create_app(engine.settings, engine)) as client:
         first = client.post("/v1/chat", json={"question": QUESTION}).json()
         conversation_id = first["conversation_id"]
         follow = client.post("/v1/chat", json={"question": "At what radius?",
