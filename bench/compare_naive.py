@@ -34,19 +34,21 @@ QUESTION_SETS = {
 
 
 def run_ours(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
+    from ingest.indexer import Indexer
+    from rag.library import Library
     from rag.settings import Settings
-    from service.engine import Engine
 
     index = work / "ours-index"
     shutil.rmtree(index, ignore_errors=True)
-    engine = Engine(Settings(data_dir=corpus, index_dir=index))
+    collection = Library(Settings(data_dir=corpus, index_dir=index)).default
     started = time.perf_counter()
-    engine.ingest()
+    Indexer(collection).ingest()
     seconds = time.perf_counter() - started
-    retriever = engine.retriever()
-    reports = [evaluate(name, load_questions(path), retriever.search, 10)
-               for name, path in QUESTION_SETS.items()]
-    return seconds, engine.store.count(), reports
+    with collection.views.reading() as view:
+        retriever = collection.assistant.retriever(view)
+        reports = [evaluate(name, load_questions(path), retriever.search, 10)
+                   for name, path in QUESTION_SETS.items()]
+        return seconds, view.store.count(), reports
 
 
 def run_naive(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:

@@ -28,7 +28,7 @@ from rag.lexical import LexicalIndex  # noqa: E402
 from rag.offline import enforce_offline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store import ChunkStore  # noqa: E402
-from service.engine import Engine  # noqa: E402
+from rag.library import Collection, Library  # noqa: E402
 
 
 class NoLexicalIndex:
@@ -38,6 +38,7 @@ class NoLexicalIndex:
     def delete_source(self, source): pass
     def sources(self): return set()
     def clear(self): pass
+    def bump_version(self): pass
 
 
 def sample(corpus: Path, dest: Path, per_set: int) -> Path:
@@ -48,16 +49,17 @@ def sample(corpus: Path, dest: Path, per_set: int) -> Path:
     return dest
 
 
-def ingest_once(data: Path, work: Path, engine: Engine, lexical: bool) -> float:
+def ingest_once(data: Path, work: Path, collection: Collection, lexical: bool) -> float:
     """One ingest into a new folder (Chroma keeps a client per path for the life of the
     process, so a deleted and recreated folder would still hold the old vectors)."""
-    s = engine.settings
-    store = ChunkStore(work / "chroma", "bench", engine.build_info())
+    s = collection.settings.chunking
+    embedder = collection.models.embedder
+    store = ChunkStore(work / "chroma", "bench", collection.build_info())
     index = LexicalIndex(work / "lexical.sqlite3") if lexical else NoLexicalIndex()
     manifest = Manifest(work / "manifest.sqlite3")
-    chunker = Chunker(engine.embedder.count_tokens, engine.embedder.max_tokens, s.chunk_tokens,
+    chunker = Chunker(embedder.count_tokens, embedder.max_tokens, s.chunk_tokens,
                       s.chunk_overlap_tokens)
-    ingestor = Ingestor(store, index, manifest, engine.embedder, chunker, 10**9)
+    ingestor = Ingestor(store, index, manifest, embedder, chunker, 10**9)
     started = time.perf_counter()
     with patch("ingest.pipeline.reconcile_lexical", return_value=False) if not lexical else nullcontext():
         ingestor.sync(data)
@@ -74,12 +76,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = sample(build_corpus(ROOT / ".eval" / "corpus"), tmp / "data", args.files)
-        engine = Engine(Settings(data_dir=data, index_dir=tmp / "unused"))
+        collection = Library(Settings(data_dir=data, index_dir=tmp / "unused")).default
         times = {True: [], False: []}
         for run in range(2):
             for lexical in (False, True):
                 work = tmp / f"index-{run}-{lexical}"
-                times[lexical].append(ingest_once(data, work, engine, lexical))
+                times[lexical].append(ingest_once(data, work, collection, lexical))
         dense, hybrid = min(times[False]), min(times[True])
         print(f"files: {sum(1 for _ in data.rglob('*.html'))}")
         print(f"dense-only ingest:  {dense:.1f} s (runs: {', '.join(f'{t:.1f}' for t in times[False])})")

@@ -55,19 +55,20 @@ def serve(root: Path, port: int, fake: bool) -> None:
     import uvicorn
 
     from rag.settings import Settings
+    from ingest.indexer import Indexer
+    from rag.library import Library
+    from rag.shared_models import Models
     from service.app import create_app
-    from service.engine import Engine
-    from service.library import Library
     from tests.corpus import write_corpus
 
     write_corpus(root / "data")
-    settings = Settings(data_dir=root / "data", index_dir=root / "index", watch=False)
+    overrides = {}
     if fake:
         from tests.fakes import FakeEmbedder, FakeGenerator
 
         # Not recording: the fakes' record of every call would itself grow with the run.
         embedder, generator = FakeEmbedder(record=False), FakeGenerator(record=False)
-        settings = settings.model_copy(update={"min_score": 0.1})
+        overrides["min_score"] = 0.1
     else:  # as tests/conftest.py's real_embedder and real_generator
         from rag.embedder import SentenceTransformerEmbedder
         from rag.generator import LlamaCppGenerator
@@ -77,11 +78,12 @@ def serve(root: Path, port: int, fake: bool) -> None:
                                                "all-MiniLM-L6-v2")
         generator = LlamaCppGenerator(resolve_llm_model(None), n_ctx=4096, n_threads=None,
                                       n_gpu_layers=0)
-    engine = Engine(settings, embedder=embedder, generator=generator)
-    report = engine.ingest()
+    settings = Settings(data_dir=root / "data", index_dir=root / "index", watch=False, **overrides)
+    library = Library(settings, Models(settings, embedder=embedder, generator=generator))
+    report = Indexer(library.default).ingest()
     if report.failed:
         print(f"ingest failures: {report.failures}", file=sys.stderr)
-    app = create_app(settings, library=Library(settings, engine))
+    app = create_app(settings, library=library)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -14,7 +14,7 @@ import re
 from typing import Callable
 
 from ingest.parsers import ParsedDocument, Section
-from rag.types import Chunk
+from rag.types import Chunk, sha256_text
 
 # A sentence ends at . ! ? followed by space or at a line break.  CJK text also breaks at clause
 # punctuation (，、；): its sentences run long, and overlap is made of whole pieces, so pieces
@@ -37,10 +37,6 @@ def split_sentences(text: str) -> list[str]:
     if start < len(text):
         pieces.append(text[start:])
     return pieces
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chunk_id(source: str, content_hash: str, occurrence: int) -> str:

@@ -25,6 +25,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             chunks      INTEGER NOT NULL DEFAULT 0,
             updated_at  REAL NOT NULL
         )"""),
+    # No longer used: the index version lives with the lexical index (rag/lexical.py), which
+    # readers open anyway.  Kept so that existing manifests migrate the same way.
     ("002_index_version", """
         CREATE TABLE index_version (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL,
                                     version INTEGER NOT NULL);
@@ -74,15 +76,6 @@ class Manifest:
 
     def remove(self, source: str) -> None:
         self._db.execute("DELETE FROM files WHERE source = ?", (source,))
-
-    def index_version(self) -> str:
-        """Changes with every ingest that changes the index (and with every rebuilt index):
-        answers cached under another version are stale."""
-        token, version = self._db.execute("SELECT token, version FROM index_version").fetchone()
-        return f"{token}-{version}"
-
-    def bump_index_version(self) -> None:
-        self._db.execute("UPDATE index_version SET version = version + 1")
 
     def close(self) -> None:
         self._db.close()

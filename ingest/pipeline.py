@@ -125,9 +125,11 @@ def reconcile_lexical(store: ChunkStore, lexical: LexicalIndex) -> bool:
     """Rebuild the lexical index from Chroma when the two disagree (an index from before the
     lexical side existed, a new term version, or a run that died between the two writes).
     Returns whether it rebuilt."""
-    if lexical.count() == store.count():
+    if not lexical.stale and lexical.count() == store.count():
         return False
     log.warning("rebuilding the lexical index from the vector store")
+    if lexical.stale:
+        lexical.reset()
     by_source: dict[str, list] = {}
     for chunk in store.iter_chunks():
         by_source.setdefault(chunk.source, []).append(chunk)
@@ -170,7 +172,7 @@ class Ingestor:
             self._forget(orphan)
         rebuilt = reconcile_lexical(self.store, self.lexical)
         if rebuilt or report.added or report.updated or report.removed:
-            self.manifest.bump_index_version()
+            self.lexical.bump_version()
         report.chunks_total = self.store.count()
         return report
 
@@ -188,7 +190,7 @@ class Ingestor:
                 self._remove(source, known[source], report)
         self._flush(report)
         if report.added or report.updated or report.removed:
-            self.manifest.bump_index_version()
+            self.lexical.bump_version()
         report.chunks_total = self.store.count()
         return report
 

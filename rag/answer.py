@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol, Sequence
 
-from rag.generator import Generator, SamplingParams
+from rag.config import SamplingParams
+from rag.generator import Generator
 from rag.prompt import (NO_ANSWER, STOP, SYSTEM, build_messages, clean_markers, defuse,
                         is_refusal, render_passage)
 from rag.retriever import Passage, SearchFilter
@@ -26,10 +27,14 @@ class Plan:
     """Everything decided before the model runs."""
 
     query: str  # what was searched
-    messages: list[dict[str, str]]
-    passages: list[Passage]
-    citations: list[Citation]
-    debug: AnswerDebug | None
+    question: str
+    history: list[tuple[str, str]]
+    passages: list[Passage]  # widened hits, in rank order
+    texts: list[str]  # what the model reads of each passage (instruction-like sentences removed)
+    defused: int  # how many such sentences were removed
+    citations: list[Citation] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    debug: AnswerDebug | None = None
     answer: Answer | None = None  # set when the model need not run
 
 
@@ -38,27 +43,39 @@ class Retriever(Protocol):
 
     def widen(self, hits: Sequence[Hit], neighbours: int) -> list[Passage]: ...
 
+    def unknown_names(self, question: str) -> list[str]: ...
+
 
 class Answerer:
-    def __init__(self, retriever: Retriever, generator: Generator, params: SamplingParams,
-                 neighbours: int = 1, verifier: Verifier | None = None) -> None:
+    """The steps of one answer.  `retrieve` decides, from the index alone, whether the model is
+    needed (a refusal is not sent to it); `pack` fits the prompt into the model's context (it
+    uses the model's tokenizer); `generate` runs the model; `finish` verifies its reply."""
+
+    def __init__(self, retriever: Retriever, generator: Callable[[], Generator],
+                 params: SamplingParams, neighbours: int = 1, verifier: Verifier | None = None) -> None:
+        """`generator` is called when the model is first needed: a refusal never loads it."""
         self.retriever = retriever
-        self.generator = generator
+        self._generator = generator
         self.params = params
         self.neighbours = neighbours
         self.verifier = verifier
 
+    @property
+    def generator(self) -> Generator:
+        return self._generator()
+
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
             filt: SearchFilter | None = None, debug: bool = False) -> Answer:
-        plan = self.prepare(question, top_k, history, filt, debug)
+        plan = self.retrieve(question, top_k, history, filt)
         if plan.answer is not None:
             return plan.answer
+        self.pack(plan, debug)
         return self.finish(plan, "".join(self.generate(plan)))
 
-    def prepare(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
-                filt: SearchFilter | None = None, debug: bool = False) -> Plan:
-        """Retrieve and pack the prompt.  `plan.answer` is already set when no generation is
-        needed (nothing relevant found)."""
+    def retrieve(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
+                 filt: SearchFilter | None = None) -> Plan:
+        """Search and widen the hits.  `plan.answer` is already set (a refusal) when nothing
+        relevant was found: the model is not needed."""
         history = (history or [])[-_HISTORY_TURNS:]
         query = self._search_query(question, history)
         hits = self.retriever.search(query, top_k, filt)
@@ -73,20 +90,26 @@ class Answerer:
                           "and too few of its words found)")
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
                              query=query, reason=reason)
-            return Plan(query=query, messages=[], passages=[], citations=refusal.citations,
-                        debug=None, answer=refusal)
+            return Plan(query=query, question=question, history=history, passages=[], texts=[],
+                        defused=0, citations=refusal.citations, answer=refusal)
         passages = self.retriever.widen(relevant, self.neighbours)
         texts, defused = [], 0
         for passage in passages:
             text, count = defuse(passage.text)
             texts.append(text)
             defused += count
-        kept, history, record = self._fit_to_context(question, passages, texts, history)
-        record.defused_sentences = defused
-        passages = passages[:kept]
-        return Plan(query=query, messages=build_messages(question, texts[:kept], history),
-                    passages=passages, citations=_citations([p.hit for p in passages]),
-                    debug=record if debug else None)
+        return Plan(query=query, question=question, history=history, passages=passages,
+                    texts=texts, defused=defused)
+
+    def pack(self, plan: Plan, debug: bool = False) -> None:
+        """Fit passages and history into the context; sets the messages and the citations."""
+        kept, history, record = self._fit_to_context(plan.question, plan.passages, plan.texts,
+                                                     plan.history)
+        record.defused_sentences = plan.defused
+        plan.passages = plan.passages[:kept]
+        plan.messages = build_messages(plan.question, plan.texts[:kept], history)
+        plan.citations = _citations([p.hit for p in plan.passages])
+        plan.debug = record if debug else None
 
     def generate(self, plan: Plan) -> Iterator[str]:
         """The model's reply, piece by piece (closing the iterator stops generation)."""

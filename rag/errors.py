@@ -37,3 +37,11 @@ class GenerationError(ArchivistError):
 
 class NotFoundError(ArchivistError):
     """A record (answer, conversation) that does not exist."""
+
+
+class IndexNeedsRepairError(ArchivistError):
+    """Part of an index is out of step with the rest; the writer (ingest) repairs it."""
+
+
+class BadRequestError(ArchivistError):
+    """The caller asked for something invalid (empty question, top_k out of range, ...)."""

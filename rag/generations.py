@@ -1,29 +1,43 @@
-"""Which generation of each collection's index is active: a small JSON pointer in the index folder.
+"""Where each collection's index lives: the one place that names its files.
 
-Generation 0 is the index under its original names (settings.chroma_collection, lexical_path,
-manifest_path).  `archivist reindex` builds generation N+1 under new names beside the active one,
-then switches the pointer with one atomic rename, so searches never see a half-built index.
+A collection's index is a Chroma collection, a lexical SQLite file and a manifest SQLite file.
+Generation 0 keeps the names of the single-index days; `archivist reindex` builds generation N+1
+under new names beside the active one, then switches a small JSON pointer in the index folder
+with one atomic rename, so readers never see a half-built index.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.settings import Settings
+from rag.collections import DEFAULT
 
 POINTER = "generations.json"
+_SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
 class IndexNames:
+    collection: str
     generation: int
     chroma_collection: str
     lexical_path: Path
     manifest_path: Path
+
+    def remove_files(self) -> None:
+        """Delete the lexical and manifest files of this generation (not Chroma's: the store
+        drops its collection itself)."""
+        if self.generation == 0:
+            for path in (self.lexical_path, self.manifest_path):
+                for extra in _SQLITE_SIDE_FILES:
+                    Path(f"{path}{extra}").unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self.lexical_path.parent, ignore_errors=True)
 
 
 def _read(index_dir: Path) -> dict[str, int]:
@@ -50,13 +64,25 @@ def set_active(index_dir: Path, collection: str, generation: int) -> None:
     os.replace(tmp, index_dir / POINTER)
 
 
-def names(settings: Settings, generation: int) -> IndexNames:
+def names(index_dir: Path, collection: str, generation: int) -> IndexNames:
     if generation == 0:
-        return IndexNames(0, settings.chroma_collection, settings.lexical_path, settings.manifest_path)
-    folder = settings.index_dir / f"gen-{settings.collection}-{generation}"
-    return IndexNames(generation, f"{settings.chroma_collection}-g{generation}",
-                      folder / "lexical.sqlite3", folder / "manifest.sqlite3")
+        chroma = DEFAULT if collection == DEFAULT else f"c-{collection}"  # Chroma wants 3+ chars
+        manifest = "manifest.sqlite3" if collection == DEFAULT else f"manifest-{collection}.sqlite3"
+        return IndexNames(collection, 0, chroma, index_dir / f"lexical-{collection}.sqlite3",
+                          index_dir / manifest)
+    folder = index_dir / f"gen-{collection}-{generation}"
+    base = names(index_dir, collection, 0).chroma_collection
+    return IndexNames(collection, generation, f"{base}-g{generation}", folder / "lexical.sqlite3",
+                      folder / "manifest.sqlite3")
 
 
-def current(settings: Settings) -> IndexNames:
-    return names(settings, active(settings.index_dir, settings.collection))
+def current(index_dir: Path, collection: str) -> IndexNames:
+    return names(index_dir, collection, active(index_dir, collection))
+
+
+def every_current(index_dir: Path) -> dict[str, IndexNames]:
+    """The active names of every collection that has a lexical index in `index_dir` (an index
+    folder or a staged copy of one), without opening anything."""
+    found = {path.name[len("lexical-"):-len(".sqlite3")] for path in index_dir.glob("lexical-*.sqlite3")}
+    found |= set(_read(index_dir))
+    return {name: current(index_dir, name) for name in sorted(found)}

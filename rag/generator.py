@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from rag.config import SamplingParams
 from rag.errors import GenerationError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 0.1
-    top_p: float = 0.9
-    max_tokens: int = 256
-    repeat_penalty: float = 1.1
-    seed: int = 0
 
 
 class Generator(Protocol):

@@ -11,6 +11,7 @@ also answers "which chunks surround this one" for small-to-big widening.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +149,24 @@ class LexicalIndex:
         self._db = connect(path)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA)  # a new index; a no-op on an existing one
             row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
-            if row and row[0] != TERMS_VERSION:  # stale terms or schema: ingest refills from Chroma
-                self._db.executescript("DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS chunks;"
-                                       "DROP TRIGGER IF EXISTS chunks_ai; DROP TRIGGER IF EXISTS chunks_ad;")
-                self._db.executescript(_SCHEMA)
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('index_version', ?)",
+                             (f"{secrets.token_hex(8)}-0",))
+        # Terms made by another version of terms(): searches would miss; ingest rebuilds it.
+        self.stale = row is not None and row[0] != TERMS_VERSION
+
+    def reset(self) -> None:
+        """Drop every row and recreate the tables for the current terms version (the writer's
+        first step when rebuilding a stale index from the vector store)."""
+        with self._lock:
+            self._db.executescript("DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS chunks;"
+                                   "DROP TRIGGER IF EXISTS chunks_ai; DROP TRIGGER IF EXISTS chunks_ad;")
+            self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
+        self.stale = False
 
     def close(self) -> None:
         self._db.close()
@@ -173,6 +185,21 @@ class LexicalIndex:
                 "content_hash, file_hash, text, head_terms, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows)
 
+    def index_version(self) -> str:
+        """Changes with every ingest that changes the index, and differs between any two indexes
+        (a random token and a counter): answers cached under another version are stale."""
+        with self._lock:
+            return self._version()
+
+    def bump_version(self) -> None:
+        with self._lock:
+            token, count = self._version().rsplit("-", 1)
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'index_version'",
+                             (f"{token}-{int(count) + 1}",))
+
+    def _version(self) -> str:
+        return self._db.execute("SELECT value FROM meta WHERE key = 'index_version'").fetchone()[0]
+
     def delete_source(self, source: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
@@ -185,6 +212,10 @@ class LexicalIndex:
     def count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
 
     def sources(self) -> set[str]:
         with self._lock:

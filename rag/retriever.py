@@ -12,6 +12,7 @@ import fnmatch
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+from rag.config import RetrievalConfig
 from rag.embedder import Embedder
 from rag.lexical import LexicalHit, LexicalIndex, coverage, is_cjk, names, query_terms
 from rag.store import ChunkStore
@@ -42,23 +43,10 @@ class SearchFilter:
         return True
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
-    """Weights and thresholds; the defaults are tuned on tests/eval (see Settings for why)."""
-
-    candidates: int = 50  # taken from each side before fusion
-    rrf_k: int = 10
-    lexical_weight: float = 1.0  # the dense side weighs 1.0
-    lexical_weight_cjk: float = 2.0  # questions written mostly in Chinese/Japanese
-    file_support: float = 0.3  # share of a file's next-best chunk scores added to each of its chunks
-    max_per_file: int = 1
-    clearly_best: float = 1.5  # a crowded file's chunk still goes first if it scores this much more
-    min_score: float = 0.25
-    min_lexical: float = 0.75
-    min_score_cjk: float = 0.25  # the gate for CJK questions, whose cosine scores run lower
-    min_lexical_cjk: float = 0.75
-    refuse_unknown_names: bool = True
-    duplicate_jaccard: float = 0.8
+# A crowded file's chunk still goes first if it scores this much more than the next other file's.
+CLEARLY_BEST = 1.5
+# Passages whose word sets overlap this much (Jaccard) are the same passage shown twice.
+DUPLICATE_JACCARD = 0.8
 
 
 @dataclass(frozen=True)
@@ -86,9 +74,9 @@ class HybridRetriever:
         if filt is not None and filt.active:
             sources = sorted(s for s in self.lexical.sources() if filt.matches(s))
         vector = self.embedder.embed([question])[0]
-        dense = self.store.query(vector, cfg.candidates, sources)
+        dense = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
-        lexical = self.lexical.search(qterms, cfg.candidates, sources)
+        lexical = self.lexical.search(qterms, cfg.retrieval_candidates, sources)
 
         cjk = is_cjk(question)
         gate = (cfg.min_score_cjk, cfg.min_lexical_cjk) if cjk else (cfg.min_score, cfg.min_lexical)
@@ -162,7 +150,7 @@ class HybridRetriever:
         per_file: dict[str, int] = {}
         waiting: list[tuple[Hit, float]] = []
         for hit, _, score in kept:
-            while waiting and waiting[0][1] >= self.config.clearly_best * score:
+            while waiting and waiting[0][1] >= CLEARLY_BEST * score:
                 chosen.append(waiting.pop(0)[0])
             if per_file.get(hit.chunk.source, 0) < self.config.max_per_file:
                 chosen.append(hit)
@@ -178,7 +166,7 @@ class HybridRetriever:
             overlap = min(a.end, b.end) - max(a.start, b.start)
             return overlap > 0.5 * min(a.end - a.start, b.end - b.start)
         union = a_words | b_words
-        return bool(union) and len(a_words & b_words) / len(union) >= self.config.duplicate_jaccard
+        return bool(union) and len(a_words & b_words) / len(union) >= DUPLICATE_JACCARD
 
     def widen(self, hits: Sequence[Hit], neighbours: int) -> list[Passage]:
         """Each hit with `neighbours` chunks either side.  Hits of one file whose widened spans

@@ -72,10 +72,10 @@ class ChunkStore:
                 raise IndexMismatchError(
                     f"The index in collection {collection!r} was built with {key.split(':', 1)[1]}="
                     f"{found!r}, but the current settings use {expected!r}.",
-                    hint="Run `archivist reindex` to re-embed everything with the current settings "
-                    "(searches keep using the old index until the new one is ready; `archivist "
-                    "ingest --rebuild` also works but leaves search empty meanwhile), or restore "
-                    "the previous ARCHIVIST_EMBED_MODEL / chunking settings.",
+                    hint="Run `archivist reindex` (or `archivist ingest --rebuild`) to re-embed "
+                    "everything with the current settings: searches keep using the old index until "
+                    "the new one is ready. Or restore the previous ARCHIVIST_EMBED_MODEL / chunking "
+                    "settings.",
                 )
 
     # --- reads -------------------------------------------------------------------------

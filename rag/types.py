@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A passage of one file, as stored in the index."""

@@ -1,4 +1,5 @@
-"""FastAPI dependencies shared by the routers: the library of collections and the caller."""
+"""FastAPI dependencies shared by the routers: the library of collections, the caller, and the
+collection a request may act on."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from ingest.indexer import Indexer
+from rag.assistant import Assistant
+from rag.library import Collection, Library
 from service import handoff
 from service.auth import LOCAL_ADMIN, AuthError, KeyStore, Principal
-from service.engine import Engine
-from service.library import Library
 
 SESSION_COOKIE = "archivist_session"
 
@@ -45,9 +47,8 @@ def authenticate(request: Request,
     secret = bearer.credentials.strip() if bearer else api_key
     if secret:
         return keys.require(secret)
-    token = session
-    if token:
-        principal = keys.session(token)
+    if session:
+        principal = keys.session(session)
         if principal is not None:
             return principal
         raise AuthError("The session has expired.", hint="Log in again with your API key.")
@@ -59,10 +60,19 @@ LibraryDep = Annotated[Library, Depends(get_library)]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def engine_for(library: Library, principal: Principal, collection: str | None,
-               action: str = "read") -> Engine:
-    """The collection's engine, if the caller may `action` on it (unknown collections are 404
-    only for callers allowed to see them: others get 403 and learn nothing)."""
-    name = collection or library.settings.collection
+def collection_for(library: Library, principal: Principal, name: str | None,
+                   action: str = "read") -> Collection:
+    """The collection, if the caller may `action` on it (unknown collections are 404 only for
+    callers allowed to see them: others get 403 and learn nothing)."""
+    name = name or library.settings.collection
     principal.check(action, name)
-    return library.engine(name)
+    return library.collection(name)
+
+
+def assistant_for(library: Library, principal: Principal, name: str | None) -> Assistant:
+    return collection_for(library, principal, name, "read").assistant
+
+
+def indexer_for(library: Library, principal: Principal, name: str | None,
+                action: str = "write") -> Indexer:
+    return Indexer(collection_for(library, principal, name, action))

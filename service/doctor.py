@@ -6,27 +6,27 @@ from typing import Any
 
 from rag.errors import ArchivistError
 from rag.models import describe_files, resolve_embed_model, resolve_llm_model
+from rag.library import Library
 from rag.offline import OFFLINE_ENV, NetworkGuard
-from service.engine import Engine
+from rag.settings import Settings
 
 
-def _models(engine: Engine) -> dict[str, Any]:
-    s = engine.settings
+def _models(s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
-        embed_dir = resolve_embed_model(s.embed_model)
+        embed_dir = resolve_embed_model(s.embedding.embed_model)
         weights = {p.name: p for p in embed_dir.iterdir() if p.suffix in (".safetensors", ".bin")}
         out["embedding"] = {"directory": str(embed_dir), "files": describe_files(weights)}
     except ArchivistError as exc:
         out["embedding"] = {"error": str(exc)}
     try:
-        out["llm"] = describe_files({"gguf": resolve_llm_model(s.llm_model)})[0]
+        out["llm"] = describe_files({"gguf": resolve_llm_model(s.llm.llm_model)})[0]
     except ArchivistError as exc:
         out["llm"] = {"error": str(exc)}
     return out
 
 
-def _offline(engine: Engine) -> dict[str, Any]:
+def _offline(library: Library) -> dict[str, Any]:
     """Exercise every model and parser resource with outbound connections blocked."""
     import os
 
@@ -36,8 +36,8 @@ def _offline(engine: Engine) -> dict[str, Any]:
     with NetworkGuard() as guard:
         for name, step in (
             ("parse (unstructured)", lambda: parse_text_like(b"Title\n\nA sentence. Another one.", "text")),
-            ("embed", lambda: engine.embedder.embed(["offline check"])),
-            ("chat model", lambda: engine.generator.count_tokens("offline check")),
+            ("embed", lambda: library.models.embedder.embed(["offline check"])),
+            ("chat model", lambda: library.models.generator.count_tokens("offline check")),
         ):
             try:
                 step()
@@ -50,11 +50,11 @@ def _offline(engine: Engine) -> dict[str, Any]:
             "offline_switches_missing": missing_env}
 
 
-def _gpu(engine: Engine) -> dict[str, Any]:
+def _gpu(s: Settings) -> dict[str, Any]:
     from rag.generator import gpu_offload_supported
 
     supported = gpu_offload_supported()
-    layers = engine.settings.n_gpu_layers
+    layers = s.llm.n_gpu_layers
     if supported:
         note = f"llama.cpp has a GPU backend; n_gpu_layers={layers} layers are offloaded."
     else:
@@ -63,18 +63,22 @@ def _gpu(engine: Engine) -> dict[str, Any]:
     return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": layers, "note": note}
 
 
-def _index(engine: Engine) -> dict[str, Any]:
+def _index(library: Library) -> dict[str, Any]:
     try:
-        return {"chunks": engine.store.count(), "build": engine.build_info()}
+        collection = library.collection()
+        with collection.views.reading(check=False) as view:
+            return {"chunks": view.store.count(), "generation": view.generation,
+                    "build": collection.build_info()}
     except ArchivistError as exc:
         return {"error": str(exc)}
 
 
-def run_checks(engine: Engine) -> dict[str, Any]:
+def run_checks(library: Library) -> dict[str, Any]:
+    s = library.settings
     return {
-        "config": engine.settings.model_dump(mode="json"),
-        "models": _models(engine),
-        "offline": _offline(engine),
-        "gpu": _gpu(engine),
-        "index": _index(engine),
+        "config": s.model_dump(mode="json"),
+        "models": _models(s),
+        "offline": _offline(library),
+        "gpu": _gpu(s),
+        "index": _index(library),
     }

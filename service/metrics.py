@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from rag.errors import ArchivistError
-from service.engine import Engine
-from service.queue import GenerationGate
+from rag.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +23,8 @@ INGEST_OUTCOMES = ("added", "updated", "unchanged", "removed", "failed")
 class _IndexSize:
     """Chunks per collection, read from the index at scrape time rather than kept in step."""
 
-    def __init__(self, engines: Callable[[], list[tuple[str, Engine]]]) -> None:
-        self._engines = engines
+    def __init__(self, library: Library) -> None:
+        self._library = library
 
     def describe(self) -> list:
         return []  # no collect() at registration: that would open the index
@@ -33,16 +32,20 @@ class _IndexSize:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("archivist_index_chunks", "Chunks in the index.",
                                    labels=["collection"])
-        for name, engine in self._engines():
+        for name in self._library.names():
             try:
-                family.add_metric([name], engine.store.count())
+                with self._library.collection(name).views.reading(check=False) as view:
+                    family.add_metric([name], view.store.count())
             except ArchivistError as exc:  # an unusable index has no size; /v1/health says why
                 log.debug("index size of %s: %s", name, exc)
         yield family
 
 
 class Metrics:
-    def __init__(self, gate: GenerationGate, engines: Callable[[], list[tuple[str, Engine]]]) -> None:
+    """The app's metrics; it counts the library's ingests from construction on."""
+
+    def __init__(self, library: Library) -> None:
+        gate = library.models.gate
         self.registry = r = CollectorRegistry()
         labels = ["method", "route", "status"]
         self.requests = Counter("archivist_http_requests", "HTTP requests answered.", labels,
@@ -66,25 +69,20 @@ class Metrics:
         self.ingest_chunks = Counter("archivist_ingest_chunks_embedded",
                                      "Chunks embedded by ingests in this process.", ["collection"],
                                      registry=r)
-        r.register(_IndexSize(engines))
+        r.register(_IndexSize(library))
+        library.listeners.append(self.record_ingest)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route, str(status)).observe(seconds)
 
-    def watch(self, engine: Engine) -> None:
-        """Count the engine's ingests (idempotent)."""
-        if self.record_ingest not in engine.ingest_listeners:
-            engine.ingest_listeners.append(self.record_ingest)
-
-    def record_ingest(self, engine: Engine, report: Any) -> None:
-        name = engine.settings.collection
+    def record_ingest(self, collection: str, report: Any) -> None:
         for outcome in INGEST_OUTCOMES:
-            self.ingest_files.labels(name, outcome).inc(getattr(report, outcome))
-        self.ingest_chunks.labels(name).inc(report.chunks_embedded)
+            self.ingest_files.labels(collection, outcome).inc(getattr(report, outcome))
+        self.ingest_chunks.labels(collection).inc(report.chunks_embedded)
 
     def meter(self, events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-        """Pass the engine's answer events through, counting the model's pieces."""
+        """Pass an answer's events through, counting the model's pieces."""
         started = last = time.perf_counter()
         pieces = 0
         try:
@@ -101,7 +99,9 @@ class Metrics:
                         self.rate.observe(pieces / max(last - started, 1e-6))
                 yield kind, data
         finally:
-            events.close()
+            close = getattr(events, "close", None)  # a generator's; a ready answer has none
+            if close:
+                close()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

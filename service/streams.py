@@ -1,5 +1,4 @@
-"""Answers as they are made: through the generation queue and the metrics, and out as
-Server-Sent Events."""
+"""Answers as they are made: through the metrics, and out as Server-Sent Events."""
 
 from __future__ import annotations
 
@@ -13,14 +12,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
 from rag.errors import ArchivistError
-from service.queue import GatedEvents
+from rag.gate import AnswerStream
 
 
-def generation(request: Request, events: Iterator[tuple[str, Any]]) -> GatedEvents:
-    """Admit the engine's events to the generation queue now (QueueFullError: 429) and meter them.
-    Nothing runs until the first step, which waits for the model: step it in a worker thread."""
-    state = request.app.state
-    return state.gate.wrap(state.metrics.meter(events))
+def metered(request: Request, stream: AnswerStream) -> AnswerStream:
+    """The answer's events, counted by the app's metrics.  A stream that needs the model waits
+    for it at its first step: step it in a worker thread, never on the event loop."""
+    return stream.wrapped(request.app.state.metrics.meter)
 
 
 def sse(kind: str, data: Any) -> str:
@@ -32,7 +30,7 @@ def sse(kind: str, data: Any) -> str:
 
 def event_stream(request: Request, events: Iterator[tuple[str, Any]],
                  encode: Callable[[str, Any], str] = sse) -> StreamingResponse:
-    """Server-Sent Events from the engine's event iterator, stepped in a worker thread.
+    """Server-Sent Events from an answer's events, stepped in a worker thread.
     When the client goes away the iterator is closed, which stops the model and frees it.
     `encode(kind, data)` writes one event; errors come as ("error", {"detail", "hint"})."""
     step_lock = threading.Lock()  # close() must wait for a step that is still running

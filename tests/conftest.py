@@ -8,8 +8,10 @@ from typing import Iterator
 
 import pytest
 
+from rag.library import Library
 from rag.offline import NetworkGuard, enforce_offline
 from rag.settings import Settings
+from rag.shared_models import Models
 from tests.corpus import write_corpus
 from tests.fakes import FakeEmbedder
 
@@ -53,6 +55,12 @@ def make_settings(root: Path, **overrides) -> Settings:
     return Settings(data_dir=root / "data", index_dir=root / "index", **{"watch": False, **overrides})
 
 
+def make_library(root: Path, embedder=None, generator=None, **overrides) -> Library:
+    """A Library over root/data and root/index with these models (None: the configured ones)."""
+    settings = make_settings(root, **overrides)
+    return Library(settings, Models(settings, embedder=embedder, generator=generator))
+
+
 @pytest.fixture(scope="session")
 def real_embedder():
     from rag.embedder import SentenceTransformerEmbedder
@@ -73,15 +81,15 @@ def real_generator():
 
 @pytest.fixture(scope="session")
 def ingested(tmp_path_factory, corpus, real_embedder, real_generator):
-    """An Engine over the test corpus, ingested once, with the real models (shared: do not write)."""
-    from service.engine import Engine
+    """The test corpus's collection, ingested once, with the real models (shared: do not write)."""
+    from tests.workspace import Workspace
 
     root = tmp_path_factory.mktemp("ingested")
     shutil.copytree(corpus, root / "data")
-    engine = Engine(make_settings(root), embedder=real_embedder, generator=real_generator)
-    report = engine.ingest()
+    ws = Workspace.make(root, real_embedder, real_generator)
+    report = ws.indexer.ingest()
     assert report.failed == 0, report.failures
-    return engine
+    return ws
 
 
 @pytest.fixture

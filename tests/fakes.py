@@ -6,7 +6,7 @@ import hashlib
 import math
 from typing import Iterator, Sequence
 
-from rag.generator import SamplingParams
+from rag.config import SamplingParams
 
 
 class FakeEmbedder:

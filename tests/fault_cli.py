@@ -11,15 +11,12 @@ import sys
 
 
 def main() -> int:
-    from service import cli, library
-    from service.engine import Engine
+    from rag.library import Library
+    from rag.shared_models import Models
+    from service import cli
     from tests.fakes import FakeEmbedder
 
-    class FakeEmbedderEngine(Engine):
-        def __init__(self, settings, **kwargs):
-            super().__init__(settings, embedder=FakeEmbedder(), **kwargs)
-
-    library.Engine = FakeEmbedderEngine  # the name cli.main()'s Library constructs engines by
+    cli.make_library = lambda settings: Library(settings, Models(settings, embedder=FakeEmbedder()))
     return cli.main(sys.argv[1:])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ingest import faults
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 
@@ -27,14 +27,14 @@ def document(name: str, parts: range, changed: set[int] = frozenset()) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def view(engine: Engine, names: list[str]) -> dict[str, tuple[set[str], set[str | None]]]:
+def view(ws: Workspace, names: list[str]) -> dict[str, tuple[set[str], set[str | None]]]:
     """Per file: the chunk ids a reader gets (hits and the passages widened around them) and the
     file versions (content hashes) they come from."""
     seen: dict[str, tuple[set[str], set[str | None]]] = {}
-    retriever = engine.retriever()
+    retriever = ws.retriever()
     for name in names:
         hits = retriever.search(f"{name} crew station shift", top_k=100)
-        for passage in retriever.widen(hits, engine.settings.context_neighbours):
+        for passage in retriever.widen(hits, ws.settings.answer.context_neighbours):
             for chunk in (passage.hit.chunk, *passage.chunks):
                 ids, versions = seen.setdefault(chunk.source, (set(), set()))
                 ids.add(chunk.chunk_id)
@@ -43,19 +43,19 @@ def view(engine: Engine, names: list[str]) -> dict[str, tuple[set[str], set[str 
 
 
 @pytest.fixture
-def engine(tmp_path):
+def ws(tmp_path):
     settings = make_settings(tmp_path, chunk_tokens=32, chunk_overlap_tokens=4, min_score=0.0,
                              min_lexical=0.0, refuse_unknown_names=False)
     settings.data_dir.mkdir(parents=True)
-    return Engine(settings, embedder=FakeEmbedder())
+    return Workspace.of(settings, embedder=FakeEmbedder())
 
 
-def test_every_write_step_of_an_ingest_shows_each_file_old_or_new(engine, monkeypatch):
-    data = engine.settings.data_dir
+def test_every_write_step_of_an_ingest_shows_each_file_old_or_new(ws, monkeypatch):
+    data = ws.settings.data_dir
     (data / "alpha.md").write_text(document("alpha", range(12)))
     (data / "beta.md").write_text(document("beta", range(6)))
-    engine.ingest()
-    before = view(engine, ["alpha", "beta"])
+    ws.indexer.ingest()
+    before = view(ws, ["alpha", "beta"])
     assert len(before["alpha.md"][0]) > 6  # many chunks: a half view would show
 
     # alpha: sections changed, dropped and added (some chunks shared with the old version);
@@ -70,7 +70,7 @@ def test_every_write_step_of_an_ingest_shows_each_file_old_or_new(engine, monkey
 
     def search_now(point: str) -> None:
         checked.append(point)
-        now = view(engine, ["alpha", "beta", "gamma"])
+        now = view(ws, ["alpha", "beta", "gamma"])
         for source, versions in states.items():
             ids, hashes = now.get(source, (set(), set()))
             assert len(hashes) <= 1, f"{source} mixes versions at {point}"
@@ -83,16 +83,16 @@ def test_every_write_step_of_an_ingest_shows_each_file_old_or_new(engine, monkey
                 expected_after.setdefault(source, set()).add(frozenset(ids))
 
     monkeypatch.setattr(faults, "reach", search_now)
-    engine.ingest()
+    ws.indexer.ingest()
     monkeypatch.undo()
-    after = view(engine, ["alpha", "gamma"])
+    after = view(ws, ["alpha", "gamma"])
 
     assert {"after_upsert", "after_lexical", "after_stale_delete", "before_manifest"} <= set(checked)
     # a "new" view must be the whole new version, every time it was seen
     for source, views in expected_after.items():
         assert views == {frozenset(after[source][0])}, f"{source} was seen half-written"
     assert after["alpha.md"][0] != before["alpha.md"][0]
-    assert "beta.md" not in view(engine, ["beta"])
+    assert "beta.md" not in view(ws, ["beta"])
     # each file goes old -> new (or absent -> new, old -> absent) once, never back
     order = {"alpha.md": ["old", "new"], "beta.md": ["old", "absent"], "gamma.md": ["absent", "new"]}
     for source, versions in states.items():
@@ -100,14 +100,14 @@ def test_every_write_step_of_an_ingest_shows_each_file_old_or_new(engine, monkey
         assert steps == order[source], f"{source}: {versions}"
 
 
-def test_hits_widened_after_the_file_changed_keep_their_own_version(engine):
-    data = engine.settings.data_dir
+def test_hits_widened_after_the_file_changed_keep_their_own_version(ws):
+    data = ws.settings.data_dir
     (data / "alpha.md").write_text(document("alpha", range(12)))
-    engine.ingest()
-    retriever = engine.retriever()
+    ws.indexer.ingest()
+    retriever = ws.retriever()
     hits = retriever.search("alpha crew station shift", top_k=3)
     old_hash = hits[0].chunk.file_hash
     (data / "alpha.md").write_text(document("alpha", range(12), changed={3, 4, 5, 6, 7}))
-    engine.ingest()  # between a search and the widening of its hits
+    ws.indexer.ingest()  # between a search and the widening of its hits
     passages = retriever.widen(hits, neighbours=2)
     assert passages and {c.file_hash for p in passages for c in p.chunks} == {old_hash}

@@ -19,7 +19,7 @@ from ingest.faults import POINTS
 from ingest.manifest import Manifest
 from rag.lexical import LexicalIndex
 from rag.store import ChunkStore
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 
@@ -61,16 +61,17 @@ def ingest(root: Path, fault: str | None = None, real_cli: bool = False) -> subp
 def snapshot(root: Path, embedder) -> dict:
     """Everything the invariants compare, read from a store opened fresh in this process."""
     settings = make_settings(root)
-    build = Engine(settings, embedder=embedder).build_info()
-    store = ChunkStore(settings.chroma_dir, settings.collection, build)
+    collection = Workspace.of(settings, embedder=embedder).collection
+    names = collection.current_names()
+    store = ChunkStore(settings.chroma_dir, names.chroma_collection, collection.build_info())
     chunks = list(store.iter_chunks())
-    lexical_path = settings.index_dir / f"lexical-{settings.collection}.sqlite3"
+    lexical_path = names.lexical_path
     LexicalIndex(lexical_path).close()  # creates the schema if the run died before it existed
     db = sqlite3.connect(lexical_path)
     lexical_rows = db.execute("SELECT chunk_id, source, text FROM chunks").fetchall()
     db.execute("INSERT INTO fts(fts) VALUES ('integrity-check')")  # raises if FTS disagrees
     db.close()
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest(names.manifest_path)
     rows = manifest.all()
     manifest.close()
     return {
@@ -89,7 +90,7 @@ def clean(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("clean")
     write_state_a(root / "data")
     to_state_b(root / "data")
-    Engine(make_settings(root), embedder=FakeEmbedder()).ingest()
+    Workspace.make(root, embedder=FakeEmbedder()).indexer.ingest()
     return snapshot(root, FakeEmbedder())
 
 
@@ -141,7 +142,7 @@ def test_the_real_cli_honours_the_fault_point_and_recovers(tmp_path, real_embedd
 
     clean_root = tmp_path / "clean"
     shutil.copytree(root / "data", clean_root / "data")
-    Engine(make_settings(clean_root), embedder=real_embedder).ingest()
+    Workspace.make(clean_root, embedder=real_embedder).indexer.ingest()
     check_invariants(snapshot(root, real_embedder), snapshot(clean_root, real_embedder))
 
 

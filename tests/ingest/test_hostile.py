@@ -17,7 +17,7 @@ import pytest
 
 from ingest.parsers import parse_file
 from rag.errors import ParseError
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 from tests.hostile import BOMB_UNZIPPED, SECRET, write_hostile, write_tiny_files, zip_bomb
@@ -25,26 +25,26 @@ from tests.hostile import BOMB_UNZIPPED, SECRET, write_hostile, write_tiny_files
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    """The hostile corpus ingested once with a 1 MB file limit: (engine, expectations, report)."""
+    """The hostile corpus ingested once with a 1 MB file limit: (ws, expectations, report)."""
     root = tmp_path_factory.mktemp("hostile")
     expect = write_hostile(root / "data", root / "outside")
     embedder = FakeEmbedder()
-    engine = Engine(make_settings(root, max_file_mb=1), embedder=embedder)
-    report = engine.ingest()
-    return engine, expect, report, embedder
+    ws = Workspace.make(root, max_file_mb=1, embedder=embedder)
+    report = ws.indexer.ingest()
+    return ws, expect, report, embedder
 
 
-def texts_by_source(engine) -> dict[str, str]:
+def texts_by_source(ws) -> dict[str, str]:
     out: dict[str, str] = {}
-    for chunk in sorted(engine.store.iter_chunks(), key=lambda c: (c.source, c.ordinal)):
+    for chunk in sorted(ws.store.iter_chunks(), key=lambda c: (c.source, c.ordinal)):
         out[chunk.source] = out.get(chunk.source, "") + "\n" + chunk.text
     return out
 
 
 def test_every_hostile_file_is_ingested_or_reported_with_its_reason(hostile):
-    engine, expect, report, _ = hostile
+    ws, expect, report, _ = hostile
     failures = {f.source: f.reason for f in report.failures}
-    texts = texts_by_source(engine)
+    texts = texts_by_source(ws)
     wrong = []
     for source, want in expect.items():
         if want.ok:
@@ -61,39 +61,39 @@ def test_every_hostile_file_is_ingested_or_reported_with_its_reason(hostile):
 
 
 def test_links_out_of_the_folder_and_loops_are_not_followed(hostile):
-    engine, _, report, _ = hostile
-    sources = engine.store.sources() | {f.source for f in report.failures}
+    ws, _, report, _ = hostile
+    sources = ws.store.sources() | {f.source for f in report.failures}
     assert not any(s.startswith(("loop/", "outside-", "dangling")) for s in sources), sources
-    assert all(SECRET not in text for text in texts_by_source(engine).values())
+    assert all(SECRET not in text for text in texts_by_source(ws).values())
 
 
 def test_awkward_names_are_stored_printable_and_serialisable(hostile):
-    engine, _, report, _ = hostile
-    sources = engine.store.sources() | {f.source for f in report.failures}
+    ws, _, report, _ = hostile
+    sources = ws.store.sources() | {f.source for f in report.failures}
     assert "new\\nline.txt" in sources and "caf\\xe9-\\xff.txt" in sources
     for source in sources:
         assert source.isprintable() and source.encode("utf-8")
     json.dumps(report.to_dict(), ensure_ascii=False)  # the CLI's --json must not choke
     assert all("\n" not in line.split(": ", 1)[0] for line in report.summary().splitlines())
-    hits = engine.search("harbour master", top_k=3)
+    hits = ws.assistant.search("harbour master", top_k=3)
     assert hits and hits[0].source == "caf\\xe9-\\xff.txt"
 
 
 def test_the_same_file_twice_is_embedded_once(hostile):
-    engine, _, _, embedder = hostile
-    dup = [c for c in engine.store.iter_chunks() if c.source.startswith("dup/")]
+    ws, _, _, embedder = hostile
+    dup = [c for c in ws.store.iter_chunks() if c.source.startswith("dup/")]
     one = sorted(c.text for c in dup if c.source == "dup/one.docx")
     assert one and one == sorted(c.text for c in dup if c.source == "dup/two.docx")
     assert all(embedder.embedded.count(text) <= 1 for text in embedder.embedded)
 
 
 def test_a_second_run_over_the_hostile_folder_changes_nothing(hostile):
-    engine, expect, _, _ = hostile
-    before = engine.store.count()
-    report = engine.ingest()
+    ws, expect, _, _ = hostile
+    before = ws.store.count()
+    report = ws.indexer.ingest()
     assert report.unchanged == sum(w.ok for w in expect.values())
     assert report.failed == sum(not w.ok for w in expect.values())
-    assert report.chunks_embedded == 0 and engine.store.count() == before
+    assert report.chunks_embedded == 0 and ws.store.count() == before
 
 
 def test_zip_bomb_is_refused_from_its_declared_sizes_without_inflating_it(tmp_path):
@@ -118,10 +118,10 @@ def test_big_and_bomb_files_keep_memory_bounded(tmp_path):
     with (data / "huge.txt").open("wb") as fh:
         fh.truncate(50 << 20)  # sparse: costs no disk
     (data / "small.txt").write_text("A small file about lighthouses.", encoding="utf-8")
-    engine = Engine(make_settings(tmp_path, max_file_mb=10), embedder=FakeEmbedder())
-    engine.store  # Chroma's own start-up memory is not what is measured
+    ws = Workspace.make(tmp_path, max_file_mb=10, embedder=FakeEmbedder())
+    ws.store  # Chroma's own start-up memory is not what is measured
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert report.added == 1 and report.failed == 2
     assert grown_mb < 40, f"peak RSS grew by {grown_mb:.0f} MB"
@@ -142,14 +142,14 @@ def fast_dir(tmp_path):
 
 def test_five_thousand_tiny_files(fast_dir):
     write_tiny_files(fast_dir / "data", 5000)
-    engine = Engine(make_settings(fast_dir), embedder=FakeEmbedder())
+    ws = Workspace.make(fast_dir, embedder=FakeEmbedder())
     started = time.perf_counter()
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     elapsed = time.perf_counter() - started
     assert (report.added, report.failed, report.chunks_total) == (5000, 0, 5000), report.summary()
-    assert engine.lexical.count() == 5000 and len(engine.store.sources()) == 5000
-    hits = engine.lexical.search(["item4321"], k=1)
+    assert ws.lexical.count() == 5000 and len(ws.store.sources()) == 5000
+    hits = ws.lexical.search(["item4321"], k=1)
     assert hits[0].source == "batch043/note04321.csv"
-    again = engine.ingest()
+    again = ws.indexer.ingest()
     assert again.unchanged == 5000 and again.chunks_embedded == 0
     print(f"5000 tiny files ingested in {elapsed:.1f} s")

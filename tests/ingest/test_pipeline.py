@@ -4,77 +4,78 @@ import shutil
 
 import pytest
 
-from service.engine import Engine, IndexBusyError
+from ingest.lock import IndexBusyError
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 
 COUNTS = {"added", "updated", "unchanged", "removed", "failed", "chunks_embedded"}
 
 
 @pytest.fixture
-def engine(tmp_path, data_dir, real_embedder):
-    return Engine(make_settings(tmp_path), embedder=real_embedder)
+def ws(tmp_path, data_dir, real_embedder):
+    return Workspace.make(tmp_path, embedder=real_embedder)
 
 
-def sources(engine):
-    return engine.store.sources()
+def sources(ws):
+    return ws.store.sources()
 
 
-def test_first_ingest_adds_everything_and_the_report_has_integer_counts(engine, data_dir):
-    report = engine.ingest().to_dict()
+def test_first_ingest_adds_everything_and_the_report_has_integer_counts(ws, data_dir):
+    report = ws.indexer.ingest().to_dict()
     assert COUNTS <= set(report) and all(isinstance(report[k], int) for k in COUNTS)
     assert report["added"] == 10 and report["failed"] == 0 and report["failures"] == []
-    assert report["chunks_embedded"] == engine.store.count() > 10
-    assert "reports/turbine.pdf" in sources(engine)
+    assert report["chunks_embedded"] == ws.store.count() > 10
+    assert "reports/turbine.pdf" in sources(ws)
 
 
-def test_unchanged_folder_embeds_nothing(engine, real_embedder):
-    engine.ingest()
-    count = engine.store.count()
-    report = engine.ingest()
+def test_unchanged_folder_embeds_nothing(ws, real_embedder):
+    ws.indexer.ingest()
+    count = ws.store.count()
+    report = ws.indexer.ingest()
     assert (report.unchanged, report.added, report.updated, report.chunks_embedded) == (10, 0, 0, 0)
-    assert engine.store.count() == count
+    assert ws.store.count() == count
 
 
-def test_touched_but_identical_file_is_unchanged(engine, data_dir):
-    engine.ingest()
+def test_touched_but_identical_file_is_unchanged(ws, data_dir):
+    ws.indexer.ingest()
     (data_dir / "handbook.md").write_bytes((data_dir / "handbook.md").read_bytes())
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert report.unchanged == 10 and report.chunks_embedded == 0
 
 
-def test_changed_file_replaces_its_chunks_and_embeds_only_new_text(engine, data_dir):
-    engine.ingest()
+def test_changed_file_replaces_its_chunks_and_embeds_only_new_text(ws, data_dir):
+    ws.indexer.ingest()
     path = data_dir / "handbook.md"
     path.write_text(path.read_text().replace("25 days", "27 days"), encoding="utf-8")
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert (report.updated, report.unchanged, report.chunks_embedded) == (1, 9, 1)
-    texts = [c.text for c in engine.search("paid leave days per year", top_k=3)]
+    texts = [c.text for c in ws.assistant.search("paid leave days per year", top_k=3)]
     assert any("27 days" in t for t in texts) and not any("25 days" in t for t in texts)
 
 
-def test_deleted_file_loses_its_chunks(engine, data_dir):
-    engine.ingest()
+def test_deleted_file_loses_its_chunks(ws, data_dir):
+    ws.indexer.ingest()
     (data_dir / "deck.pptx").unlink()
     shutil.rmtree(data_dir / "legacy")
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert report.removed == 4
-    assert not {"deck.pptx", "legacy/gbk.txt"} & sources(engine)
+    assert not {"deck.pptx", "legacy/gbk.txt"} & sources(ws)
 
 
-def test_renamed_or_copied_file_costs_no_embedding(engine, data_dir):
-    engine.ingest()
+def test_renamed_or_copied_file_costs_no_embedding(ws, data_dir):
+    ws.indexer.ingest()
     (data_dir / "specs.docx").rename(data_dir / "orion.docx")
     shutil.copy(data_dir / "guide.html", data_dir / "guide-copy.html")
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert (report.added, report.removed, report.chunks_embedded) == (2, 1, 0)
-    assert {"orion.docx", "guide-copy.html"} <= sources(engine)
+    assert {"orion.docx", "guide-copy.html"} <= sources(ws)
 
 
-def test_bad_files_are_reported_and_do_not_stop_the_run(engine, data_dir):
+def test_bad_files_are_reported_and_do_not_stop_the_run(ws, data_dir):
     (data_dir / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
     (data_dir / "empty.txt").write_bytes(b"")
     (data_dir / "photo.jpg").write_bytes(b"\xff\xd8\xff")
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert report.added == 10 and report.failed == 3
     reasons = {f.source: f.reason for f in report.failures}
     assert "damaged" in reasons["broken.pdf"]
@@ -82,65 +83,66 @@ def test_bad_files_are_reported_and_do_not_stop_the_run(engine, data_dir):
     assert "unsupported" in reasons["photo.jpg"]
 
 
-def test_a_file_that_breaks_keeps_its_last_good_version(engine, data_dir):
-    engine.ingest()
+def test_a_file_that_breaks_keeps_its_last_good_version(ws, data_dir):
+    ws.indexer.ingest()
     (data_dir / "reports" / "turbine.pdf").write_bytes(b"%PDF-1.4 now broken")
-    report = engine.ingest()
+    report = ws.indexer.ingest()
     assert report.failed == 1 and report.updated == 0
-    assert "reports/turbine.pdf" in sources(engine)
+    assert "reports/turbine.pdf" in sources(ws)
 
 
 def test_oversized_files_are_skipped_with_a_reason(tmp_path, data_dir, real_embedder):
-    engine = Engine(make_settings(tmp_path, max_file_mb=0.001), embedder=real_embedder)
-    report = engine.ingest()
+    ws = Workspace.make(tmp_path, max_file_mb=0.001, embedder=real_embedder)
+    report = ws.indexer.ingest()
     assert any("limit" in f.reason for f in report.failures)
 
 
-def test_orphaned_chunks_from_an_interrupted_run_are_removed(engine, data_dir):
-    engine.ingest()
+def test_orphaned_chunks_from_an_interrupted_run_are_removed(ws, data_dir):
+    ws.indexer.ingest()
     from ingest.manifest import Manifest
 
-    manifest = Manifest(engine.settings.manifest_path)
+    manifest = Manifest(ws.collection.current_names().manifest_path)
     manifest.remove("deck.pptx")  # as if the run died after writing chunks, before the manifest
     manifest.close()
     (data_dir / "deck.pptx").unlink()
-    engine.ingest()
-    assert "deck.pptx" not in sources(engine)
+    ws.indexer.ingest()
+    assert "deck.pptx" not in sources(ws)
 
 
-def test_a_second_ingest_waits_for_the_first_then_gives_up_with_a_reason(engine):
+def test_a_second_ingest_waits_for_the_first_then_gives_up_with_a_reason(tmp_path, data_dir,
+                                                                        real_embedder):
     import threading
     import time
 
     from filelock import FileLock
 
-    engine.settings = engine.settings.model_copy(update={"ingest_lock_wait_s": 0.3})
-    engine.settings.index_dir.mkdir(parents=True)
-    lock = FileLock(str(engine.settings.index_dir / "ingest.lock"))
+    impatient = Workspace.make(tmp_path, embedder=real_embedder, ingest_lock_wait_s=0.3)
+    impatient.settings.index_dir.mkdir(parents=True)
+    lock = FileLock(str(impatient.settings.index_dir / "ingest.lock"))
     with lock:
         with pytest.raises(IndexBusyError, match="Another ingest") as exc:
-            engine.ingest()
+            impatient.indexer.ingest()
         assert "ARCHIVIST_INGEST_LOCK_WAIT_S" in exc.value.hint
-    engine.settings = engine.settings.model_copy(update={"ingest_lock_wait_s": 30})
+    ws = Workspace.make(tmp_path, embedder=real_embedder, ingest_lock_wait_s=30)
     held = threading.Event()
 
     def other_writer():  # holds the lock for a moment, in its own thread (file locks are per thread)
-        with FileLock(str(engine.settings.index_dir / "ingest.lock")):
+        with FileLock(str(ws.settings.index_dir / "ingest.lock")):
             held.set()
             time.sleep(0.5)
 
     threading.Thread(target=other_writer).start()
     held.wait()
-    assert engine.ingest().added > 0
+    assert ws.indexer.ingest().added > 0
 
 
 def test_changing_the_embedding_model_is_refused_until_rebuild(tmp_path, data_dir, real_embedder,
                                                                fake_embedder):
     from rag.errors import IndexMismatchError
 
-    Engine(make_settings(tmp_path), embedder=real_embedder).ingest()
-    other = Engine(make_settings(tmp_path), embedder=fake_embedder)
+    Workspace.make(tmp_path, embedder=real_embedder).indexer.ingest()
+    other = Workspace.make(tmp_path, embedder=fake_embedder)
     with pytest.raises(IndexMismatchError, match="--rebuild"):
-        other.ingest()
-    report = other.ingest(rebuild=True)
+        other.indexer.ingest()
+    report = other.indexer.ingest(rebuild=True)
     assert report.added == 10 and other.store.count() > 0

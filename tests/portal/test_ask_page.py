@@ -7,7 +7,7 @@ import re
 import pytest
 
 from service.app import create_app
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.server import serve
@@ -23,9 +23,9 @@ def _app(tmp_path, *replies):
     settings = make_settings(tmp_path, min_score=0.1)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "boat.md").write_text(BOAT)
-    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(*replies))
-    engine.ingest()
-    return create_app(settings, engine)
+    ws = Workspace.of(settings, embedder=FakeEmbedder(), generator=FakeGenerator(*replies))
+    ws.indexer.ingest()
+    return create_app(settings, ws.library)
 
 
 def ask(page, question):

@@ -7,8 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from service.app import create_app
-from service.engine import Engine
-from service.library import Library
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.server import serve
@@ -28,10 +29,10 @@ DROP = """(files) => {
 def server(tmp_path):
     settings = make_settings(tmp_path, min_score=0.1)
     settings.data_dir.mkdir(parents=True)
-    library = Library(settings, Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
     library.create("hr")
     (settings.data_dir / "broken.pdf").write_text("this is not a PDF")  # copied in, not uploaded
-    library.default.ingest()
+    Workspace(library).indexer.ingest()
     app = create_app(settings, library=library)
     with serve(app) as url:
         yield url

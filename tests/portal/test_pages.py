@@ -9,7 +9,7 @@ from tests.http import local_client
 
 from service import portal
 from service.app import create_app
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def client(tmp_path):
     settings = make_settings(tmp_path)
     settings.data_dir.mkdir()
-    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator())
-    with local_client(create_app(settings, engine)) as client:
+    ws = Workspace.of(settings, embedder=FakeEmbedder(), generator=FakeGenerator())
+    with local_client(create_app(settings, ws.library)) as client:
         yield client
 
 

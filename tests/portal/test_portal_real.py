@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.app import create_app
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.server import serve
 
@@ -50,8 +50,8 @@ def squash(text: str) -> str:
 def portal(tmp_path, real_embedder, real_generator):
     settings = make_settings(tmp_path)
     settings.data_dir.mkdir(parents=True)
-    engine = Engine(settings, embedder=real_embedder, generator=real_generator)
-    app = create_app(settings, engine)
+    ws = Workspace.of(settings, embedder=real_embedder, generator=real_generator)
+    app = create_app(settings, ws.library)
     with serve(app) as url:
         yield url
 

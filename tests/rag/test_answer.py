@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from rag.answer import Answerer
-from rag.generator import SamplingParams
+from rag.config import SamplingParams
 from rag.prompt import NO_ANSWER, clean_markers, is_refusal
 from rag.retriever import Passage
 from rag.types import Chunk, Hit
@@ -40,7 +40,7 @@ class StubRetriever:
 def answerer(hits, *replies, window=4096):
     generator = FakeGenerator(*replies)
     generator.context_window = window
-    return Answerer(StubRetriever(hits), generator, SamplingParams(max_tokens=100)), generator
+    return Answerer(StubRetriever(hits), lambda: generator, SamplingParams(max_tokens=100)), generator
 
 
 def test_nothing_relevant_refuses_without_calling_the_model():
@@ -149,7 +149,7 @@ def test_answers_are_verified_sentence_by_sentence():
     hits = [hit("The valve is painted bright orange.", 0.8, "r.pdf", 3),
             hit("The turbine produces 4.2 megawatts.", 0.7, "t.pdf", 2)]
     generator = FakeGenerator("The turbine produces 4.2 megawatts [1]. It was built on the moon [2].")
-    ans = Answerer(StubRetriever(hits), generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
+    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
     result = ans.ask("Tell me about the turbine", 4)
     assert result.answer == "The turbine produces 4.2 megawatts [2]. It was built on the moon."
     assert [(s.supported, s.citation) for s in result.sentences] == [(True, 2), (False, None)]

@@ -53,14 +53,13 @@ def test_metrics():
 
 def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys):
     from service.cli import cmd_eval
-    from service.library import Library
 
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(json.dumps({"id": str(i), "q": q, "expect": [src.rsplit("/", 1)[-1].rsplit(".", 1)[0]]})
                               for i, (q, (src, _)) in enumerate(FACTS.items())))
     args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0,
                              "answers": True, "collection": None})()
-    assert cmd_eval(Library(ingested.settings, ingested), args) == 0
+    assert cmd_eval(ingested.library, args) == 0
     retrieval, answers = json.loads(capsys.readouterr().out)
     assert retrieval["hit_at_1"] == 1.0 and retrieval["answerable"] == len(FACTS)
     assert answers["answered"] + round(answers["refused_answerable"] * len(FACTS)) == len(FACTS)

@@ -104,7 +104,7 @@ def test_duplicates_across_files_are_collapsed(world):
 
 def test_one_file_does_not_crowd_out_the_others_unless_clearly_best(world):
     _, retriever, *_ = world
-    r = retriever(max_per_file=1, clearly_best=1.5)
+    r = retriever(max_per_file=1)
 
     def candidates(*scored):
         return [(Hit(make_chunk(src, i, f"text {src} {i}"), 0.5), {f"w{src}{i}"}, score)
@@ -136,7 +136,7 @@ def test_filters_over_http_and_cli_fields(ingested):
 
     from service.app import create_app
 
-    with local_client(create_app(ingested.settings, ingested)) as client:
+    with local_client(create_app(ingested.settings, ingested.library)) as client:
         body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
         results = client.post("/v1/search", json=body).json()["results"]
     assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}
@@ -161,32 +161,32 @@ def test_stitch_joins_overlapping_chunks_by_offset():
 
 
 def test_ingest_keeps_the_lexical_index_in_sync(tmp_path, data_dir, real_embedder):
-    from service.engine import Engine
+    from tests.workspace import Workspace
     from tests.conftest import make_settings
 
-    engine = Engine(make_settings(tmp_path), embedder=real_embedder)
-    engine.ingest()
-    assert engine.lexical.count() == engine.store.count()
+    ws = Workspace.make(tmp_path, embedder=real_embedder)
+    ws.indexer.ingest()
+    assert ws.lexical.count() == ws.store.count()
     handbook = data_dir / "handbook.md"
     handbook.write_text(handbook.read_text().replace("reimbursed", "refunded"), encoding="utf-8")
     (data_dir / "legacy" / "gbk.txt").unlink()
-    engine.ingest()
-    assert engine.lexical.count() == engine.store.count()
-    assert engine.lexical.sources() == engine.store.sources()
-    assert engine.lexical.search(["reimbursed"], 5) == []
-    assert engine.lexical.search(["refunded"], 5)
-    assert engine.lexical.search(["年假"], 5) == []
+    ws.indexer.ingest()
+    assert ws.lexical.count() == ws.store.count()
+    assert ws.lexical.sources() == ws.store.sources()
+    assert ws.lexical.search(["reimbursed"], 5) == []
+    assert ws.lexical.search(["refunded"], 5)
+    assert ws.lexical.search(["年假"], 5) == []
 
 
 def test_a_lost_lexical_index_is_rebuilt_by_the_next_ingest(tmp_path, data_dir, real_embedder):
-    from service.engine import Engine
+    from tests.workspace import Workspace
     from tests.conftest import make_settings
 
-    engine = Engine(make_settings(tmp_path), embedder=real_embedder)
-    engine.ingest()
-    engine.lexical.clear()
-    report = engine.ingest()
-    assert report.chunks_embedded == 0 and engine.lexical.count() == engine.store.count()
+    ws = Workspace.make(tmp_path, embedder=real_embedder)
+    ws.indexer.ingest()
+    ws.lexical.clear()
+    report = ws.indexer.ingest()
+    assert report.chunks_embedded == 0 and ws.lexical.count() == ws.store.count()
 
 
 def test_chinese_questions_lean_on_the_lexical_side():

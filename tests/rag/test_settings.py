@@ -9,23 +9,23 @@ from rag.settings import load_settings
 def test_defaults():
     s = load_settings()
     assert s.data_dir == Path("data") and s.index_dir == Path(".archivist")
-    assert s.llm_model is None and s.top_k == 4 and s.n_gpu_layers == -1
+    assert s.llm.llm_model is None and s.query.top_k == 4 and s.llm.n_gpu_layers == -1
 
 
 def test_toml_then_environment_then_arguments(tmp_path, monkeypatch):
     (tmp_path / "archivist.toml").write_text('top_k = 7\nn_gpu_layers = 20\ndata_dir = "docs"\n')
-    assert load_settings().top_k == 7
+    assert load_settings().query.top_k == 7
     monkeypatch.setenv("ARCHIVIST_TOP_K", "9")
     monkeypatch.setenv("ARCHIVIST_LLM_MODEL", "/models/x.gguf")
     s = load_settings()
-    assert (s.top_k, s.n_gpu_layers, s.data_dir, s.llm_model) == (9, 20, Path("docs"), Path("/models/x.gguf"))
-    assert load_settings(top_k=2).top_k == 2
+    assert (s.query.top_k, s.llm.n_gpu_layers, s.data_dir, s.llm.llm_model) == (9, 20, Path("docs"), Path("/models/x.gguf"))
+    assert load_settings(top_k=2).query.top_k == 2
 
 
 def test_config_file_from_environment(tmp_path, monkeypatch):
     (tmp_path / "other.toml").write_text("top_k = 3\n")
     monkeypatch.setenv("ARCHIVIST_CONFIG", str(tmp_path / "other.toml"))
-    assert load_settings().top_k == 3
+    assert load_settings().query.top_k == 3
     monkeypatch.setenv("ARCHIVIST_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings()
@@ -47,3 +47,33 @@ def test_typos_in_the_config_file_are_rejected(tmp_path):
     (tmp_path / "archivist.toml").write_text("topk = 3\n")
     with pytest.raises(ConfigError, match="topk"):
         load_settings()
+
+
+def test_sections_can_be_toml_tables_and_flat_keys_win(tmp_path, monkeypatch):
+    (tmp_path / "archivist.toml").write_text("[retrieval]\nmin_score = 0.4\nrrf_k = 20\n\n"
+                                             "[server]\nallowed_hosts = ['docs.example.org']\n")
+    s = load_settings()
+    assert (s.retrieval.min_score, s.retrieval.rrf_k) == (0.4, 20)
+    assert s.server.allowed_hosts == ["docs.example.org"]
+    monkeypatch.setenv("ARCHIVIST_MIN_SCORE", "0.6")
+    monkeypatch.setenv("ARCHIVIST_ALLOWED_HOSTS", "a.example, b.example")
+    s = load_settings()
+    assert (s.retrieval.min_score, s.retrieval.rrf_k) == (0.6, 20)
+    assert s.server.allowed_hosts == ["a.example", "b.example"]
+
+
+def test_a_typo_inside_a_section_is_rejected(tmp_path):
+    (tmp_path / "archivist.toml").write_text("[retrieval]\nmin_scor = 0.4\n")
+    with pytest.raises(ConfigError, match="min_scor"):
+        load_settings()
+
+
+def test_components_default_to_the_tuned_settings():
+    """One source of truth: a component built without arguments runs what users get."""
+    from rag.config import RetrievalConfig, SamplingParams
+    from rag.settings import Settings
+
+    s = Settings()
+    assert RetrievalConfig() == s.retrieval and SamplingParams() == s.sampling
+    tuned = RetrievalConfig()
+    assert (tuned.min_score, tuned.lexical_weight, tuned.min_lexical_cjk) == (0.52, 0.5, 0.45)

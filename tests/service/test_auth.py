@@ -6,8 +6,9 @@ from tests.http import local_client
 from service.app import create_app
 from service.auth import KeyStore
 from service.cli import main
-from service.engine import Engine
-from service.library import Library
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -16,11 +17,11 @@ from tests.fakes import FakeEmbedder, FakeGenerator
 def world(tmp_path):
     settings = make_settings(tmp_path, min_score=0.1)
     settings.data_dir.mkdir(parents=True)
-    library = Library(settings, Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
     for name, text in (("finance", "The budget is 40,000 euros."), ("hr", "Leave is 25 days.")):
         library.create(name)
         (settings.data_dir / name / "doc.txt").write_text(text + "\n")
-        library.engine(name).ingest()
+        Workspace(library, name).indexer.ingest()
     client = local_client(create_app(settings, library=library))
     with client:
         yield client, KeyStore(settings.keys_path)

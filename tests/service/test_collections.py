@@ -5,12 +5,13 @@ import json
 import pytest
 from tests.http import local_client
 
-from ingest import collections
+from rag import collections
 from rag.errors import ArchivistError, NotFoundError
 from service.app import create_app
 from service.cli import main
-from service.engine import Engine
-from service.library import Library
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -26,39 +27,38 @@ def library(tmp_path):
     (data / "hr" / "leave.md").write_text("# Leave\n\nNew staff get 25 days of annual leave.\n")
     (data / "finance").mkdir()
     (data / "finance" / "budget.md").write_text("# Budget\n\nThe rescue launch budget is 40,000 euros.\n")
-    lib = Library(settings, Engine(settings.model_copy(update={"collection": "default"}),
-                                   embedder=FakeEmbedder(), generator=FakeGenerator("ok [1].")))
+    lib = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator("ok [1].")))
     lib.create("finance")  # an existing folder becomes a collection
     for name in lib.names():
-        lib.engine(name).ingest()
+        Workspace(lib, name).indexer.ingest()
     yield lib
     lib.close()
 
 
-def sources(engine, question):
-    return {c.source for c in engine.search(question, 10)}
+def sources(ws, question):
+    return {c.source for c in ws.assistant.search(question, 10)}
 
 
 def test_each_collection_indexes_only_its_folder(library):
     assert library.names() == ["default", "finance", "hr"]
-    assert sources(library.engine("default"), "rescue launch VHF budget leave") == {"guides/boat.md"}
-    assert sources(library.engine("finance"), "rescue launch VHF budget leave") == {"budget.md"}
-    assert sources(library.engine("hr"), "annual leave days") == {"leave.md"}
-    assert library.engine("hr").models is library.engine("finance").models  # one copy of the models
-    assert [d.source for d in library.engine("finance").documents()] == ["budget.md"]
+    assert sources(Workspace(library, "default"), "rescue launch VHF budget leave") == {"guides/boat.md"}
+    assert sources(Workspace(library, "finance"), "rescue launch VHF budget leave") == {"budget.md"}
+    assert sources(Workspace(library, "hr"), "annual leave days") == {"leave.md"}
+    assert Workspace(library, "hr").collection.models is Workspace(library, "finance").collection.models  # one copy of the models
+    assert [d.source for d in Workspace(library, "finance").indexer.documents()] == ["budget.md"]
 
 
 def test_a_folder_made_a_collection_moves_out_of_the_default_one(library):
     library.create("guides")  # guides/ was part of the default collection
-    assert library.engine("default").ingest().removed == 1
-    assert sources(library.engine("default"), "rescue launch") == set()
-    assert library.engine("guides").ingest().added == 1
-    assert sources(library.engine("guides"), "rescue launch") == {"boat.md"}
+    assert Workspace(library, "default").indexer.ingest().removed == 1
+    assert sources(Workspace(library, "default"), "rescue launch") == set()
+    assert Workspace(library, "guides").indexer.ingest().added == 1
+    assert sources(Workspace(library, "guides"), "rescue launch") == {"boat.md"}
 
 
 def test_bad_and_unknown_collection_names(library):
     with pytest.raises(NotFoundError, match="No collection 'legal'") as exc:
-        library.engine("legal")
+        Workspace(library, "legal")
     assert "archivist collections create legal" in exc.value.hint
     for bad in ("../etc", "Finance", "", "a/b"):
         with pytest.raises(ArchivistError):

@@ -7,9 +7,10 @@ import pytest
 from tests.http import local_client
 
 from service.app import create_app
-from service.documents import UploadError, safe_name, store_upload
-from service.engine import Engine
-from service.library import Library
+from ingest.documents import UploadError, safe_name, store_upload
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -29,8 +30,7 @@ def client(tmp_path):
     settings = make_settings(tmp_path, min_score=0.1, max_file_mb=1)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "old.md").write_text("# Old\n\nAn old note about lighthouses.\n")
-    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator("ok"))
-    library = Library(settings, engine)
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator("ok")))
     library.create("hr")
     with local_client(create_app(settings, library=library)) as c:
         c.data_dir = settings.data_dir

@@ -125,15 +125,16 @@ def test_the_ingest_route_needs_the_token_or_a_write_key(env):
 
     from service.app import create_app
     from service.auth import KeyStore
-    from service.engine import Engine
-    from service.library import Library
+    from tests.workspace import Workspace
+    from rag.library import Library
+    from rag.shared_models import Models
     from tests.fakes import FakeEmbedder
 
     settings = make_settings(env)
     keys = KeyStore(settings.keys_path)
     reader, editor = keys.create("reader", None, "r"), keys.create("editor", None, "e")
     keys.close()
-    app = create_app(settings, library=Library(settings, Engine(settings, embedder=FakeEmbedder())))
+    app = create_app(settings, library=Library(settings, Models(settings, embedder=FakeEmbedder())))
     with local_client(app) as client:
         app.state.local_token = "local-secret"  # as `archivist serve`'s start-up sets it
         post = lambda headers: client.post("/v1/ingest", json={}, headers=headers)  # noqa: E731

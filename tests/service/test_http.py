@@ -9,7 +9,7 @@ from tests.corpus import FACTS
 
 @pytest.fixture(scope="module")
 def client(ingested):
-    with local_client(create_app(ingested.settings, ingested)) as c:
+    with local_client(create_app(ingested.settings, ingested.library)) as c:
         yield c
 
 

@@ -9,7 +9,7 @@ from tests.server import serve
 
 @pytest.fixture(scope="module")
 def base_url(ingested):
-    with serve(create_app(ingested.settings, ingested)) as url:
+    with serve(create_app(ingested.settings, ingested.library)) as url:
         yield url
 
 

@@ -9,7 +9,7 @@ from tests.http import local_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.engine import Engine
+from tests.workspace import Workspace
 from service.logs import make_handler
 from tests.conftest import make_settings
 from tests.fakes import FakeGenerator
@@ -27,11 +27,11 @@ class LoggingGenerator(FakeGenerator):
 
 @pytest.fixture
 def app_and_engine(tmp_path, data_dir, real_embedder):
-    engine = Engine(make_settings(tmp_path), embedder=real_embedder,
+    ws = Workspace.make(tmp_path, embedder=real_embedder,
                     generator=LoggingGenerator("The maximum load is 18 tonnes [1]."))
-    app = create_app(engine.settings, engine)
-    report = engine.ingest()  # after create_app: the app counts the ingests it sees
-    return app, engine, report
+    app = create_app(ws.settings, ws.library)
+    report = ws.indexer.ingest()  # after create_app: the app counts the ingests it sees
+    return app, ws, report
 
 
 def samples(text):
@@ -40,7 +40,7 @@ def samples(text):
 
 
 def test_metrics_expose_requests_queue_tokens_ingest_and_index_size(app_and_engine):
-    app, engine, report = app_and_engine
+    app, ws, report = app_and_engine
     with local_client(app) as client:
         assert client.post("/v1/ask", json={"question": QUESTION}).status_code == 200
         assert client.post("/v1/ask", json={"question": QUESTION}).json()["cached"]  # no new tokens
@@ -71,12 +71,12 @@ def test_metrics_expose_requests_queue_tokens_ingest_and_index_size(app_and_engi
         == report.added
     assert got[("archivist_ingest_files_total", (("collection", "default"), ("outcome", "failed")))] \
         == report.failed
-    assert got[("archivist_index_chunks", (("collection", "default"),))] == engine.store.count() > 0
+    assert got[("archivist_index_chunks", (("collection", "default"),))] == ws.store.count() > 0
 
 
 def test_each_app_has_its_own_registry(app_and_engine):
-    app, engine, _ = app_and_engine
-    other = create_app(engine.settings, engine)  # would raise "Duplicated timeseries" if shared
+    app, ws, _ = app_and_engine
+    other = create_app(ws.settings, ws.library)  # would raise "Duplicated timeseries" if shared
     with local_client(other) as client:
         client.get("/v1/health")
         text = client.get("/metrics").text

@@ -14,7 +14,7 @@ QUESTION = "How many units of the Falcon drill are in stock?"
 
 @pytest.fixture(scope="module")
 def base_url(ingested):
-    with serve(create_app(ingested.settings, ingested)) as url:
+    with serve(create_app(ingested.settings, ingested.library)) as url:
         yield url
 
 
@@ -74,8 +74,8 @@ def test_the_raw_stream_ends_with_done(base_url):
     assert final["archivist"]["refused"] is True and final["archivist"]["reason"]
 
 
-def test_embeddings_match_the_engines_embedder(client, ingested):
-    expected = ingested.embedder.embed(["valve colour", "crane load"])
+def test_embeddings_match_the_collections_embedder(client, ingested):
+    expected = ingested.library.models.embedder.embed(["valve colour", "crane load"])
     # The client asks for base64 (packed float32) unless told otherwise; both are served.
     packed = client.embeddings.create(model="default", input=["valve colour", "crane load"])
     floats = client.embeddings.create(model="default", input="valve colour", encoding_format="float")
@@ -106,9 +106,10 @@ def test_bad_conversations_are_rejected_with_a_hint(client):
 
 @pytest.fixture
 def two_collections(tmp_path):
-    from ingest import collections
-    from service.engine import Engine
-    from service.library import Library
+    from rag import collections
+    from tests.workspace import Workspace
+    from rag.library import Library
+    from rag.shared_models import Models
     from tests.conftest import make_settings
     from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -117,11 +118,11 @@ def two_collections(tmp_path):
     (settings.data_dir / "boat.md").write_text("# Boat\n\nThe rescue launch uses VHF channel 72.\n")
     (settings.data_dir / "hr" / collections.MARKER).touch()
     (settings.data_dir / "hr" / "leave.md").write_text("# Leave\n\nNew staff get 25 days of annual leave.\n")
-    library = Library(settings, Engine(settings, embedder=FakeEmbedder(),
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(),
                                        generator=FakeGenerator("25 days [1].")))
     app = create_app(settings, library=library)
     for name in library.names():
-        library.engine(name).ingest()  # after create_app: /metrics counts them
+        Workspace(library, name).indexer.ingest()  # after create_app: /metrics counts them
     with serve(app) as url:
         yield url
     library.close()

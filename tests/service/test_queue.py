@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.engine import Engine
-from service.queue import GenerationGate, QueueFullError
+from tests.workspace import Workspace
+from rag.gate import AnswerStream, GenerationGate, QueueFullError
 from tests.conftest import make_settings
 from tests.server import serve
 
@@ -41,7 +41,7 @@ def test_the_gate_runs_one_queues_max_queue_and_refuses_the_rest():
 def test_a_queued_request_that_leaves_before_running_gives_its_place_back():
     gate = GenerationGate(max_queue=1)
     running = gate.admit()
-    events = gate.wrap(iter([("token", "x")]))  # admitted, never stepped
+    events = AnswerStream(iter([("token", "x")]), gate.admit())  # admitted, never stepped
     assert gate.waiting == 1
     events.close()
     assert (gate.running, gate.waiting) == (1, 0)
@@ -51,7 +51,7 @@ def test_a_queued_request_that_leaves_before_running_gives_its_place_back():
 
 def test_exhausting_the_events_frees_the_model():
     gate = GenerationGate(max_queue=0)
-    events = gate.wrap(iter([("token", "a"), ("done", "b")]))
+    events = AnswerStream(iter([("token", "a"), ("done", "b")]), gate.admit())
     assert list(events) == [("token", "a"), ("done", "b")]
     assert gate.running == 0
     gate.admit()  # would raise QueueFullError with max_queue=0 if the slot were still held
@@ -79,11 +79,11 @@ class BlockingGenerator:
 @pytest.fixture
 def busy_server(tmp_path, data_dir, real_embedder):
     generator = BlockingGenerator()
-    engine = Engine(make_settings(tmp_path, max_queue=1), embedder=real_embedder, generator=generator)
-    engine.ingest()
-    app = create_app(engine.settings, engine)
+    ws = Workspace.make(tmp_path, max_queue=1, embedder=real_embedder, generator=generator)
+    ws.indexer.ingest()
+    app = create_app(ws.settings, ws.library)
     with serve(app) as url:
-        yield url, app.state.gate, generator
+        yield url, app.state.library.models.gate, generator
     generator.go.set()
 
 
@@ -124,4 +124,36 @@ def test_a_full_queue_answers_429_with_retry_after_then_recovers(busy_server):
     queued.join(30)
     assert replies["running"].status_code == 200 and "Eighteen" in replies["running"].json()["answer"]
     assert replies["queued"].status_code == 200 and "event: done" in replies["queued"].text
+    assert (gate.running, gate.waiting) == (0, 0)
+
+
+def test_cached_answers_and_refusals_skip_a_full_queue(busy_server):
+    """Decided before the model is needed: a repeated question and an unanswerable one get their
+    200 at once while a generation runs and the queue is full."""
+    base, gate, generator = busy_server
+    generator.go.set()
+    first = httpx.post(f"{base}/v1/ask", json={"question": QUESTION}, timeout=60).json()
+    generator.go.clear()
+    threads = [threading.Thread(target=httpx.post, args=(f"{base}/v1/ask",), kwargs={
+        "json": {"question": q}, "timeout": 60}) for q in (
+        "How many days of paid leave do employees get?", "Which port does the metrics exporter listen on?")]
+    threads[0].start()
+    wait_for(lambda: generator.started == 2)  # the model is busy
+    threads[1].start()
+    wait_for(lambda: gate.waiting == 1)  # and the queue (max_queue 1) is full
+
+    cached = httpx.post(f"{base}/v1/ask", json={"question": QUESTION}, timeout=10)
+    assert cached.status_code == 200 and cached.json()["cached"] is True
+    assert cached.json()["answer_id"] == first["answer_id"]
+    openai_cached = httpx.post(f"{base}/v1/chat/completions", timeout=10, json={
+        "model": "default", "messages": [{"role": "user", "content": QUESTION}]})
+    assert openai_cached.status_code == 200 and openai_cached.json()["archivist"]["cached"] is True
+    refused = httpx.post(f"{base}/v1/ask", json={"question": "How do I configure Patroni failover?"},
+                         timeout=10)
+    assert refused.status_code == 200 and refused.json()["refused"] is True
+    assert threads[0].is_alive() and (gate.running, gate.waiting) == (1, 1)  # still generating
+
+    generator.go.set()
+    for thread in threads:
+        thread.join(30)
     assert (gate.running, gate.waiting) == (0, 0)

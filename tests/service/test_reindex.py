@@ -10,7 +10,7 @@ import pytest
 from rag import generations
 from rag.errors import IndexMismatchError
 from service.cli import main
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 
@@ -29,60 +29,61 @@ class SlowEmbedder(FakeEmbedder):
 
 def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):
     settings = make_settings(tmp_path)
-    engine = Engine(settings, embedder=FakeEmbedder())
-    engine.ingest()
-    before = [c.chunk_id for c in engine.search(QUESTION)]
+    ws = Workspace.of(settings, embedder=FakeEmbedder())
+    ws.indexer.ingest()
+    before = [c.chunk_id for c in ws.assistant.search(QUESTION)]
     assert before
 
-    # The same engine (sharing its models) after the model changed: reindex in a thread.
-    engine.models._embedder = SlowEmbedder()
+    # The same ws (sharing its models) after the model changed: reindex in a thread.
+    ws.library.models._embedder = SlowEmbedder()
     done = threading.Event()
     results: list[int] = []
     errors: list[BaseException] = []
 
     def reindex():
         try:
-            engine.reindex()
+            ws.indexer.reindex()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
             done.set()
 
-    reader = Engine(settings, embedder=FakeEmbedder())  # an engine still on the old model
-    reader.search(QUESTION)
+    reader = Workspace.of(settings, embedder=FakeEmbedder())  # a reader still on the old model
+    reader.assistant.search(QUESTION)
     thread = threading.Thread(target=reindex)
     thread.start()
     while not done.is_set():
-        results.append(len(engine.search(QUESTION)))  # old model's index until the switch
+        results.append(len(ws.assistant.search(QUESTION)))  # old model's index until the switch
     thread.join()
     assert not errors, errors
     assert len(results) >= 3 and all(results), results
 
     assert generations.active(settings.index_dir, "default") == 1
-    assert engine.store.count() > 0 and [c.chunk_id for c in engine.search(QUESTION)] == before
-    assert not settings.lexical_path.exists() and not settings.manifest_path.exists()
-    assert {d.source for d in engine.documents()} == {d.source for d in reader.documents()}
-    # Another engine reads the pointer: the new index, built with the new model.
-    fresh = Engine(settings, embedder=SlowEmbedder())
-    assert [c.chunk_id for c in fresh.search(QUESTION)] == before
+    assert ws.store.count() > 0 and [c.chunk_id for c in ws.assistant.search(QUESTION)] == before
+    first = generations.names(settings.index_dir, "default", 0)
+    assert not first.lexical_path.exists() and not first.manifest_path.exists()
+    assert {d.source for d in ws.indexer.documents()} == {d.source for d in reader.indexer.documents()}
+    # Another ws reads the pointer: the new index, built with the new model.
+    fresh = Workspace.of(settings, embedder=SlowEmbedder())
+    assert [c.chunk_id for c in fresh.assistant.search(QUESTION)] == before
     with pytest.raises(IndexMismatchError) as err:  # the old model no longer fits the index
-        reader.search(QUESTION)
+        reader.assistant.search(QUESTION)
     assert "archivist reindex" in err.value.hint
 
-    engine.reindex()  # generation 2 replaces generation 1's folder
+    ws.indexer.reindex()  # generation 2 replaces generation 1's folder
     assert generations.active(settings.index_dir, "default") == 2
     assert not (settings.index_dir / "gen-default-1").exists()
-    assert [c.chunk_id for c in fresh.search(QUESTION)] == before
+    assert [c.chunk_id for c in fresh.assistant.search(QUESTION)] == before
 
 
 def test_cli_reindex(tmp_path, data_dir, monkeypatch, capsys):
     settings = make_settings(tmp_path)
-    Engine(settings, embedder=FakeEmbedder()).ingest()
-    monkeypatch.setattr("service.engine.SentenceTransformerEmbedder",
+    Workspace.of(settings, embedder=FakeEmbedder()).indexer.ingest()
+    monkeypatch.setattr("rag.shared_models.SentenceTransformerEmbedder",
                         lambda *a, **k: FakeEmbedder())
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(settings.index_dir))
-    monkeypatch.setattr("service.engine.resolve_embed_model", lambda name: name)
+    monkeypatch.setattr("rag.shared_models.resolve_embed_model", lambda name: name)
     assert main(["reindex", "--collection", "default"]) == 0
     assert "default:" in capsys.readouterr().out
     assert generations.active(settings.index_dir, "default") == 1

@@ -7,8 +7,9 @@ import pytest
 
 from service.app import create_app
 from service.auth import KeyStore
-from service.engine import Engine
-from service.library import Library
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.http import LOCAL, local_client
@@ -20,13 +21,13 @@ def build(tmp_path, **overrides):
     settings = make_settings(tmp_path, min_score=0.1, **overrides)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "club.md").write_text("# Club\n\nThe rescue launch uses VHF channel 72.\n")
-    library = Library(settings, Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
     for name, text in (("finance", "The travel budget is 40,000 euros."),
                        ("hr", "New staff get 25 days of annual leave.")):
         library.create(name)
         (settings.data_dir / name / "doc.txt").write_text(text + "\n")
     for name in library.names():
-        library.engine(name).ingest()
+        Workspace(library, name).indexer.ingest()
     return settings, library
 
 
@@ -199,7 +200,7 @@ def test_records_made_before_collections_were_recorded_keep_their_collection(tmp
     """Migration 002 files each older answer under the collection its provenance names, and each
     conversation under its first answer's."""
     from rag.db import connect, migrate
-    from service.records import MIGRATIONS, Records
+    from rag.records import MIGRATIONS, Records
 
     path = tmp_path / "answers.sqlite3"
     db = connect(path)

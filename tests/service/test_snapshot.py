@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
-from service.engine import Engine
-from service.snapshot import SnapshotError, export_index, import_index
+from tests.workspace import Workspace
+from ingest.snapshot import SnapshotError, export_index, import_index
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 
 QUESTIONS = ["Which port does the metrics exporter listen on?", "What colour is the emergency valve?"]
 
 
-def _results(engine: Engine) -> list[list[tuple[str, str]]]:
-    return [[(c.source, c.chunk_id) for c in engine.search(q, 4)] for q in QUESTIONS]
+def _results(ws: Workspace) -> list[list[tuple[str, str]]]:
+    return [[(c.source, c.chunk_id) for c in ws.assistant.search(q, 4)] for q in QUESTIONS]
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -30,8 +30,8 @@ def _tree(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def exported(tmp_path, data_dir):
-    source = Engine(make_settings(tmp_path), embedder=FakeEmbedder())
-    assert source.ingest().failed == 0
+    source = Workspace.make(tmp_path, embedder=FakeEmbedder())
+    assert source.indexer.ingest().failed == 0
     source.records  # answers.sqlite3 exists
     archive = tmp_path / "snap.tar.gz"
     manifest = export_index(source.settings, archive)
@@ -48,9 +48,9 @@ def test_export_then_import_gives_the_same_index(exported, tmp_path):
 
     target = make_settings(tmp_path / "other").model_copy(update={"data_dir": source.settings.data_dir})
     import_index(target, archive)
-    restored = Engine(target, embedder=FakeEmbedder())
+    restored = Workspace.of(target, embedder=FakeEmbedder())
     assert _results(restored) == _results(source) and _results(source)[0]
-    assert [d.model_dump() for d in restored.documents()] == [d.model_dump() for d in source.documents()]
+    assert [d.model_dump() for d in restored.indexer.documents()] == [d.model_dump() for d in source.indexer.documents()]
     assert restored.store.count() == source.store.count()
     assert not list((tmp_path / "other").glob("*.bak*")) and not list((tmp_path / "other").glob(".*import*"))
 
@@ -63,7 +63,7 @@ def test_import_refuses_a_non_empty_index_without_force(exported, tmp_path):
     assert "--force" in err.value.hint
     assert _tree(source.settings.index_dir) == before
     import_index(source.settings, archive, force=True)
-    assert Engine(source.settings, embedder=FakeEmbedder()).store.count() > 0
+    assert Workspace.of(source.settings, embedder=FakeEmbedder()).store.count() > 0
     assert not list(tmp_path.glob("index.bak*"))
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.http import local_client
 
 from service.app import create_app
-from service.engine import Engine
+from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.server import serve
 
@@ -23,7 +23,7 @@ def parse_events(text):
 
 
 def test_ask_streams_citations_then_tokens_then_the_verified_answer(ingested):
-    with local_client(create_app(ingested.settings, ingested)) as client:
+    with local_client(create_app(ingested.settings, ingested.library)) as client:
         reply = client.post("/v1/ask", json={"question": "What colour is the emergency valve?",
                                              "stream": True, "top_k": 2})
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
@@ -38,7 +38,7 @@ def test_ask_streams_citations_then_tokens_then_the_verified_answer(ingested):
 
 
 def test_chat_streams_with_its_conversation_first_and_rejects_bad_input_before_streaming(ingested):
-    with local_client(create_app(ingested.settings, ingested)) as client:
+    with local_client(create_app(ingested.settings, ingested.library)) as client:
         events = parse_events(client.post("/v1/chat", json={
             "question": "How many units of the Falcon drill are in stock?", "stream": True}).text)
         assert events[0][0] == "conversation" and events[-1][0] == "done"
@@ -71,9 +71,9 @@ class SlowGenerator:
 @pytest.fixture
 def slow_server(tmp_path, data_dir, real_embedder):
     generator = SlowGenerator()
-    engine = Engine(make_settings(tmp_path), embedder=real_embedder, generator=generator)
-    engine.ingest()
-    with serve(create_app(engine.settings, engine)) as url:
+    ws = Workspace.make(tmp_path, embedder=real_embedder, generator=generator)
+    ws.indexer.ingest()
+    with serve(create_app(ws.settings, ws.library)) as url:
         yield url, generator
 
 

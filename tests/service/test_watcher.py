@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from service.engine import Engine
-from service.library import Library
-from service.watcher import FolderWatcher
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
+from ingest.watcher import FolderWatcher
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 
@@ -27,7 +28,7 @@ def watched(tmp_path):
     settings = make_settings(tmp_path, min_score=0.1)
     settings.data_dir.mkdir(parents=True)
     embedder = FakeEmbedder()
-    library = Library(settings, Engine(settings, embedder=embedder))
+    library = Library(settings, Models(settings, embedder=embedder))
     reports = []
     watcher = FolderWatcher(library, interval=0.1, settle=0.4,
                             on_sync=lambda name, report: reports.append((name, report)))
@@ -38,7 +39,7 @@ def watched(tmp_path):
 
 
 def indexed(library, collection="default"):
-    return {d.source: d.status for d in library.engine(collection).documents()}
+    return {d.source: d.status for d in Workspace(library, collection).indexer.documents()}
 
 
 def test_added_renamed_and_deleted_files_are_synced(watched):
@@ -49,10 +50,10 @@ def test_added_renamed_and_deleted_files_are_synced(watched):
     os.rename(data / "a.md", data / "b.md")
     assert wait_for(lambda: indexed(library) == {"b.md": "indexed"})
     assert len(embedder.embedded) == embedded  # a rename embeds nothing
-    assert [c.source for c in library.engine().search("tide table March", 5)] == ["b.md"]
+    assert [c.source for c in Workspace(library, ).assistant.search("tide table March", 5)] == ["b.md"]
     (data / "b.md").unlink()
     assert wait_for(lambda: indexed(library) == {})
-    assert library.engine().store.count() == 0
+    assert Workspace(library, ).store.count() == 0
 
 
 def test_a_file_being_written_waits_until_it_settles(watched):
@@ -73,7 +74,7 @@ def test_a_file_being_written_waits_until_it_settles(watched):
         assert "growing.txt" not in {s for s, status in indexed(library).items() if status == "indexed"}
         time.sleep(0.05)
     assert wait_for(lambda: indexed(library) == {"growing.txt": "indexed"})
-    chunk = library.engine().search("harbour log", 1)[0]
+    chunk = Workspace(library, ).assistant.search("harbour log", 1)[0]
     assert "line 11" in chunk.text  # the whole file, not a prefix
 
 

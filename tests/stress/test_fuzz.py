@@ -23,8 +23,9 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error,
 
 from service.app import create_app
 from service.auth import KeyStore
-from service.engine import Engine
-from service.library import Library
+from tests.workspace import Workspace
+from rag.library import Library
+from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -49,8 +50,8 @@ def build_app(root, **overrides):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "harbour.txt").write_text(
         "The rescue launch uses VHF channel 72.\n\nThe harbour opens at dawn.\n")
-    library = Library(settings, Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
-    library.default.ingest()
+    library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
+    Workspace(library).indexer.ingest()
     return settings, create_app(settings, library=library)
 
 

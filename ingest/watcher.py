@@ -13,10 +13,11 @@ import threading
 import time
 from typing import Callable
 
-from ingest import collections
+from ingest.indexer import Indexer
+from ingest.lock import IndexBusyError
 from ingest.pipeline import IngestReport, scan
-from service.engine import IndexBusyError
-from service.library import Library
+from rag import collections
+from rag.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class FolderWatcher:
             if before.get(name) == files:
                 continue
             try:
-                report = self.library.engine(name).ingest()
+                report = Indexer(self.library.collection(name)).ingest()
             except IndexBusyError:  # an `archivist ingest` is running: try again next round
                 log.info("watch: index busy, will retry")
                 continue

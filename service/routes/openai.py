@@ -20,12 +20,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.errors import NotFoundError
-from service.engine import BadRequestError, Engine
+from rag.errors import BadRequestError, NotFoundError
+from rag.library import Collection, Library
 from service.auth import Principal
 from service.deps import LibraryDep, PrincipalDep
-from service.library import Library
-from service.streams import event_stream, generation
+from service.streams import event_stream, metered
 
 router = APIRouter(tags=["OpenAI-compatible"])
 PATHS = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
@@ -99,14 +98,14 @@ def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str
     return messages[-1].text(), history
 
 
-def model_engine(library: Library, who: Principal, model: str) -> Engine:
+def model_collection(library: Library, who: Principal, model: str) -> Collection:
     """The collection named by `model`, if the caller may read it; any unknown name, even one
     that could not be a collection (e.g. 'gpt-3.5-turbo'), is a 404 as OpenAI clients expect."""
     visible = [name for name in library.names() if who.can("read", name)]
     if model not in visible:
         raise NotFoundError(f"No model {model!r}: models are the collections.",
                             hint=f"Use one of: {', '.join(visible)} (GET /v1/models).")
-    return library.engine(model)
+    return library.collection(model)
 
 
 def _extension(answer: Any) -> dict:
@@ -134,10 +133,9 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
     """OpenAI's chat completion, non-streaming or `stream: true` (chunks, then `data: [DONE]`).
     The extra field `archivist` (on the last chunk when streaming) holds the citations,
     `refused`, `reason`, the verified `answer` and its `answer_id`."""
-    engine = model_engine(library, who, body.model)
+    assistant = model_collection(library, who, body.model).assistant
     question, history = split_conversation(body.messages)
-    engine.check_query(question, body.top_k)  # a 422 before queueing or streaming
-    events = generation(request, engine.ask_events(question, body.top_k, history=history))
+    events = metered(request, assistant.start(question, body.top_k, history=history))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     if body.stream:
@@ -173,12 +171,12 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
 
 @router.post("/v1/embeddings", summary="Embed texts with a collection's embedding model")
 def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -> dict:
-    engine = model_engine(library, who, body.model)
+    collection = model_collection(library, who, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_EMBED_INPUTS or not all(t.strip() for t in texts):
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",
                               hint="Send a string or a list of strings.")
-    embedder = engine.embedder
+    embedder = collection.models.embedder
     vectors = embedder.embed(texts)  # a sync route: this runs in a worker thread
     tokens = sum(embedder.count_tokens(t) for t in texts)
 

@@ -22,9 +22,10 @@ import time
 import zlib
 from pathlib import Path
 
+from rag import generations
 from rag.errors import ArchivistError
 from rag.settings import Settings
-from service.engine import ingest_lock
+from ingest.lock import writer_lock
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -93,22 +94,16 @@ def _index_files(index_dir: Path) -> list[Path]:
 def _collections(staged: Path) -> dict[str, dict]:
     """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened)."""
     found: dict[str, dict] = {}
-    paths = {p.name[len("lexical-"):-len(".sqlite3")]: p for p in staged.glob("lexical-*.sqlite3")}
-    try:  # collections rebuilt by `archivist reindex` live in their generation's folder
-        pointer = json.loads((staged / "generations.json").read_text())
-    except (FileNotFoundError, ValueError):
-        pointer = {}
-    for name, generation in pointer.items():
-        if generation:
-            paths[name] = staged / f"gen-{name}-{generation}" / "lexical.sqlite3"
-    for name, path in sorted(paths.items()):
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    for name, names in generations.every_current(staged).items():
+        chunks = None
         try:
-            chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            db = sqlite3.connect(f"file:{names.lexical_path}?mode=ro", uri=True)
+            try:
+                chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            finally:
+                db.close()
         except sqlite3.Error:
-            chunks = None
-        finally:
-            db.close()
+            pass  # no lexical index (yet): the count is unknown, the files are archived anyway
         found[name] = {"chunks": chunks}
     return found
 
@@ -139,7 +134,7 @@ def export_index(settings: Settings, archive: Path) -> dict:
     archive.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".archivist-export-", dir=archive.parent))
     try:
-        with ingest_lock(settings):
+        with writer_lock(settings):
             for rel in _index_files(index_dir):
                 src, dst = index_dir / rel, staging / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +249,7 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
     backup: Path | None = None
     try:
         manifest = verify_archive(archive, staging)
-        with ingest_lock(settings):
+        with writer_lock(settings):
             if _non_empty(index_dir) and not force:
                 raise SnapshotError(f"{index_dir} already holds an index.", hint="Pass --force to replace it.")
             forget_client(settings.chroma_dir)

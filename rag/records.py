@@ -1,5 +1,8 @@
 """Answers, conversations and the response cache, in one SQLite file next to the index.
 
+Each record belongs to the collection it was made in; readers of one collection never see
+another's (the callers check: they know who may read what).
+
 Every answer is recorded with what produced it (question, the query actually searched, passages
 with chunk ids and content hashes, model file and sha256, embedding model, index version,
 sampling parameters, timings), so it can be audited, returned by id and replayed.  A repeated
@@ -8,6 +11,7 @@ question with the same index version, model and parameters is answered from its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -49,6 +53,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX answers_by_collection ON answers (collection, created_at);
     """),
 ]
+
+
+def cache_key(question: str, provenance: dict, model_key: str) -> str:
+    """Same question (up to case and spacing), index version, models and parameters."""
+    normal = " ".join(question.lower().split())
+    return hashlib.sha256(json.dumps([normal, provenance, model_key], sort_keys=True).encode()).hexdigest()
 
 
 class Records:
@@ -94,12 +104,9 @@ class Records:
         return (row[0], Answer.model_validate_json(row[1])) if row else None
 
     # --- conversations -----------------------------------------------------------------
-    def start_conversation(self, collection: str) -> str:
-        conversation_id = uuid.uuid4().hex
-        with self._lock:
-            self._db.execute("INSERT INTO conversations (id, created_at, collection) VALUES (?, ?, ?)",
-                             (conversation_id, time.time(), collection))
-        return conversation_id
+    @staticmethod
+    def new_conversation_id() -> str:
+        return uuid.uuid4().hex
 
     def conversation_collection(self, conversation_id: str) -> str | None:
         """The collection the conversation belongs to; None if there is no such conversation."""
@@ -108,9 +115,12 @@ class Records:
                                    (conversation_id,)).fetchone()
         return row[0] if row else None
 
-    def add_turn(self, conversation_id: str, answer_id: str) -> None:
+    def add_turn(self, collection: str, conversation_id: str, answer_id: str) -> None:
+        """Append an answer to the conversation, which starts with its first turn."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR IGNORE INTO conversations (id, created_at, collection) "
+                             "VALUES (?, ?, ?)", (conversation_id, time.time(), collection))
             position = self._db.execute(
                 "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE conversation_id = ?",
                 (conversation_id,)).fetchone()[0]

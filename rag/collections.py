@@ -18,9 +18,12 @@ from rag.errors import ArchivistError, NotFoundError
 class CollectionNameError(ArchivistError):
     """A collection name that is not a safe folder name."""
 
+
 DEFAULT = "default"
 MARKER = ".collection"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# The one definition of a collection name (also the settings' `collection` pattern).
+COLLECTION_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_NAME = re.compile(COLLECTION_NAME)
 
 
 def check_name(name: str) -> str:

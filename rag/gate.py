@@ -1,9 +1,10 @@
-"""A bounded queue in front of the chat model.
+"""A bounded queue in front of the chat model, and the stream of events that holds a place in it.
 
 llama.cpp serves one generation at a time; without a bound, every extra request would hold a
-worker thread and wait minutes.  Requests are admitted (or refused with a 429) before anything is
-sent, so a client learns at once; admitted ones wait for the single running slot in a worker
-thread, never on the event loop.
+worker thread and wait minutes.  Only requests that need the model are admitted (cached answers
+and refusals are decided before, without it), and they are admitted or refused (QueueFullError,
+HTTP 429) before anything is sent, so a client learns at once; admitted ones wait for the single
+running slot in their own thread, never on the server's event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rag.errors import ArchivistError
 
@@ -90,26 +91,32 @@ class GenerationGate:
             self._waiting += 1
         return Ticket(self, running=False)
 
-    def wrap(self, events: Iterator[tuple[str, Any]]) -> GatedEvents:
-        """Admit now; the events run once the slot is ours (first step)."""
-        return GatedEvents(self.admit(), events)
 
 
-class GatedEvents:
-    """An event iterator that holds its ticket from the first step until exhausted or closed.
+class AnswerStream:
+    """One answer's events: ("citations", [Citation]), ("token", str) pieces, ("done", Answer),
+    preceded by ("conversation", id) in a chat.  Iterate it, or call result().
 
-    A class, not a generator: a generator closed before its first step runs no `finally`, and the
-    queue place of a client that left while waiting would leak."""
+    When the answer needs the model, the stream holds a Ticket: stepping it waits for the model's
+    turn; exhausting or closing it gives the turn back, and closing it early stops generation and
+    records nothing.  A class, not a generator: a generator closed before its first step runs no
+    `finally`, and the queue place of a client that left while waiting would leak."""
 
-    def __init__(self, ticket: Ticket, events: Iterator[tuple[str, Any]]) -> None:
-        self._ticket = ticket
+    def __init__(self, events: Iterator[tuple[str, Any]], ticket: Ticket | None = None) -> None:
         self._events = events
+        self.ticket = ticket
 
-    def __iter__(self) -> GatedEvents:
+    @classmethod
+    def ready(cls, answer: Any) -> AnswerStream:
+        """An answer made without the model (cached, or refused): no ticket, nothing to wait for."""
+        return cls(iter([("citations", answer.citations), ("token", answer.answer), ("done", answer)]))
+
+    def __iter__(self) -> AnswerStream:
         return self
 
     def __next__(self) -> tuple[str, Any]:
-        self._ticket.wait()
+        if self.ticket is not None:
+            self.ticket.wait()
         try:
             return next(self._events)
         except BaseException:  # StopIteration included: the model is free again
@@ -122,7 +129,24 @@ class GatedEvents:
             if close:
                 close()
         finally:
-            self._ticket.release()
+            if self.ticket is not None:
+                self.ticket.release()
+
+    def wrapped(self, wrap: Callable[[Iterator[tuple[str, Any]]], Iterator[tuple[str, Any]]]
+                ) -> AnswerStream:
+        """This stream's events passed through `wrap` (e.g. a chat adding its conversation
+        event), holding the same ticket; closing it closes these events too."""
+        inner = self._events
+
+        def events() -> Iterator[tuple[str, Any]]:
+            try:
+                yield from wrap(inner)
+            finally:
+                close = getattr(inner, "close", None)
+                if close:
+                    close()
+
+        return AnswerStream(events(), self.ticket)
 
     def result(self) -> dict[str, Any]:
         """Run to the end; the last event of each kind ("conversation", "done", ...)."""

@@ -1,0 +1,171 @@
+"""The one writer of a collection's index: folder sync, uploads, deletes, re-indexing, and
+rebuilding the index beside the live one.
+
+Every write holds the index folder's writer lock (ingest/lock.py) and works on the current view
+of the index (rag/index.py), the same one readers use: ingest/pipeline.py orders its writes so
+readers see each file old or new, never half.  A rebuild makes a new generation and switches
+readers to it when it is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from ingest.chunking import Chunker
+from ingest.documents import Document, UploadError, describe, store_upload
+from ingest.lock import writer_lock
+from ingest.manifest import Manifest
+from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
+from rag import collections, generations
+from rag.errors import ArchivistError, NotFoundError
+from rag.index import IndexView, drop_generation
+from rag.library import Collection
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
+
+
+class Indexer:
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self.settings = collection.settings
+        self.name = collection.name
+
+    # --- syncing with the folder -------------------------------------------------------
+    def ingest(self, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+        """Make the collection's index match its folder; `rebuild` embeds everything again into
+        a new generation (what reindex does)."""
+        if rebuild:
+            return self.reindex(progress)
+        skip = collections.skipped(self.settings.data_dir, self.name)
+        return self._write(lambda ingestor: ingestor.sync(self.collection.data_dir, progress, skip))
+
+    def sync_sources(self, sources: list[str], force: bool = False) -> IngestReport:
+        """Sync just these files of the collection (uploads, deletes, re-indexing)."""
+        return self._write(lambda ingestor: ingestor.sync_sources(self.collection.data_dir, sources, force))
+
+    def repair(self) -> bool:
+        """Rebuild the keyword index from the vector store if they disagree (searches refuse to
+        read it meanwhile).  Returns whether anything was rebuilt."""
+        with writer_lock(self.settings), self.collection.views.reading(check=False) as view:
+            rebuilt = reconcile_lexical(view.store, view.lexical)
+            if rebuilt:
+                view.lexical.bump_version()
+        return rebuilt
+
+    def _write(self, work: Callable[[Ingestor], IngestReport]) -> IngestReport:
+        self._require_data_dir()
+        with writer_lock(self.settings), self.collection.views.reading(check=False) as view:
+            report = self._run(view, work)
+        self._notify(report)
+        return report
+
+    def _run(self, view: IndexView, work: Callable[[Ingestor], IngestReport]) -> IngestReport:
+        manifest = Manifest(view.names.manifest_path)
+        try:
+            return work(self._ingestor(view, manifest))
+        finally:
+            manifest.close()
+
+    def _ingestor(self, view: IndexView, manifest: Manifest) -> Ingestor:
+        embedder = self.collection.models.embedder
+        cfg = self.settings.chunking
+        chunker = Chunker(embedder.count_tokens, embedder.max_tokens, cfg.chunk_tokens,
+                          cfg.chunk_overlap_tokens)
+        return Ingestor(view.store, view.lexical, manifest, embedder, chunker,
+                        int(self.settings.ingest.max_file_mb * 1e6))
+
+    def _require_data_dir(self) -> None:
+        if not self.settings.data_dir.is_dir():
+            raise ArchivistError(f"The data folder {self.settings.data_dir} does not exist.",
+                                 hint="Create it and put documents in it, or set ARCHIVIST_DATA_DIR.")
+
+    def _notify(self, report: IngestReport) -> None:
+        for listener in list(self.collection.listeners):
+            try:
+                listener(self.name, report)
+            except Exception:  # an observer must not fail an ingest that succeeded
+                log.exception("ingest listener failed")
+
+    # --- rebuilding beside the live index ----------------------------------------------
+    def reindex(self, progress: Progress | None = None) -> IngestReport:
+        """Rebuild the collection's index with the current models and chunking as a new
+        generation, then switch to it: searches go on reading the old one until it is complete,
+        and requests still reading it finish on it.  The way out of IndexMismatchError."""
+        self._require_data_dir()
+        s = self.settings
+        with writer_lock(s):
+            old = generations.current(s.index_dir, self.name)
+            new = generations.names(s.index_dir, self.name, old.generation + 1)
+            drop_generation(s.chroma_dir, new)  # leftovers of a reindex that died before switching
+            view = self.collection.open_view(new)
+            skip = collections.skipped(s.data_dir, self.name)
+            try:
+                report = self._run(view, lambda ingestor: ingestor.sync(self.collection.data_dir,
+                                                                        progress, skip))
+            except BaseException:
+                view.drop()
+                raise
+            generations.set_active(s.index_dir, self.name, new.generation)
+            if not self.collection.views.switch(view, old):
+                drop_generation(s.chroma_dir, old)
+        self._notify(report)
+        return report
+
+    # --- documents ---------------------------------------------------------------------
+    def documents(self) -> list[Document]:
+        """Every file of the collection: on disk, in the manifest, or both, by source."""
+        records = {}
+        manifest_path = self.collection.current_names().manifest_path
+        if manifest_path.exists():
+            manifest = Manifest(manifest_path)
+            try:
+                records = manifest.all()
+            finally:
+                manifest.close()
+        on_disk = dict(scan(self.collection.data_dir,
+                            collections.skipped(self.settings.data_dir, self.name)))
+        return [describe(self.name, source, on_disk.get(source), records.get(source))
+                for source in sorted(records.keys() | on_disk.keys())]
+
+    def document(self, doc_id: str) -> Document:
+        for doc in self.documents():
+            if doc.id == doc_id:
+                return doc
+        raise NotFoundError(f"No document {doc_id!r} in collection {self.name!r}.",
+                            hint="GET /v1/documents lists the documents and their ids.")
+
+    def add_documents(self, uploads: list[tuple[str | None, BinaryIO]]) -> tuple[list[Document], IngestReport]:
+        """Store uploaded files in the collection's folder and index just them.  Every upload is
+        checked before any is stored: one bad file refuses the request and stores nothing."""
+        folder = self.collection.data_dir
+        max_bytes = int(self.settings.ingest.max_file_mb * 1e6)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        try:
+            names = [store_upload(staging, filename, stream, max_bytes) for filename, stream in uploads]
+            if len(set(names)) != len(names):
+                raise UploadError("Two uploads have the same file name.", hint="Rename one of them.")
+            for name in names:
+                os.replace(staging / name, folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        report = self.sync_sources(names)
+        by_source = {d.source: d for d in self.documents()}
+        return [by_source[name] for name in names], report
+
+    def delete_document(self, doc_id: str) -> None:
+        doc = self.document(doc_id)
+        (self.collection.data_dir / doc.source).unlink(missing_ok=True)
+        self.sync_sources([doc.source])
+
+    def reindex_document(self, doc_id: str) -> Document:
+        """Parse and embed the file again even if it looks unchanged (e.g. after a parser fix)."""
+        doc = self.document(doc_id)
+        self.sync_sources([doc.source], force=True)
+        return self.document(doc_id)

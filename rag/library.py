@@ -1,0 +1,121 @@
+"""Every collection of one data folder, sharing one copy of the models and one answer record store.
+
+The HTTP app and the CLI ask the Library for a collection by name (an unknown name is a
+NotFoundError listing the existing ones).  A Collection holds what its readers and its writer
+share: its settings, its index views, the models and the records.  Answering is rag's Assistant
+(`collection.assistant`); writing is ingest's Indexer, built over the same Collection.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from rag import collections, generations
+from rag.index import IndexView, IndexViews
+from rag.records import Records
+from rag.settings import Settings
+from rag.shared_models import Models
+
+# Called with (collection name, ingest report) after each write to an index, e.g. by metrics.
+IngestListener = Callable[[str, Any], None]
+
+
+class Collection:
+    def __init__(self, settings: Settings, models: Models, records: Callable[[], Records],
+                 listeners: list[IngestListener]) -> None:
+        self.settings = settings
+        self.name = settings.collection
+        self.models = models
+        self._records = records
+        self.listeners = listeners  # the library's list: one set of observers for all
+        self.views = IndexViews(self.open_view, self.current_names)
+        self._assistant = None
+        self._lock = threading.Lock()
+
+    @property
+    def data_dir(self) -> Path:
+        """The collection's folder (NotFoundError once its marker is gone)."""
+        return collections.folder(self.settings.data_dir, self.name)
+
+    @property
+    def records(self) -> Records:
+        return self._records()
+
+    @property
+    def assistant(self):
+        """The collection's question answering (rag/assistant.py)."""
+        from rag.assistant import Assistant
+
+        with self._lock:
+            if self._assistant is None:
+                self._assistant = Assistant(self)
+            return self._assistant
+
+    def build_info(self) -> dict[str, str]:
+        """What an index must have been built with to be read with these settings."""
+        return {"embed_model": self.models.embedder.fingerprint,
+                "chunking": self.settings.chunking.fingerprint()}
+
+    def current_names(self) -> generations.IndexNames:
+        return generations.current(self.settings.index_dir, self.name)
+
+    def open_view(self, names: generations.IndexNames) -> IndexView:
+        return IndexView(self.settings.chroma_dir, names, self.build_info())
+
+    def close(self) -> None:
+        self.views.close()
+
+
+class Library:
+    def __init__(self, settings: Settings, models: Models | None = None) -> None:
+        """`models`: ready-made models (tests pass fakes); by default the configured ones, loaded
+        on first use."""
+        self.settings = settings
+        self.models = models or Models(settings)
+        self.listeners: list[IngestListener] = []
+        self._collections: dict[str, Collection] = {}
+        self._records: Records | None = None
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return collections.names(self.settings.data_dir)
+
+    def collection(self, name: str | None = None) -> Collection:
+        """The named collection (the configured default when None)."""
+        name = name or self.settings.collection
+        with self._lock:
+            found = self._collections.get(name)
+            if found is None:
+                collections.folder(self.settings.data_dir, collections.check_name(name))  # 404
+                found = Collection(self.settings.for_collection(name), self.models,
+                                   self.records_store, self.listeners)
+                self._collections[name] = found
+            return found
+
+    @property
+    def default(self) -> Collection:
+        return self.collection(collections.DEFAULT)
+
+    def create(self, name: str) -> Collection:
+        """Make data/NAME/ a collection (the folder may already hold files)."""
+        collections.create(self.settings.data_dir, name)
+        return self.collection(name)
+
+    def records_store(self) -> Records:
+        """Answers and conversations of every collection, in one file (opened on first use)."""
+        with self._lock:
+            if self._records is None:
+                self._records = Records(self.settings.records_path)
+            return self._records
+
+    def close(self) -> None:
+        """Close every index view and the records, and free the chat model."""
+        with self._lock:
+            for collection in self._collections.values():
+                collection.close()
+            if self._records is not None:
+                self._records.close()
+                self._records = None
+        self.models.close()

@@ -1,0 +1,119 @@
+"""`archivist ingest`, `reindex`, `collections`, `export`, `import`: the commands that write."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ingest.indexer import Indexer
+from ingest.pipeline import IngestReport
+from rag.errors import ArchivistError
+from rag.library import Library
+from service import handoff
+from service.cli.output import print_json
+
+
+def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
+    """Every collection, or the one named; by the server, while one serves this index."""
+    if args.rebuild:
+        handoff.refuse_if_serving(library.settings, "`archivist ingest --rebuild`")
+    server = None if args.rebuild else handoff.running_server(library.settings)
+    if server is not None:
+        reports = _handed_off(server, "ingest", args.collection)
+    else:
+        reports = {name: _ingest_one(Indexer(library.collection(name)), args)
+                   for name in ([args.collection] if args.collection else library.names())}
+    if args.json:
+        print_json(IngestReport.by_collection(reports))
+    else:
+        for name, report in reports.items():
+            print(f"{name}: {report.summary()}" if len(reports) > 1 else report.summary())
+    return 0
+
+
+def _handed_off(server: handoff.ServerInfo, work: str, collection: str | None) -> dict[str, IngestReport]:
+    print(f"The archivist server (pid {server.pid}, {server.url}) owns this index while it runs: "
+          f"it does the {work}.", file=sys.stderr)
+    result = handoff.run_via(server, work, collection)
+    return {name: IngestReport.from_dict(counts) for name, counts in result["collections"].items()}
+
+
+def _ingest_one(indexer: Indexer, args: argparse.Namespace) -> IngestReport:
+    progress = None
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="file", desc=f"ingest {indexer.name}", file=sys.stderr)
+
+        def progress(done: int, total: int, source: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(source[-40:])  # also redraws
+
+    try:
+        return indexer.ingest(rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar:
+            bar.n = bar.total or bar.n
+            bar.close()
+
+
+def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
+    """Every collection, or the one named; each switches to its new index when it is complete.
+    By the server, while one serves this index."""
+    if (server := handoff.running_server(library.settings)) is not None:
+        for name, report in _handed_off(server, "reindex", args.collection).items():
+            print(f"{name}: {report.summary()}")
+        return 0
+    for name in [args.collection] if args.collection else library.names():
+        report = Indexer(library.collection(name)).reindex()
+        print(f"{name}: {report.summary()}")
+    return 0
+
+
+def cmd_collections(library: Library, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        if not args.name:
+            raise ArchivistError("Which collection?", hint="archivist collections create NAME")
+        collection = library.create(args.name)
+        print(f"collection {args.name!r}: put its documents in {collection.data_dir}, then run "
+              f"`archivist ingest --collection {args.name}`")
+        return 0
+    rows = []
+    for name in library.names():
+        collection = library.collection(name)
+        rows.append({"name": name, "folder": str(collection.data_dir),
+                     "files": len(Indexer(collection).documents())})
+    if args.json:
+        print_json(rows)
+    for row in rows if not args.json else []:
+        print(f"{row['name']:<20} {row['files']:>6} files  {row['folder']}")
+    return 0
+
+
+def cmd_export(library: Library, args: argparse.Namespace) -> int:
+    from ingest.snapshot import export_index
+
+    # A serving process keeps part of Chroma's vector index in memory and persists it in batches,
+    # so files copied from another process may lag behind it; stop it first, as for import.
+    handoff.refuse_if_serving(library.settings, "`archivist export`")
+    manifest = export_index(library.settings, args.path)
+    if args.json:
+        print_json({k: v for k, v in manifest.items() if k != "files"})
+    else:
+        counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
+        print(f"exported {len(manifest['files'])} files ({counts}) to {args.path}")
+    return 0
+
+
+def cmd_import(library: Library, args: argparse.Namespace) -> int:
+    from ingest.snapshot import import_index
+
+    handoff.refuse_if_serving(library.settings, "`archivist import`")
+    library.close()
+    manifest = import_index(library.settings, args.path, force=args.force)
+    counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
+    print(f"imported {args.path} (made {manifest['created_at']} by archivist "
+          f"{manifest['archivist_version']}; {counts}) into {library.settings.index_dir}")
+    return 0

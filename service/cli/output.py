@@ -1,0 +1,35 @@
+"""How the CLI prints: JSON for scripts, plain text for people."""
+
+from __future__ import annotations
+
+import json
+
+from rag.types import Answer, Citation
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def where(c: Citation) -> str:
+    text = c.source + (f", page {c.page}" if c.page is not None else "")
+    return text + (f" — {c.heading}" if c.heading else "")
+
+
+def print_answer(answer: Answer) -> None:
+    print(answer.answer)
+    if answer.refused and answer.reason:
+        print(f"\n(refused: {answer.reason})")
+    if answer.citations:
+        print("\nClosest passages:" if answer.refused else "\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.id}] {where(c)} (score {c.score:.2f})")
+            if c.quote:
+                print(f"      \u201c{c.quote}\u201d")
+    unsupported = [s.text for s in answer.sentences if not s.supported]
+    if unsupported:
+        print("\nNot supported by the documents:")
+        for sentence in unsupported:
+            print(f"  - {sentence}")
+    if answer.debug:
+        print("\nDebug:", answer.debug.model_dump_json(indent=2))

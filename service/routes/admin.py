@@ -1,0 +1,125 @@
+"""Access and upkeep: portal sessions, API keys, collections, and index syncs over HTTP."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from ingest.indexer import Indexer
+from ingest.pipeline import IngestReport
+from rag.errors import NotFoundError
+from rag.library import Library
+from service.auth import SESSION_TTL_S, KeyStore, Principal
+from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, indexer_for
+
+router = APIRouter(tags=["access and upkeep"])
+
+
+class SessionRequest(BaseModel):
+    key: str = Field(description="An API key (from `archivist keys create`).")
+
+
+class KeyRequest(BaseModel):
+    role: str = Field(description="reader, editor or admin.")
+    collections: list[str] | None = Field(None, description="Collections granted (default: all).")
+    note: str | None = Field(None, description="Who or what the key is for.")
+
+
+class IngestRequest(BaseModel):
+    collection: str | None = Field(None, description="One collection; all you may write if omitted.")
+
+
+class CollectionRequest(BaseModel):
+    name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
+
+
+def _keys(request: Request) -> KeyStore:
+    return request.app.state.keys
+
+
+@router.post("/v1/session", summary="Log in with an API key (sets a session cookie)")
+def login(body: SessionRequest, request: Request, response: Response) -> dict:
+    keys = _keys(request)
+    principal = keys.require(body.key)
+    response.set_cookie(SESSION_COOKIE, keys.start_session(principal), max_age=SESSION_TTL_S,
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return {"key_id": principal.key_id, "role": principal.role, "collections": principal.collections}
+
+
+@router.get("/v1/session", summary="Who the caller is")
+def whoami(who: PrincipalDep) -> dict:
+    return {"key_id": who.key_id, "role": who.role, "collections": who.collections}
+
+
+@router.delete("/v1/session", status_code=204, summary="Log out")
+def logout(request: Request) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        _keys(request).end_session(token)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/v1/keys", summary="List API keys (admin)")
+def list_keys(request: Request, who: PrincipalDep) -> dict:
+    who.check("admin")
+    return {"keys": _keys(request).list()}
+
+
+@router.post("/v1/keys", status_code=201, summary="Create an API key (admin)")
+def create_key(body: KeyRequest, request: Request, who: PrincipalDep) -> dict:
+    """The key is in this reply only; the server keeps its hash."""
+    who.check("admin")
+    return {"key": _keys(request).create(body.role, body.collections, body.note)}
+
+
+@router.delete("/v1/keys/{key_id}", status_code=204, summary="Revoke an API key (admin)")
+def revoke_key(key_id: str, request: Request, who: PrincipalDep) -> Response:
+    who.check("admin")
+    if not _keys(request).revoke(key_id):
+        raise NotFoundError(f"No active key {key_id!r}.", hint="GET /v1/keys lists them.")
+    return Response(status_code=204)
+
+
+@router.get("/v1/collections", summary="List collections")
+def list_collections(library: LibraryDep, who: PrincipalDep) -> dict:
+    """The collections the caller may read, with their document counts."""
+    return {"collections": [{"name": name, "documents": len(Indexer(library.collection(name)).documents())}
+                            for name in library.names() if who.can("read", name)]}
+
+
+@router.post("/v1/collections", status_code=201, summary="Create a collection")
+def create_collection(body: CollectionRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+    """Makes data/NAME/ a collection: its own index, searched only when named (admin)."""
+    who.check("admin")
+    library.create(body.name)
+    return {"name": body.name}
+
+
+def _each_collection(body: IngestRequest, library: Library, who: Principal, action: str,
+                     run: Callable[[Indexer], IngestReport]) -> dict:
+    if body.collection:
+        names = [body.collection]
+    else:
+        names = [name for name in library.names() if who.can(action, name)]
+        if not names:
+            who.check(action, library.settings.collection)  # 403 with the usual hint
+    indexers = {name: indexer_for(library, who, name, action) for name in names}
+    return IngestReport.by_collection({name: run(indexer) for name, indexer in indexers.items()})
+
+
+@router.post("/v1/ingest", summary="Sync collections with their folders now")
+def ingest(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+    """What `archivist ingest` does, in the server (which it asks to, while one runs):
+    totals, and each collection's counts.  Needs the write role on each collection."""
+    return _each_collection(body, library, who, "write", lambda indexer: indexer.ingest())
+
+
+@router.post("/v1/reindex", summary="Rebuild collections' indexes with the current models")
+def reindex(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+    """What `archivist reindex` does (admin): searches go on using the old index until the
+    new one is complete."""
+    return _each_collection(body, library, who, "admin", lambda indexer: indexer.reindex())

@@ -1,0 +1,41 @@
+"""Is it working: /v1/health and the Prometheus /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from rag.errors import ArchivistError
+from service.deps import LibraryDep
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' when the index is open and models are loaded.")
+    chunks: int = Field(description="Chunks in the default collection's index.")
+    collection: str = Field(description="The default collection.")
+    collections: list[str] = Field(description="Every collection.")
+    embed_model: str
+    llm_model: str | None = Field(description="GGUF file name, once loaded.")
+
+
+@router.get("/v1/health", response_model=Health, summary="Service status")
+def health(library: LibraryDep) -> Health:
+    settings = library.settings
+    try:
+        with library.collection().views.reading() as view:
+            chunks, status = view.store.count(), "ok"
+    except ArchivistError as exc:
+        chunks, status = 0, f"error: {exc}"
+    return Health(status=status, chunks=chunks, collection=settings.collection,
+                  collections=library.names(), embed_model=settings.embedding.embed_model,
+                  llm_model=library.models.loaded_llm_name)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus_metrics(request: Request) -> Response:
+    """Requests and latency by route and status, generation queue, tokens generated and
+    tokens/s, ingest counts, index size; Prometheus text format."""
+    body, content_type = request.app.state.metrics.render()  # a sync route: reading the index is I/O
+    return Response(body, media_type=content_type)
