@@ -14,16 +14,18 @@ import re
 from typing import Callable
 
 from ingest.parsers import ParsedDocument, Section
+from rag.text import HAN_KANA, HANGUL, SENTENCE_END_CJK
 from rag.types import Chunk, sha256_text
 
 # A sentence ends at . ! ? followed by space or at a line break.  CJK text also breaks at clause
 # punctuation (，、；): its sentences run long, and overlap is made of whole pieces, so pieces
-# must be shorter than the overlap for neighbouring chunks to share any text.
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+|[。！？；，、]+[\u201d\u2019」』）]*\s*|\n+")
+# must be shorter than the overlap for neighbouring chunks to share any text.  So this is not
+# rag.text.sentence_spans (whole sentences, for answers): it is clause-level on purpose.
+_SENTENCE_END = re.compile(rf"[.!?][\"'\u201d\u2019)\]]*\s+|[{SENTENCE_END_CJK}；，、]+[\u201d\u2019」』）]*\s*|\n+")
 # Clause-level fallback for long sentences (English and CJK separators).
 _CLAUSE = r"[^,.;:，、；：。]+[,.;:，、；：。]?"
 _BOUNDARY_BEFORE = re.compile(r"[\s,.;:!?，。、；：！？)）」』]")
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK_CHAR = re.compile(f"[{HAN_KANA}{HANGUL}]")
 _MIN_CHUNK_TOKENS = 64  # even under an absurdly long heading
 
 

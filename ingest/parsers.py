@@ -19,10 +19,11 @@ from typing import Callable, Iterable
 
 from ingest.decode import decode_text
 from rag.errors import ParseError
+from rag.text import HAN_KANA, HANGUL
 
 SEPARATOR = "\n\n"
 _SENTENCE_END = tuple(".。!！?？;；,，:：")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK = re.compile(f"[{HAN_KANA}{HANGUL}]")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ OpenAI-compatible server without touching the answer logic."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -26,10 +28,46 @@ class Generator(Protocol):
         """Tokens `text` takes in this model's context."""
 
 
+REINSTALL_CUDA = ('CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-deps '
+                  '--no-cache-dir llama-cpp-python==0.3.36')
+
+
 def gpu_offload_supported() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def nvidia_gpu() -> str | None:
+    """Evidence that this machine has an NVIDIA GPU (its device, driver or tool), if any."""
+    for path in ("/dev/nvidia0", "/proc/driver/nvidia/version"):
+        if os.path.exists(path):
+            return path
+    return shutil.which("nvidia-smi")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset, cpuset), which can be fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def log_offload(n_gpu_layers: int) -> None:
+    """Say where generation runs when llama.cpp cannot offload layers it was asked to."""
+    if n_gpu_layers == 0 or gpu_offload_supported():
+        return
+    gpu = nvidia_gpu()
+    if gpu or n_gpu_layers > 0:
+        # Loud on purpose: "GPU offload silently not working" is a classic local-RAG complaint.
+        # The default (-1, all layers) is no reason to warn on a machine without a GPU.
+        log.warning("%s, but this llama.cpp build has no GPU backend: generation runs on the CPU. "
+                    "To use the GPU, rebuild llama-cpp-python with CUDA (needs the CUDA toolkit): %s",
+                    f"A GPU is present ({gpu})" if gpu else f"ARCHIVIST_N_GPU_LAYERS={n_gpu_layers}",
+                    REINSTALL_CUDA)
+    else:
+        log.info("No GPU found and this llama.cpp build has no GPU backend: generation runs on the CPU.")
 
 
 class LlamaCppGenerator:
@@ -38,15 +76,13 @@ class LlamaCppGenerator:
     def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int) -> None:
         from llama_cpp import Llama  # heavy: import on construction
 
-        if n_gpu_layers > 0 and not gpu_offload_supported():
-            # Loud on purpose: "GPU offload silently not working" is a classic local-RAG complaint.
-            log.warning(
-                "ARCHIVIST_N_GPU_LAYERS=%d but this llama.cpp build has no GPU backend: running on "
-                "the CPU. Reinstall llama-cpp-python with CMAKE_ARGS='-DGGML_CUDA=on' to use the GPU.",
-                n_gpu_layers)
+        log_offload(n_gpu_layers)
+        # llama-cpp-python reads None as half of os.cpu_count() for generation (and all of them
+        # for prompt processing), ignoring CPU affinity: "all cores" means the usable ones, for both.
+        self.n_threads = n_threads or usable_cpus()
         try:
-            self._llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads,
-                              n_gpu_layers=n_gpu_layers, verbose=False)
+            self._llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=self.n_threads,
+                              n_threads_batch=self.n_threads, n_gpu_layers=n_gpu_layers, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"llama.cpp could not load {model_path.name}: {exc}",
                                   hint="Check that the file is a complete GGUF chat model.") from exc

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from rag.db import connect
+from rag.text import CJK_RUN, is_cjk
 from rag.types import Chunk
 
 TERMS_VERSION = "2"  # bump when terms() changes: the index is then rebuilt from the chunks
 
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+(?:_[^\W_]+)*")
 
 # Words that carry no topic: dropped from questions (documents keep them; BM25 discounts them).
@@ -50,7 +50,7 @@ def terms(text: str) -> list[str]:
     """Index terms of a text, in order (duplicates kept: BM25 counts them)."""
     out: list[str] = []
     pos = 0
-    for match in _CJK_RUN.finditer(text):
+    for match in CJK_RUN.finditer(text):
         out.extend(_word_terms(text[pos:match.start()]))
         out.extend(w for w in _load_jieba().cut_for_search(match.group()) if w.strip())
         pos = match.end()
@@ -65,12 +65,6 @@ def _word_terms(text: str) -> list[str]:
         if "_" in word:
             out.extend(part for part in word.split("_") if part)
     return out
-
-
-def is_cjk(text: str) -> bool:
-    """Mostly Chinese/Japanese: more than a third of its non-space characters are CJK."""
-    letters = [ch for ch in text if not ch.isspace()]
-    return bool(letters) and sum(len(run) for run in _CJK_RUN.findall(text)) > len(letters) / 3
 
 
 def query_terms(question: str) -> list[str]:

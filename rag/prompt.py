@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rag.text import sentence_spans
+
 NO_ANSWER = "The documents do not contain an answer to this question."
 
 # Kept short and plain: the default 135M-parameter model copies elaborate formatting (long fences,
@@ -25,27 +27,20 @@ _INJECTION = re.compile(
     r"\b(respond|reply|answer|say|output|print|write)\s+(only\s+)?(with\s+)?(the\s+word\s+)?[\"'\u201c]|"
     r"(忽略|无视|忘记|忽視|無視).{0,20}(指令|指示|提示|说明|說明|规则|規則)|你现在是|你現在是",
     re.IGNORECASE)
-_SENTENCE = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？]+|\n|$)")
 
 _REFUSAL = re.compile(r"(do(es)? not|don't|doesn't) contain (an |the |any )?(answer|information)|"
                       r"\bI (do not|don't) know\b|cannot answer|can't answer", re.IGNORECASE)
 
 
 def defuse(text: str) -> tuple[str, int]:
-    """Replace instruction-like sentences of a passage; returns the text and how many."""
-    count = 0
+    """Replace instruction-like sentences of a passage; returns the text and how many.
 
-    def replace(match: re.Match) -> str:
-        nonlocal count
-        sentence = match.group()
-        if not _INJECTION.search(sentence):
-            return sentence
-        count += 1
-        body = sentence.strip()
-        start = sentence.index(body)
-        return sentence[:start] + DEFUSED + sentence[start + len(body):]
-
-    return _SENTENCE.sub(replace, text), count
+    Sentences are split as answers are (rag.text), and only each sentence's own text is replaced:
+    the whitespace and line breaks between sentences stay as they were."""
+    hostile = [(s, e) for s, e in sentence_spans(text) if _INJECTION.search(text[s:e])]
+    for start, end in reversed(hostile):  # from the end, so earlier offsets still hold
+        text = text[:start] + DEFUSED + text[end:]
+    return text, len(hostile)
 
 
 def render_passage(number: int, text: str) -> str:

@@ -8,9 +8,11 @@ twice.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Sequence
+
+from wcmatch import glob
 
 from rag.config import RetrievalConfig
 from rag.embedder import Embedder
@@ -23,7 +25,7 @@ from rag.types import Chunk, Hit
 class SearchFilter:
     """Restrict a search to some files: a path prefix or glob, and/or file types."""
 
-    path: str | None = None  # "reports/" (prefix) or "reports/**/*.pdf", "*handbook*" (glob)
+    path: str | None = None  # "reports/" (prefix) or "reports/**/*.pdf", "**/*handbook*" (glob)
     types: tuple[str, ...] = ()  # extensions, with or without the dot: ("pdf", ".docx")
 
     def __post_init__(self) -> None:
@@ -38,9 +40,16 @@ class SearchFilter:
             return False
         if self.path:
             if any(ch in self.path for ch in "*?["):
-                return fnmatch.fnmatchcase(source, self.path)
+                return self._glob.match(source)
             return source.startswith(self.path)
         return True
+
+    @cached_property
+    def _glob(self) -> glob.WcMatcher:
+        # Sources are stored with "/" on every platform, so they are matched the Unix way (and so
+        # case-sensitively): `*` stays within one folder, `**` spans any number of them, none
+        # included.  No BRACE: an oversized {a,b}{c,d}... would raise past the HTTP layer's 422s.
+        return glob.compile(self.path, flags=glob.FORCEUNIX | glob.GLOBSTAR)
 
 
 # A crowded file's chunk still goes first if it scores this much more than the next other file's.

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rag.embedder import Embedder
-from rag.lexical import STOPWORDS, is_cjk, terms
+from rag.lexical import STOPWORDS, terms
+from rag.text import SENTENCE_END_CJK, is_cjk, sentence_spans
 from rag.types import Chunk
 
-_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|[。！？]+|\n")
 _MARKER = re.compile(r"\s*\[(\d+)\]")
-_TRAILING_PUNCT = re.compile(r"[.!?。！？]+$")
+_TRAILING_PUNCT = re.compile(f"[.!?{SENTENCE_END_CJK}]+$")
 
 # Support = weight x cosine + (1 - weight) x word overlap.  For Chinese the default embedding
 # model is weak, so overlap of jieba-segmented words carries more of the verdict.
@@ -43,24 +43,6 @@ class Support:
     quote: str | None  # best-matching passage sentence
     quote_start: int | None  # its offsets in the source's extracted text
     quote_end: int | None
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, surrounding whitespace excluded."""
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.end()))
-        start = match.end()
-    spans.append((start, len(text)))
-    trimmed = []
-    for start, end in spans:
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end - start > 1:
-            trimmed.append((start, end))
-    return trimmed
 
 
 def _with_marker(sentence: str, citation: int | None) -> str:

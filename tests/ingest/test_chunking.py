@@ -29,6 +29,20 @@ def test_split_sentences_is_lossless():
     assert len(split_sentences(text)) == 8
 
 
+# Chinese, Korean (spaced and run together), English, Japanese and compatibility ideographs.
+MIXED = "".join(f"第{i}条：维护以后必须重新校准传感器阵列并记录结果，정비 후에는 센서를 다시 보정하고 결과를 기록해야 합니다. "
+                f"Rule {i}: the log is kept for ten years; ログは十年間保存されます。"
+                f"한국어문장은띄어쓰기없이도길게이어질수있습니다 豈更車\n" for i in range(6))
+
+
+def test_mixed_script_chunk_boundaries_are_unchanged(chunker):
+    # Pinned from before the CJK character classes moved to rag.text: new boundaries would mean
+    # new chunk ids, and every user re-indexing.  (Hangul counts as CJK for the overlap cut here.)
+    spans = [(c.start, c.end) for c in chunker.chunk("a.txt", "h", doc_of(MIXED))]
+    assert spans == [(0, 110), (70, 195), (180, 301), (281, 413), (362, 524), (484, 609), (594, 715),
+                     (695, 827)]
+
+
 @pytest.mark.parametrize("text", [ENGLISH, CHINESE], ids=["english", "chinese"])
 def test_chunks_fit_the_embedding_window_and_overlap(chunker, real_embedder, text):
     doc = doc_of(text)

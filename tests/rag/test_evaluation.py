@@ -51,19 +51,43 @@ def test_metrics():
     json.dumps(report.to_dict())
 
 
-def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys):
+def stem_of(source):
+    return source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys, monkeypatch):
     from service.cli import cmd_eval
 
+    expect = {q: stem_of(src) for q, (src, _) in FACTS.items()}
+    absent = "What is the boiling point of the Quasar reactor coolant?"
     path = tmp_path / "q.jsonl"
-    path.write_text("\n".join(json.dumps({"id": str(i), "q": q, "expect": [src.rsplit("/", 1)[-1].rsplit(".", 1)[0]]})
-                              for i, (q, (src, _)) in enumerate(FACTS.items())))
+    path.write_text("\n".join([json.dumps({"id": str(i), "q": q, "expect": [stem]})
+                               for i, (q, stem) in enumerate(expect.items())]
+                              + [json.dumps({"id": "absent", "q": absent})]))
+    from rag import evaluation
+
+    asked = {}  # what the model answered each question, to check the report against
+    metrics = evaluation.evaluate_answers
+    monkeypatch.setattr(evaluation, "evaluate_answers", lambda name, questions, ask: metrics(
+        name, questions, lambda q: asked.setdefault(q, ask(q))))
     args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0,
                              "answers": True, "collection": None})()
     assert cmd_eval(ingested.library, args) == 0
     retrieval, answers = json.loads(capsys.readouterr().out)
     assert retrieval["hit_at_1"] == 1.0 and retrieval["answerable"] == len(FACTS)
-    assert answers["answered"] + round(answers["refused_answerable"] * len(FACTS)) == len(FACTS)
-    assert answers["citation_precision"] is None or 0 <= answers["citation_precision"] <= 1
+    assert retrieval["unanswerable"] == 1 and retrieval["refused_unanswerable"] == 1.0
+
+    # The answer metrics, recomputed from what the model said to each question.
+    assert set(asked) == set(expect) | {absent} and asked[absent].refused
+    answered = [(asked[q], stem) for q, stem in expect.items() if not asked[q].refused]
+    sentences = [(s, {c.id: c.source for c in a.citations}, stem) for a, stem in answered for s in a.sentences]
+    cited = [stem_of(sources[s.citation]) == stem for s, sources, stem in sentences if s.citation is not None]
+    assert len(answered) > len(FACTS) / 2 and cited  # the model answers most questions, citing
+    expected = {"answered": len(answered), "refused_unanswerable": 1.0,
+                "refused_answerable": round(sum(asked[q].refused for q in expect) / len(FACTS), 4),
+                "supported_sentences": round(sum(s.supported for s, *_ in sentences) / len(sentences), 4),
+                "citation_precision": round(sum(cited) / len(cited), 4)}
+    assert {key: answers[key] for key in expected} == expected
 
 
 def test_answer_metrics():

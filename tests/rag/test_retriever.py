@@ -118,6 +118,26 @@ def test_one_file_does_not_crowd_out_the_others_unless_clearly_best(world):
     assert sources(only) == ["big", "big"]  # with nothing else to show, the file fills the list
 
 
+@pytest.mark.parametrize("path, source, expected", [
+    ("reports/", "reports/2024/turbine.pdf", True),  # no glob characters: a prefix
+    ("reports/", "old-reports/turbine.pdf", False),
+    ("finance/**/*.pdf", "finance/a.pdf", True),  # ** is zero or more folders
+    ("finance/**/*.pdf", "finance/x/y/a.pdf", True),
+    ("finance/**/*.pdf", "finance/x/a.docx", False),
+    ("*.pdf", "a.pdf", True),
+    ("*.pdf", "sub/a.pdf", False),  # * stays within one folder
+    ("legacy/*.txt", "legacy/old/gbk.txt", False),
+    ("**/*.pdf", "a.pdf", True),
+    ("**/*.pdf", "x/y/z/a.pdf", True),
+    ("reports/*.pdf", "reports/Turbine.PDF", False),  # case-sensitive, as the prefix is
+    ("Reports/", "reports/turbine.pdf", False),
+    ("reports/turbine-?.pdf", "reports/turbine-2.pdf", True),
+    ("reports/turbine-[0-9].pdf", "reports/turbine-x.pdf", False),
+])
+def test_path_filter_globs_respect_folders(path, source, expected):
+    assert SearchFilter(path=path).matches(source) is expected
+
+
 @pytest.mark.parametrize("filt, expected", [
     (SearchFilter(path="reports/"), {"reports/turbine.pdf"}),
     (SearchFilter(path="legacy/*.txt"), {"legacy/gbk.txt", "legacy/big5.txt", "legacy/utf16.txt"}),
