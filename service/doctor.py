@@ -51,7 +51,7 @@ def _offline(library: Library) -> dict[str, Any]:
 
 
 def _gpu(s: Settings) -> dict[str, Any]:
-    from rag.generator import gpu_offload_supported
+    from rag.generator import gpu_offload_supported, nvidia_gpu, usable_cpus
 
     supported = gpu_offload_supported()
     layers = s.llm.n_gpu_layers
@@ -60,7 +60,8 @@ def _gpu(s: Settings) -> dict[str, Any]:
     else:
         note = ("llama.cpp was built for the CPU only. For a GPU, reinstall llama-cpp-python with "
                 "CMAKE_ARGS='-DGGML_CUDA=on' (see README).")
-    return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": layers, "note": note}
+    return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": layers, "gpu_found": nvidia_gpu(),
+            "n_threads": s.llm.n_threads or usable_cpus(), "note": note}
 
 
 def _index(library: Library) -> dict[str, Any]:

@@ -77,7 +77,9 @@ def test_doctor_reports_models_offline_check_and_gpu(env, capsys):
     import llama_cpp  # the build's own answer, not doctor's wrapper around it
 
     assert report["gpu"]["llama_cpp_gpu_offload"] is bool(llama_cpp.llama_supports_gpu_offload())
+    assert report["gpu"]["n_threads"] == len(os.sched_getaffinity(0))  # what llama.cpp is given
     assert report["config"]["data_dir"] == str(env / "data")
+    assert report["config"]["retrieval"]["min_score"] == 0.52  # the sections, as in effect
 
 
 def test_console_script_is_installed(env):
