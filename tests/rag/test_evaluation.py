@@ -55,9 +55,7 @@ def stem_of(source):
     return source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
-def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys, monkeypatch):
-    from service.cli import cmd_eval
-
+def test_eval_with_answers_on_the_test_corpus(ingested, tmp_path, monkeypatch):
     expect = {q: stem_of(src) for q, (src, _) in FACTS.items()}
     absent = "What is the boiling point of the Quasar reactor coolant?"
     path = tmp_path / "q.jsonl"
@@ -70,10 +68,7 @@ def test_eval_command_on_the_test_corpus(ingested, tmp_path, capsys, monkeypatch
     metrics = evaluation.evaluate_answers
     monkeypatch.setattr(evaluation, "evaluate_answers", lambda name, questions, ask: metrics(
         name, questions, lambda q: asked.setdefault(q, ask(q))))
-    args = type("Args", (), {"questions": [path], "top_k": 5, "json": True, "show_misses": 0,
-                             "answers": True, "collection": None})()
-    assert cmd_eval(ingested.library, args) == 0
-    retrieval, answers = json.loads(capsys.readouterr().out)
+    retrieval, answers = [r.to_dict() for r in ingested.assistant.evaluate([path], 5, answers=True)]
     assert retrieval["hit_at_1"] == 1.0 and retrieval["answerable"] == len(FACTS)
     assert retrieval["unanswerable"] == 1 and retrieval["refused_unanswerable"] == 1.0
 

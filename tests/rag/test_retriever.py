@@ -2,7 +2,8 @@
 
 import pytest
 
-from ingest.chunking import chunk_id, sha256_text
+from ingest.chunking import chunk_id
+from rag.types import sha256_text
 from rag.lexical import LexicalIndex, names, query_terms, terms
 from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter, stitch
 from rag.store import ChunkStore
@@ -151,17 +152,6 @@ def test_filters_restrict_both_sides(ingested, filt, expected):
         assert hits
 
 
-def test_filters_over_http_and_cli_fields(ingested):
-    from tests.http import local_client
-
-    from service.app import create_app
-
-    with local_client(create_app(ingested.settings, ingested.library)) as client:
-        body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
-        results = client.post("/v1/search", json=body).json()["results"]
-    assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}
-
-
 def test_widening_adds_neighbours_and_never_repeats_text(world):
     add, retriever, *_ = world
     texts = [f"Paragraph {i} of the manual." for i in range(6)]
@@ -182,7 +172,6 @@ def test_stitch_joins_overlapping_chunks_by_offset():
 
 def test_ingest_keeps_the_lexical_index_in_sync(tmp_path, data_dir, real_embedder):
     from tests.workspace import Workspace
-    from tests.conftest import make_settings
 
     ws = Workspace.make(tmp_path, embedder=real_embedder)
     ws.indexer.ingest()
@@ -200,7 +189,6 @@ def test_ingest_keeps_the_lexical_index_in_sync(tmp_path, data_dir, real_embedde
 
 def test_a_lost_lexical_index_is_rebuilt_by_the_next_ingest(tmp_path, data_dir, real_embedder):
     from tests.workspace import Workspace
-    from tests.conftest import make_settings
 
     ws = Workspace.make(tmp_path, embedder=real_embedder)
     ws.indexer.ingest()

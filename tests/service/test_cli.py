@@ -69,6 +69,20 @@ def test_chat_keeps_the_conversation(env, capsys, monkeypatch):
     assert code == 0 and out.count("specs.docx") >= 2
 
 
+def test_eval_and_a_path_glob_from_the_command_line(env, capsys):
+    run(capsys, "ingest")
+    questions = env / "q.jsonl"
+    questions.write_text('{"id": "1", "q": "What colour is the emergency valve?", "expect": ["turbine"]}\n'
+                         '{"id": "2", "q": "Which port does the metrics exporter listen on?", "expect": ["guide"]}\n')
+    code, out, _ = run(capsys, "eval", str(questions), "--json")
+    report = json.loads(out)[0]
+    assert code == 0 and (report["answerable"], report["hit_at_1"]) == (2, 1.0)
+    code, out, _ = run(capsys, "search", "how much power", "--path", "reports/**/*.pdf", "--json")
+    assert {r["source"] for r in json.loads(out)["results"]} == {"reports/turbine.pdf"}
+    code, out, _ = run(capsys, "search", "how much power", "--path", "*.pdf", "--json")
+    assert code == 0 and json.loads(out)["results"] == []  # top-level PDFs only: there are none
+
+
 def test_doctor_reports_models_offline_check_and_gpu(env, capsys):
     code, out, _ = run(capsys, "doctor", "--json")
     report = json.loads(out)

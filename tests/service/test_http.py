@@ -71,3 +71,10 @@ def test_health_and_docs(client):
     assert health["llm_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert client.get("/docs").status_code == 200
     assert "/v1/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_search_filters_over_http(ingested):
+    with local_client(create_app(ingested.settings, ingested.library)) as client:
+        body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
+        results = client.post("/v1/search", json=body).json()["results"]
+    assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}
