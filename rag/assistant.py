@@ -80,7 +80,6 @@ class Assistant:
         """Decide how to answer, now; the stream yields the answer as it is made (see the module
         doc).  Raises BadRequestError, QueueFullError, NotFoundError before anything is sent."""
         question, top_k = self.check_query(question, top_k)
-        params = self.settings.sampling
         started = time.perf_counter()
         with self._reading(view) as v:
             provenance = self._provenance(v, top_k, filt)
@@ -96,6 +95,11 @@ class Assistant:
             answer_id = self._record(question, plan.answer, provenance, key, started)
             return AnswerStream.ready(plan.answer.model_copy(update={"answer_id": answer_id}))
         ticket = self.models.gate.admit()
+        try:
+            self.models.load_generator()  # a missing or broken model fails here, before any reply
+        except BaseException:
+            ticket.release()
+            raise
         return AnswerStream(self._generated(answerer, plan, ticket, debug, provenance, key, started),
                             ticket)
 

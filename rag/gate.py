@@ -93,6 +93,13 @@ class GenerationGate:
 
 
 
+def close_events(events: Iterator[Any]) -> None:
+    """Close an event iterator if it can be closed (a generator; a ready answer's list cannot)."""
+    close = getattr(events, "close", None)
+    if close:
+        close()
+
+
 class AnswerStream:
     """One answer's events: ("citations", [Citation]), ("token", str) pieces, ("done", Answer),
     preceded by ("conversation", id) in a chat.  Iterate it, or call result().
@@ -125,9 +132,7 @@ class AnswerStream:
 
     def close(self) -> None:
         try:
-            close = getattr(self._events, "close", None)  # generators have it, plain iterators not
-            if close:
-                close()
+            close_events(self._events)
         finally:
             if self.ticket is not None:
                 self.ticket.release()
@@ -142,9 +147,7 @@ class AnswerStream:
             try:
                 yield from wrap(inner)
             finally:
-                close = getattr(inner, "close", None)
-                if close:
-                    close()
+                close_events(inner)
 
         return AnswerStream(events(), self.ticket)
 

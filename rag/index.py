@@ -120,6 +120,7 @@ class IndexViews:
             if self._current is None or self._current.names != names:
                 if self._current is not None:  # switched by another process: it drops the old one
                     self._retire(self._current, drop=False)
+                    self._current = None
                 self._current = self._open(names)
                 self._readers.setdefault(id(self._current), 0)
             view = self._current
@@ -128,6 +129,8 @@ class IndexViews:
 
     def _release(self, view: IndexView) -> None:
         with self._lock:
+            if id(view) not in self._readers:  # closed meanwhile (the library shut down)
+                return
             self._readers[id(view)] -= 1
             if id(view) in self._retiring and self._readers[id(view)] == 0:
                 self._finish(view)

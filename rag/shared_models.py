@@ -41,6 +41,10 @@ class Models:
 
     @property
     def generator(self) -> Generator:
+        return self.load_generator()
+
+    def load_generator(self) -> Generator:
+        """The chat model, loaded now if it is not yet (ModelNotFoundError, GenerationError)."""
         with self._lock:
             if self._generator is None:
                 cfg = self.settings.llm

@@ -30,8 +30,12 @@ _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 def start_up(library: Library) -> None:
     """Before the first request: load the models, and repair each collection's keyword index if
-    it is out of step (readers refuse such an index; only the writer rebuilds it)."""
-    library.models.warm_up()
+    it is out of step (readers refuse such an index; only the writer rebuilds it).  Problems are
+    logged, and the server keeps serving: /v1/health and the error replies explain them."""
+    try:
+        library.models.warm_up()
+    except ArchivistError as exc:
+        log.error("start-up: %s", exc)
     for name in library.names():
         try:
             if Indexer(library.collection(name)).repair():
@@ -51,10 +55,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         serve_at = app.state.serve_at  # (host, port) under `archivist serve`
         with handoff.register(settings, *serve_at) if serve_at else nullcontext() as token:
             app.state.local_token = token
-            try:
-                await run_in_threadpool(start_up, library)
-            except ArchivistError as exc:  # keep serving: /v1/health and the error replies explain
-                log.error("start-up: %s", exc)
+            await run_in_threadpool(start_up, library)
             watcher = None
             if settings.ingest.watch and settings.data_dir.is_dir():
                 watcher = FolderWatcher(library, settings.ingest.watch_interval_s,

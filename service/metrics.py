@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import GaugeMetricFamily
 
 from rag.errors import ArchivistError
+from rag.gate import close_events
 from rag.library import Library
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,7 @@ class Metrics:
                         self.rate.observe(pieces / max(last - started, 1e-6))
                 yield kind, data
         finally:
-            close = getattr(events, "close", None)  # a generator's; a ready answer has none
-            if close:
-                close()
+            close_events(events)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

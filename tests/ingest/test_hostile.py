@@ -18,7 +18,6 @@ import pytest
 from ingest.parsers import parse_file
 from rag.errors import ParseError
 from tests.workspace import Workspace
-from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 from tests.hostile import BOMB_UNZIPPED, SECRET, write_hostile, write_tiny_files, zip_bomb
 

@@ -6,7 +6,6 @@ import pytest
 
 from ingest.lock import IndexBusyError
 from tests.workspace import Workspace
-from tests.conftest import make_settings
 
 COUNTS = {"added", "updated", "unchanged", "removed", "failed", "chunks_embedded"}
 

@@ -8,7 +8,6 @@ from tests.http import local_client
 
 from service.app import create_app
 from ingest.documents import UploadError, safe_name, store_upload
-from tests.workspace import Workspace
 from rag.library import Library
 from rag.shared_models import Models
 from tests.conftest import make_settings

@@ -125,7 +125,6 @@ def test_the_ingest_route_needs_the_token_or_a_write_key(env):
 
     from service.app import create_app
     from service.auth import KeyStore
-    from tests.workspace import Workspace
     from rag.library import Library
     from rag.shared_models import Models
     from tests.fakes import FakeEmbedder

@@ -78,3 +78,24 @@ def test_search_filters_over_http(ingested):
         body = {"question": "how much power", "path": "reports/", "types": ["pdf"]}
         results = client.post("/v1/search", json=body).json()["results"]
     assert results and {r["source"] for r in results} == {"reports/turbine.pdf"}
+
+
+def test_a_missing_chat_model_is_a_503_before_any_reply_and_search_still_works(tmp_path):
+    from rag.library import Library
+    from rag.shared_models import Models
+    from tests.conftest import make_settings
+    from tests.fakes import FakeEmbedder
+    from tests.workspace import Workspace
+
+    settings = make_settings(tmp_path, min_score=0.1, llm_model=tmp_path / "gone.gguf")
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "club.md").write_text("# Club\n\nThe rescue launch uses VHF channel 72.\n")
+    library = Library(settings, Models(settings, embedder=FakeEmbedder()))
+    Workspace(library).indexer.ingest()
+    with local_client(create_app(settings, library)) as client:
+        for stream in (False, True):
+            reply = client.post("/v1/ask", json={"question": "Which VHF channel?", "stream": stream})
+            assert reply.status_code == 503 and "ARCHIVIST_LLM_MODEL" in reply.json()["detail"]
+            assert "gone.gguf" in reply.json()["detail"] and ".gguf" in reply.json()["hint"]
+        assert client.post("/v1/search", json={"question": "Which VHF channel?"}).json()["results"]
+    assert library.models.gate.running == 0 and library.models.gate.waiting == 0

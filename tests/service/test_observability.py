@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from tests.workspace import Workspace
 from service.logs import make_handler
-from tests.conftest import make_settings
 from tests.fakes import FakeGenerator
 
 QUESTION = "What is the maximum load of the Orion crane?"

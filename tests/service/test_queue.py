@@ -9,7 +9,6 @@ import pytest
 from service.app import create_app
 from tests.workspace import Workspace
 from rag.gate import AnswerStream, GenerationGate, QueueFullError
-from tests.conftest import make_settings
 from tests.server import serve
 
 QUESTION = "What is the maximum load of the Orion crane?"

@@ -7,7 +7,6 @@ from tests.http import local_client
 
 from service.app import create_app
 from tests.workspace import Workspace
-from tests.conftest import make_settings
 
 QUESTION = "What is the maximum load of the Orion crane?"
 

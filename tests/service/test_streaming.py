@@ -10,7 +10,6 @@ from tests.http import local_client
 
 from service.app import create_app
 from tests.workspace import Workspace
-from tests.conftest import make_settings
 from tests.server import serve
 
 
