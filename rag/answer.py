@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
 
 from rag.config import SamplingParams
+from rag.extract import asked_kinds, best_sentences, quoted_answer
+from rag.facts import facts, missing
+from rag.followup import FollowUp, standalone
 from rag.generator import Generator
 from rag.prompt import (NO_ANSWER, STOP, SYSTEM, build_messages, clean_markers, defuse,
                         is_refusal, render_passage)
-from rag.retriever import Passage, SearchFilter
-from rag.types import Answer, AnswerDebug, Citation, DroppedPassage, Hit, SentenceSupport
+from rag.retriever import Passage, SearchFilter, stitch
+from rag.types import Answer, AnswerDebug, Chunk, Citation, DroppedPassage, Hit, SentenceSupport
 from rag.verify import Verifier
 
 log = logging.getLogger(__name__)
 
 _NOTHING_FOUND = "I could not find anything relevant to this question in the documents."
 _HISTORY_TURNS = 3  # earlier exchanges kept in the prompt; a small model loses track beyond that
-_FOLLOW_UP_CHARS = 40  # a question this short after another one is probably a follow-up
 _MESSAGE_OVERHEAD = 8  # tokens the chat template adds around each message (generous)
 
 
@@ -29,6 +32,7 @@ class Plan:
     query: str  # what was searched
     question: str
     history: list[tuple[str, str]]
+    follow: FollowUp  # the question made to stand alone
     passages: list[Passage]  # widened hits, in rank order
     texts: list[str]  # what the model reads of each passage (instruction-like sentences removed)
     defused: int  # how many such sentences were removed
@@ -65,19 +69,23 @@ class Answerer:
         return self._generator()
 
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
-            filt: SearchFilter | None = None, debug: bool = False) -> Answer:
+            filt: SearchFilter | None = None, debug: bool = False, mode: str = "generative") -> Answer:
+        """All the steps at once (tests, scripts); the Assistant runs them apart."""
         plan = self.retrieve(question, top_k, history, filt)
         if plan.answer is not None:
             return plan.answer
+        if mode == "extractive":
+            return self.extract(plan)
         self.pack(plan, debug)
-        return self.finish(plan, "".join(self.generate(plan)))
+        return self.finish(plan, "".join(self.generate(plan)), mode)
 
     def retrieve(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
                  filt: SearchFilter | None = None) -> Plan:
         """Search and widen the hits.  `plan.answer` is already set (a refusal) when nothing
         relevant was found: the model is not needed."""
         history = (history or [])[-_HISTORY_TURNS:]
-        query = self._search_query(question, history)
+        follow = standalone(question, history)
+        query = follow.query
         hits = self.retriever.search(query, top_k, filt)
         relevant = [h for h in hits if h.relevant]
         if not relevant:
@@ -90,16 +98,17 @@ class Answerer:
                           "and too few of its words found)")
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
                              query=query, reason=reason)
-            return Plan(query=query, question=question, history=history, passages=[], texts=[],
-                        defused=0, citations=refusal.citations, answer=refusal)
+            return Plan(query=query, question=question, history=history, follow=follow, passages=[],
+                        texts=[], defused=0, citations=refusal.citations, answer=refusal)
         passages = self.retriever.widen(relevant, self.neighbours)
         texts, defused = [], 0
         for passage in passages:
             text, count = defuse(passage.text)
             texts.append(text)
             defused += count
-        return Plan(query=query, question=question, history=history, passages=passages,
-                    texts=texts, defused=defused)
+        return Plan(query=query, question=question, history=history, follow=follow,
+                    passages=passages, texts=texts, defused=defused,
+                    citations=_citations([p.hit for p in passages]))
 
     def pack(self, plan: Plan, debug: bool = False) -> None:
         """Fit passages and history into the context; sets the messages and the citations."""
@@ -115,8 +124,9 @@ class Answerer:
         """The model's reply, piece by piece (closing the iterator stops generation)."""
         return self.generator.generate(plan.messages, self.params, STOP)
 
-    def finish(self, plan: Plan, text: str) -> Answer:
-        """Turn the model's reply into the answer: refusal detection, marker repair, verification."""
+    def finish(self, plan: Plan, text: str, mode: str = "generative") -> Answer:
+        """Turn the model's reply into the answer: refusal detection, marker repair, verification.
+        In mode "auto" an answer that cannot be trusted becomes the quoted one (see extract)."""
         text = clean_markers(text.strip(), len(plan.passages))
         citations = list(plan.citations)
         extra = {"query": plan.query, "debug": plan.debug}
@@ -124,24 +134,51 @@ class Answerer:
             return Answer(answer=text or NO_ANSWER, citations=citations, refused=True,
                           reason="the model found no answer in the retrieved passages", **extra)
         if self.verifier is None:
-            return Answer(answer=text, citations=citations, refused=False, **extra)
-        text, verdicts = self.verifier.check(text, [p.chunks or (p.hit.chunk,) for p in plan.passages])
+            return Answer(answer=text, citations=citations, refused=False, mode="generative", **extra)
+        reply = text
+        text, verdicts = self.verifier.check(text, _chunks(plan))
         for verdict in verdicts:  # each citation quotes the first sentence it supports
             if verdict.supported and citations[verdict.citation - 1].quote is None:
-                citations[verdict.citation - 1] = citations[verdict.citation - 1].model_copy(update={
-                    "quote": verdict.quote, "quote_start": verdict.quote_start,
-                    "quote_end": verdict.quote_end})
+                citations[verdict.citation - 1] = _quoting(citations[verdict.citation - 1], verdict.quote,
+                                                           verdict.quote_start, verdict.quote_end)
         sentences = [SentenceSupport(text=v.text, supported=v.supported, citation=v.citation,
-                                     score=v.score, quote_start=v.quote_start, quote_end=v.quote_end)
+                                     score=v.score, quote_start=v.quote_start, quote_end=v.quote_end,
+                                     unsupported=v.unsupported)
                      for v in verdicts]
-        return Answer(answer=text, citations=citations, refused=False, sentences=sentences, **extra)
+        everything = "\n\n".join(stitch(chunks) for chunks in _chunks(plan))
+        unstated = [str(f) for f in missing(_MARKERS.sub(" ", text), everything)]
+        answer = Answer(answer=text, citations=citations, refused=False, sentences=sentences,
+                        mode="generative", unstated_facts=list(dict.fromkeys(unstated)), **extra)
+        if mode == "auto" and not self._trustworthy(answer, reply):
+            return self.extract(plan).model_copy(update={"draft": reply, "debug": plan.debug})
+        return answer
 
     @staticmethod
-    def _search_query(question: str, history: list[tuple[str, str]]) -> str:
-        """A short follow-up ("and its weight?") is searched together with the previous question."""
-        if history and len(question) < _FOLLOW_UP_CHARS:
-            return f"{history[-1][0]} {question}"
-        return question
+    def _trustworthy(answer: Answer, reply: str) -> bool:
+        """No fact that no passage states, and something checked: a supported sentence, or, for a
+        reply too short to have sentences to check ("25 days [1]."), facts that its passages
+        state.  A bare "[1]" or "Yes." says nothing checkable."""
+        if answer.unstated_facts:
+            return False
+        if answer.sentences:
+            return any(s.supported for s in answer.sentences)
+        return bool(facts(_MARKERS.sub(" ", reply)))
+
+    def extract(self, plan: Plan) -> Answer:
+        """The quoted answer: the passages' sentences that answer the question best."""
+        follow = plan.follow
+        kinds = asked_kinds(follow.focus) or (asked_kinds(follow.previous) if follow.previous else set())
+        quotes = best_sentences(follow.focus, _chunks(plan), self.verifier.embedder, kinds=kinds)
+        citations = list(plan.citations)
+        for quote in quotes:
+            if citations[quote.passage - 1].quote is None:
+                citations[quote.passage - 1] = _quoting(citations[quote.passage - 1], quote.text,
+                                                        quote.start, quote.end)
+        sentences = [SentenceSupport(text=q.text.strip(), supported=True, citation=q.passage,
+                                     score=round(q.score, 3), quote_start=q.start, quote_end=q.end)
+                     for q in quotes]
+        return Answer(answer=quoted_answer(plan.question, quotes), citations=citations,
+                      refused=False, sentences=sentences, query=plan.query, mode="extractive")
 
     def _fit_to_context(self, question: str, passages: Sequence[Passage], texts: Sequence[str],
                         history: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], AnswerDebug]:
@@ -171,6 +208,18 @@ class Answerer:
                              reserved_for_answer=self.params.max_tokens, passages_sent=kept,
                              passages_dropped=dropped, history_turns_dropped=dropped_turns)
         return kept, history, record
+
+
+_MARKERS = re.compile(r"\[\d+\]")
+
+
+def _chunks(plan: Plan) -> list[Sequence[Chunk]]:
+    """What each passage was stitched from: what verification and quotes work on."""
+    return [p.chunks or (p.hit.chunk,) for p in plan.passages]
+
+
+def _quoting(citation: Citation, quote: str, start: int, end: int) -> Citation:
+    return citation.model_copy(update={"quote": quote, "quote_start": start, "quote_end": end})
 
 
 def _citations(hits: Sequence[Hit]) -> list[Citation]:

@@ -76,13 +76,16 @@ class Assistant:
 
     def start(self, question: str, top_k: int | None = None,
               history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
-              debug: bool = False, view: IndexView | None = None) -> AnswerStream:
+              debug: bool = False, view: IndexView | None = None,
+              mode: str | None = None) -> AnswerStream:
         """Decide how to answer, now; the stream yields the answer as it is made (see the module
-        doc).  Raises BadRequestError, QueueFullError, NotFoundError before anything is sent."""
+        doc).  Raises BadRequestError, QueueFullError, NotFoundError before anything is sent.
+        `mode`: the answer mode, if not the configured one (auto, generative, extractive)."""
         question, top_k = self.check_query(question, top_k)
+        mode = mode or self.settings.answer.answer_mode
         started = time.perf_counter()
         with self._reading(view) as v:
-            provenance = self._provenance(v, top_k, filt)
+            provenance = self._provenance(v, top_k, filt, mode)
             key = None
             if not history and not debug:
                 key = cache_key(question, provenance, self.models.llm_key())
@@ -91,6 +94,8 @@ class Assistant:
                     return AnswerStream.ready(hit[1].model_copy(update={"answer_id": hit[0], "cached": True}))
             answerer = self._answerer(v)
             plan = answerer.retrieve(question, top_k, history, filt)
+        if plan.answer is None and mode == "extractive":
+            plan.answer = answerer.extract(plan)  # quoted from the passages: the model is not needed
         if plan.answer is not None:
             answer_id = self._record(question, plan.answer, provenance, key, started)
             return AnswerStream.ready(plan.answer.model_copy(update={"answer_id": answer_id}))
@@ -100,10 +105,10 @@ class Assistant:
         except BaseException:
             ticket.release()
             raise
-        return AnswerStream(self._generated(answerer, plan, ticket, debug, provenance, key, started),
-                            ticket)
+        return AnswerStream(self._generated(answerer, plan, ticket, debug, mode, provenance, key,
+                                            started), ticket)
 
-    def _generated(self, answerer: Answerer, plan: Plan, ticket: Ticket, debug: bool,
+    def _generated(self, answerer: Answerer, plan: Plan, ticket: Ticket, debug: bool, mode: str,
                    provenance: dict, key: str | None, started: float) -> Iterator[tuple[str, Any]]:
         """Runs once the ticket's turn has come (the stream waits for it before each step)."""
         answerer.pack(plan, debug)
@@ -117,7 +122,7 @@ class Assistant:
         finally:
             tokens.close()  # a client that went away stops the model here
         ticket.release()  # the next request may use the model while this answer is verified
-        answer = answerer.finish(plan, "".join(pieces))
+        answer = answerer.finish(plan, "".join(pieces), mode)
         answer_id = self._record(plan.question, answer, provenance, key, started)
         yield "done", answer.model_copy(update={"answer_id": answer_id})
 
@@ -175,17 +180,20 @@ class Assistant:
         then = record["provenance"]
         filt = SearchFilter(**then["filter"]) if then.get("filter") else None
         with self.collection.views.reading() as view:
-            now = self._provenance(view, then["top_k"], filt)
+            now = self._provenance(view, then["top_k"], filt, "")
             answerer = self._answerer(view, SamplingParams(**then["params"]))
             plan = answerer.retrieve(record["query"], then["top_k"], filt=filt)
+        mode = then.get("answer", {}).get("answer_mode", "generative")  # older records: generative
         if plan.answer is not None:
             fresh = plan.answer
+        elif mode == "extractive":
+            fresh = answerer.extract(plan)
         else:
             ticket = self.models.gate.admit()
             try:
                 ticket.wait()
                 answerer.pack(plan)
-                fresh = answerer.finish(plan, "".join(answerer.generate(plan)))
+                fresh = answerer.finish(plan, "".join(answerer.generate(plan)), mode)
             finally:
                 ticket.release()
         before = {(p["chunk_id"], p["content_hash"]) for p in then["passages"]}
@@ -202,9 +210,11 @@ class Assistant:
             "answer_now": fresh.answer,
         }
 
-    def evaluate(self, paths: list[Path], top_k: int = 10, answers: bool = False) -> list:
+    def evaluate(self, paths: list[Path], top_k: int = 10, answers: bool = False,
+                 modes: list[str] | None = None) -> list:
         """Retrieval metrics per question file, then over all of them (`archivist eval`); with
-        `answers`, answer metrics too (every question goes to the model: slow).  The whole run
+        `answers`, answer metrics too, in each of `modes` (default: the configured answer mode;
+        every question goes to the model unless the mode is extractive: slow).  The whole run
         reads one view of the index, so a reindex meanwhile does not mix two generations."""
         from rag.evaluation import evaluate, evaluate_answers, load_questions
 
@@ -216,10 +226,10 @@ class Assistant:
             if len(sets) > 1:
                 everything = [q for _, questions in sets for q in questions]
                 reports.append(evaluate("all", everything, search, top_k))
-            if answers:  # debug: never served from the cache
-                def ask(question: str) -> Answer:
-                    return self.start(question, debug=True, view=view).result()["done"]
-                reports += [evaluate_answers(name, questions, ask) for name, questions in sets]
+            for mode in (modes or [self.settings.answer.answer_mode]) if answers else []:
+                def ask(question: str, mode: str = mode) -> Answer:  # debug: never from the cache
+                    return self.start(question, debug=True, view=view, mode=mode).result()["done"]
+                reports += [evaluate_answers(name, questions, ask, mode) for name, questions in sets]
         return reports
 
     # --- parts -------------------------------------------------------------------------
@@ -235,7 +245,7 @@ class Assistant:
                         params or self.settings.sampling, cfg.context_neighbours,
                         Verifier(self.models.embedder, cfg.support_threshold))
 
-    def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None) -> dict:
+    def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:
         """What produces an answer; equal provenance (and model file) means an equal answer."""
         from dataclasses import asdict
 
@@ -244,7 +254,8 @@ class Assistant:
                 "index_version": view.index_version(), "index_generation": view.generation,
                 "top_k": top_k, "filter": asdict(filt) if filt else None,
                 "params": self.settings.sampling.model_dump(),
-                "retrieval": self.settings.retrieval.model_dump()}
+                "retrieval": self.settings.retrieval.model_dump(),
+                "answer": {**self.settings.answer.model_dump(), "answer_mode": mode}}
 
     def _record(self, question: str, answer: Answer, provenance: dict, key: str | None,
                 started: float) -> str:

@@ -146,6 +146,12 @@ class RetrievalConfig(Section):
 
 
 class AnswerConfig(Section):
+    answer_mode: Literal["auto", "generative", "extractive"] = Field(
+        "auto", description="How answers are written. 'generative': the model's reply, each "
+        "sentence verified. 'extractive': the passages' best sentences quoted, without the model "
+        "(fast, never invents). 'auto': the model's reply, unless no sentence of it is supported "
+        "or it states a number, date, time, code or name its passages do not: then the quoted "
+        "answer, with the model's reply kept as `draft`.")
     context_neighbours: int = Field(
         1, ge=0, description="Chunks added on each side of a hit when it is given to the model.")
     support_threshold: float = Field(

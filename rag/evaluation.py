@@ -1,11 +1,14 @@
-"""`archivist eval`: retrieval quality on a question set, as a user would run it on their documents.
+"""`archivist eval`: retrieval and answer quality on a question set, as a user would run it on
+their documents.
 
-A question file is JSON Lines: {"id": str, "q": str, "expect": [file stems]}.  A question without
-"expect" (or with an empty list) is one the documents cannot answer.  A result "hits" when its
-file's stem (name without the last extension) is expected.  Metrics:
-hit@1, hit@5 and MRR@10 over answerable questions; for unanswerable ones, how often retrieval
-refused (no passage judged relevant); for answerable ones, how often it wrongly refused; search
-latency p50/p95.
+A question file is JSON Lines: {"id": str, "q": str, "expect": [file stems], "a": [answer
+strings]}.  A question without "expect" (or with an empty list) is one the documents cannot
+answer.  A result "hits" when its file's stem (name without the last extension) is expected.
+Retrieval: hit@1, hit@5 and MRR@10 over answerable questions; for unanswerable ones, how often
+retrieval refused (no passage judged relevant); for answerable ones, how often it wrongly
+refused; search latency p50/p95.  Answers (--answers): the share answered right (the answer
+contains one of the "a" strings, compared after rag.facts.normalize), refusals of both kinds,
+answers stating a fact none of their passages does, supported sentences, citation precision.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from rag.errors import ArchivistError
+from rag.facts import normalize
 from rag.types import Answer, Hit
 
 
@@ -26,6 +30,7 @@ class Question:
     id: str
     q: str
     expect: tuple[str, ...]  # empty: unanswerable
+    answers: tuple[str, ...] = ()  # "a": strings a right answer contains (any one of them)
 
     @property
     def answerable(self) -> bool:
@@ -42,10 +47,12 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             item = json.loads(line)
-            question = Question(str(item["id"]), str(item["q"]), tuple(item.get("expect") or ()))
+            question = Question(str(item["id"]), str(item["q"]), tuple(item.get("expect") or ()),
+                                tuple(str(a) for a in item.get("a") or ()))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ArchivistError(f"{path}:{number}: not a question line ({exc}).",
-                                 hint='Each line must be {"id": ..., "q": ..., "expect": [...]}.') from exc
+                                 hint='Each line must be {"id": ..., "q": ..., "expect": [...], '
+                                      '"a": [...]} ("expect" and "a" optional).') from exc
         if question.id in seen:
             raise ArchivistError(f"{path}:{number}: duplicate id {question.id!r}.")
         seen.add(question.id)
@@ -143,32 +150,57 @@ def format_table(reports: Sequence[Report]) -> str:
 
 @dataclass
 class AnswerReport:
-    """Answer quality: `archivist eval --answers` asks the model every question."""
+    """Answer quality: `archivist eval --answers` asks every question."""
 
     name: str
+    mode: str = ""  # the answer mode asked for
     answered: int = 0  # answerable questions not refused
+    right: float | None = None  # share of answerable questions whose answer has an expected string
     refused_unanswerable: float | None = None
     refused_answerable: float | None = None
+    invented: float | None = None  # share of answers stating a fact none of their passages does
     supported_sentences: float | None = None  # share of answer sentences a passage supports
     citation_precision: float | None = None  # share of cited sentences citing an expected file
+    quoted: float | None = None  # share of answers quoted from the passages (extractive)
     answer_p50_s: float = 0.0
+    wrong: list[dict] = field(default_factory=list)  # answerable questions not answered right
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def evaluate_answers(name: str, questions: Sequence[Question],
-                     ask: Callable[[str], Answer]) -> AnswerReport:
-    report = AnswerReport(name)
+def is_right(answer: Answer, question: Question) -> bool | None:
+    """Whether the answer contains one of the question's answer strings (None without any)."""
+    if not question.answers:
+        return None
+    text = normalize(answer.answer)
+    return not answer.refused and any(normalize(a) in text for a in question.answers)
+
+
+def evaluate_answers(name: str, questions: Sequence[Question], ask: Callable[[str], Answer],
+                     mode: str = "") -> AnswerReport:
+    report = AnswerReport(name, mode)
     refused = {True: [], False: []}
-    supported = sentences = cited = cited_right = 0
+    right: list[bool] = []
+    supported = sentences = cited = cited_right = invented = quoted = given = 0
     seconds = []
     for question in questions:
         started = time.perf_counter()
         answer = ask(question.q)
         seconds.append(time.perf_counter() - started)
         refused[question.answerable].append(answer.refused)
-        if answer.refused or not question.answerable:
+        verdict = is_right(answer, question) if question.answerable else None
+        if verdict is not None:
+            right.append(verdict)
+            if not verdict:
+                report.wrong.append({"id": question.id, "q": question.q, "a": list(question.answers),
+                                     "got": answer.answer[:300], "refused": answer.refused})
+        if answer.refused:
+            continue
+        given += 1
+        invented += bool(answer.unstated_facts)
+        quoted += answer.mode == "extractive"
+        if not question.answerable:
             continue
         report.answered += 1
         sources = {c.id: stem(c.source) for c in answer.citations}
@@ -178,10 +210,15 @@ def evaluate_answers(name: str, questions: Sequence[Question],
             if sentence.citation is not None:
                 cited += 1
                 cited_right += sources.get(sentence.citation) in question.expect
+    if right:
+        report.right = round(statistics.fmean(right), 4)
     if refused[False]:
         report.refused_unanswerable = round(statistics.fmean(refused[False]), 4)
     if refused[True]:
         report.refused_answerable = round(statistics.fmean(refused[True]), 4)
+    if given:
+        report.invented = round(invented / given, 4)
+        report.quoted = round(quoted / given, 4)
     if sentences:
         report.supported_sentences = round(supported / sentences, 4)
     if cited:
@@ -191,10 +228,10 @@ def evaluate_answers(name: str, questions: Sequence[Question],
 
 
 def format_answer_table(reports: Sequence[AnswerReport]) -> str:
-    lines = [f"{'set':<24}{'answered':>9}{'refuse(no-ans)':>16}{'refuse(ans)':>13}"
-             f"{'supported':>11}{'cite-prec':>11}{'p50 s':>8}"]
+    lines = [f"{'set':<24}{'mode':<12}{'right':>7}{'refuse(ans)':>13}{'refuse(no-ans)':>16}"
+             f"{'invented':>10}{'supported':>11}{'quoted':>8}{'p50 s':>8}"]
     for r in reports:
-        lines.append(f"{r.name:<24}{r.answered:>9}{_cell(r.refused_unanswerable):>16}"
-                     f"{_cell(r.refused_answerable):>13}{_cell(r.supported_sentences):>11}"
-                     f"{_cell(r.citation_precision):>11}{r.answer_p50_s:>8.2f}")
+        lines.append(f"{r.name:<24}{r.mode:<12}{_cell(r.right):>7}{_cell(r.refused_answerable):>13}"
+                     f"{_cell(r.refused_unanswerable):>16}{_cell(r.invented):>10}"
+                     f"{_cell(r.supported_sentences):>11}{_cell(r.quoted):>8}{r.answer_p50_s:>8.2f}")
     return "\n".join(lines)

@@ -10,15 +10,16 @@ also answers "which chunks surround this one" for small-to-big widening.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from rag.db import connect
-from rag.text import CJK_RUN, is_cjk
+from rag.text import CJK_RUN
 from rag.types import Chunk
 
 TERMS_VERSION = "2"  # bump when terms() changes: the index is then rebuilt from the chunks
@@ -75,30 +76,52 @@ def query_terms(question: str) -> list[str]:
 _LATIN_TOKEN = re.compile(r"[A-Za-z][\w.+-]*[A-Za-z0-9]|[A-Za-z]")
 
 
-def names(question: str) -> list[str]:
-    """The question's specific names: identifiers (`pg_stat_io`, `deb822`, `mongod.conf`),
-    capitalised words inside a sentence (`Patroni`, `BitLocker`), and every Latin word of a
-    mostly-Chinese question (`netplan`).  Ordinary words are left out: a user's paraphrase
-    ("lifeboat" for "rescue launch") must not count as a subject the documents lack.  Chinese
-    words are left out too, as colloquial ones are often absent from formal documents."""
-    cjk = is_cjk(question)
+def names(question: str, common: Callable[[str], bool] = lambda word: True) -> list[str]:
+    """The question's specific names, which the documents must contain for it to be answerable:
+    identifiers (`pg_stat_io`, `deb822`, `mongod.conf`, `v2.1`), CamelCase (`BitLocker`),
+    acronyms (`SSO`), capitalised words that are not common words (`Patroni`; `common(word)`
+    tells, e.g. from the embedding model's vocabulary), and in a question with Chinese in it any
+    Latin word that is not a common one (`netplan`).  A capitalised common word ("Christmas", "Monday") is not a name, and
+    ordinary words are left out: a user's paraphrase ("lifeboat" for "rescue launch") must not
+    count as a subject the documents lack.  Chinese words are left out too, as colloquial ones
+    are often absent from formal documents."""
+    mixed = bool(CJK_RUN.search(question))
     out = []
     for match in _LATIN_TOKEN.finditer(question):
         word = match.group()
-        starts_sentence = question[:match.start()].rstrip()[-1:] in ("", ".", "?", "!", ":")
-        if (cjk or any(ch.isdigit() or ch in "_.+" for ch in word) or any(ch.isupper() for ch in word[1:])
-                or (word[0].isupper() and not starts_sentence)):
+        identifier = any(ch.isdigit() or ch in "_.+" for ch in word.strip(".+-"))
+        inner_capitals = any(ch.isupper() for ch in word[1:])
+        rare = not common(word.lower())
+        if identifier or inner_capitals or (rare and (word[0].isupper() or mixed)):
             word = word.lower().strip(".+-")
             if word and word not in STOPWORDS:
                 out.append(word)
     return list(dict.fromkeys(out))
 
 
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem(term: str) -> str:
+    """An English word's Snowball stem ("crewed", "crews" -> "crew"); other terms unchanged."""
+    return _stemmer().stemWord(term) if term.isascii() and term.isalpha() else term
+
+
+def stems(terms_: Iterable[str]) -> set[str]:
+    return {stem(t) for t in terms_}
+
+
 def coverage(question_terms: Sequence[str], passage_terms: set[str]) -> float:
-    """Share of the question's terms that occur among a passage's terms (stemming aside), 0..1."""
+    """Share of the question's terms whose stem occurs among a passage's stems, 0..1
+    (`passage_terms` already stemmed: see stems())."""
     if not question_terms:
         return 0.0
-    return sum(1 for t in question_terms if t in passage_terms) / len(question_terms)
+    return sum(1 for t in question_terms if stem(t) in passage_terms) / len(question_terms)
 
 
 _SCHEMA = """

@@ -16,7 +16,8 @@ from wcmatch import glob
 
 from rag.config import RetrievalConfig
 from rag.embedder import Embedder
-from rag.lexical import LexicalHit, LexicalIndex, coverage, is_cjk, names, query_terms
+from rag.lexical import LexicalHit, LexicalIndex, coverage, names, query_terms, stems
+from rag.text import is_cjk
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
 
@@ -106,7 +107,7 @@ class HybridRetriever:
         for cid in shortlist:
             if cid in stored and cid in scores:
                 chunk, chunk_terms = stored[cid]
-                candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, set(chunk_terms), gate),
+                candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, stems(chunk_terms), gate),
                                    set(chunk_terms), final[cid]))
         return self._select(candidates, top_k)
 
@@ -114,7 +115,11 @@ class HybridRetriever:
         """Names the question asks about (identifiers, product names) that no indexed text
         contains: `pg_stat_io` near PostgreSQL's statistics pages is still a question the
         documents cannot answer."""
-        return self.lexical.absent(names(question))
+        return self.lexical.absent(names(question, self._common))
+
+    def _common(self, word: str) -> bool:
+        """A common word: one token of the embedding model's vocabulary."""
+        return self.embedder.count_tokens(word) <= 1
 
     def _fuse(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
               lexical_weight: float) -> dict[str, float]:
@@ -138,10 +143,10 @@ class HybridRetriever:
         return {cid: score + support[source_of[cid]] for cid, score in fused.items()}
 
     @staticmethod
-    def _judge(hit: Hit, qterms: Sequence[str], chunk_terms: set[str],
+    def _judge(hit: Hit, qterms: Sequence[str], chunk_stems: set[str],
                gate: tuple[float, float]) -> Hit:
         """Relevant when either the cosine or the share of question words found passes its bar."""
-        lex = coverage(qterms, chunk_terms)
+        lex = coverage(qterms, chunk_stems)
         min_score, min_lexical = gate
         relevant = hit.score >= min_score or lex >= min_lexical
         return replace(hit, lexical=lex, relevant=relevant)

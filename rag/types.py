@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -81,6 +83,9 @@ class SentenceSupport(BaseModel):
     quote_start: int | None = Field(description="Offset of the supporting sentence in the source's "
                                     "extracted text.")
     quote_end: int | None = Field(description="End offset of the supporting sentence.")
+    unsupported: str | None = Field(None, description="Why no passage supports it, e.g. \"'20' is "
+                                    "not in passage [1]\" (a number, date, time, code or name "
+                                    "the passage does not state), or too little similarity.")
 
 
 class DroppedPassage(BaseModel):
@@ -113,6 +118,14 @@ class Answer(BaseModel):
     debug: AnswerDebug | None = Field(None, description="Prompt packing details, when asked for.")
     query: str | None = Field(None, description="What was searched: the question, or for a "
                               "follow-up in a conversation, the question made stand-alone.")
+    mode: Literal["generative", "extractive"] | None = Field(
+        None, description="How the answer was written: by the model ('generative'), or quoted "
+        "from the passages ('extractive'); None for a refusal.")
+    draft: str | None = Field(None, description="The model's own reply, when it was replaced by "
+                              "quotes because it could not be verified (answer mode 'auto').")
+    unstated_facts: list[str] = Field(
+        default_factory=list, description="Numbers, dates, times, codes and names the answer "
+        "states that none of its passages does (generative answers; a quoted answer has none).")
     answer_id: str | None = Field(None, description="Id of the recorded answer (GET /v1/answers/{id}).")
     cached: bool = Field(False, description="Served from the record of an identical earlier ask.")
 

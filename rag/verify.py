@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rag.embedder import Embedder
+from rag.facts import missing
 from rag.lexical import STOPWORDS, terms
+from rag.retriever import stitch
 from rag.text import SENTENCE_END_CJK, is_cjk, sentence_spans
 from rag.types import Chunk
 
@@ -43,6 +45,7 @@ class Support:
     quote: str | None  # best-matching passage sentence
     quote_start: int | None  # its offsets in the source's extracted text
     quote_end: int | None
+    unsupported: str | None = None  # why not, when not supported
 
 
 def _with_marker(sentence: str, citation: int | None) -> str:
@@ -75,17 +78,21 @@ class Verifier:
     def check(self, answer: str, passages: Sequence[Sequence[Chunk]]) -> tuple[str, list[Support]]:
         """Verdicts for each sentence of `answer`, and the answer with its markers repaired.
 
-        passages[i] holds the chunks the model read as passage [i + 1]."""
+        passages[i] holds the chunks the model read as passage [i + 1].  A sentence is supported
+        by a passage that reads like it (similarity) and states each of its facts (numbers,
+        dates, times, codes, names: rag/facts.py); a fact no passage states makes it unsupported,
+        however similar it reads."""
         spans = [(s, e) for s, e in sentence_spans(answer) if _checkable(_MARKER.sub("", answer[s:e]))]
         sentences = [(answer[s:e], [int(n) for n in _MARKER.findall(answer[s:e])]) for s, e in spans]
         plain = [_MARKER.sub("", text).strip() for text, _ in sentences]
-        candidates = self._passage_sentences(passages)  # (passage number, start, end, text)
+        candidates = passage_sentences(passages)  # (passage number, start, end, text)
         if not sentences:
             return answer, []
         vectors = self.embedder.embed(plain + [c[3] for c in candidates])
         answer_vecs, cand_vecs = vectors[:len(plain)], vectors[len(plain):]
         cand_terms = [_content_terms(c[3]) for c in candidates]
 
+        texts = [stitch(chunks) for chunks in passages]
         verdicts: list[Support] = []
         repaired: list[str] = []
         for (text, cited), sentence, vec in zip(sentences, plain, answer_vecs):
@@ -97,36 +104,53 @@ class Verifier:
                 score = weight * max(cosine, 0.0) + (1 - weight) * overlap(wanted, found)
                 if score > best_for.get(cand[0], (-1.0,))[0]:
                     best_for[cand[0]] = (score, cand)
-            verdict = self._verdict(sentence, cited, best_for)
+            verdict = self._verdict(sentence, cited, best_for, texts)
             verdicts.append(verdict)
             repaired.append(_with_marker(sentence, verdict.citation))
         for (start, end), text in reversed(list(zip(spans, repaired))):  # keep the layout around
             answer = answer[:start] + text + answer[end:]
         return answer, verdicts
 
-    def _verdict(self, sentence: str, cited: list[int], best_for: dict[int, tuple[float, tuple]]) -> Support:
+    def _verdict(self, sentence: str, cited: list[int], best_for: dict[int, tuple[float, tuple]],
+                 texts: Sequence[str]) -> Support:
         if not best_for:
-            return Support(sentence, False, None, 0.0, None, None, None)
+            return Support(sentence, False, None, 0.0, None, None, None, "no passage to check it against")
+        # Passages that state every fact of the sentence; without them similarity counts for nothing.
+        lacking = {n: missing(sentence, texts[n - 1], self._common) for n in best_for}
+        stating = [n for n in best_for if not lacking[n]]
+        if not stating:
+            number = next((n for n in cited if n in best_for), max(best_for, key=lambda n: best_for[n][0]))
+            facts = ", ".join(f"'{fact}'" for fact in lacking[number])
+            score = best_for[number][0]
+            return Support(sentence, False, None, round(score, 3), None, None, None,
+                           f"{facts} {'is' if len(lacking[number]) == 1 else 'are'} not in passage [{number}]")
         # Prefer a passage the model cited when it supports the sentence about as well as the best.
-        best_number = max(best_for, key=lambda n: best_for[n][0])
+        best_number = max(stating, key=lambda n: best_for[n][0])
         for number in cited:
-            if number in best_for and best_for[number][0] >= max(self.threshold, best_for[best_number][0] - 0.05):
+            if number in stating and best_for[number][0] >= max(self.threshold, best_for[best_number][0] - 0.05):
                 best_number = number
                 break
         score, (_, start, end, text) = best_for[best_number]
         if score < self.threshold:
-            return Support(sentence, False, None, round(score, 3), None, None, None)
+            return Support(sentence, False, None, round(score, 3), None, None, None,
+                           f"no passage says this (best support {score:.2f} < {self.threshold})")
         return Support(sentence, True, best_number, round(score, 3), text, start, end)
 
-    @staticmethod
-    def _passage_sentences(passages: Sequence[Sequence[Chunk]]) -> list[tuple[int, int, int, str]]:
-        seen: set[tuple[str, int, int]] = set()
-        out = []
-        for number, chunks in enumerate(passages, start=1):
-            for chunk in chunks:
-                for s, e in sentence_spans(chunk.text):
-                    key = (chunk.source, chunk.start + s, chunk.start + e)
-                    if key not in seen and _checkable(chunk.text[s:e]):
-                        seen.add(key)
-                        out.append((number, chunk.start + s, chunk.start + e, chunk.text[s:e]))
-        return out
+    def _common(self, word: str) -> bool:
+        """A common word (one token of the embedding model's vocabulary), not a name."""
+        return self.embedder.count_tokens(word) <= 1
+
+
+def passage_sentences(passages: Sequence[Sequence[Chunk]]) -> list[tuple[int, int, int, str]]:
+    """(passage number, start, end, text) of every checkable sentence of the passages, each once
+    (overlapping chunks repeat sentences), with offsets in the source's extracted text."""
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for number, chunks in enumerate(passages, start=1):
+        for chunk in chunks:
+            for s, e in sentence_spans(chunk.text):
+                key = (chunk.source, chunk.start + s, chunk.start + e)
+                if key not in seen and _checkable(chunk.text[s:e]):
+                    seen.add(key)
+                    out.append((number, chunk.start + s, chunk.start + e, chunk.text[s:e]))
+    return out

@@ -58,17 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
                            help="include prompt packing details (what was cut to fit the context)")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("eval", help="measure retrieval on question files (JSON Lines)")
+    p = sub.add_parser("eval", help="measure retrieval (and answers) on question files (JSON Lines)")
     p.add_argument("questions", nargs="+", type=Path,
-                   help='files of {"id", "q", "expect": [file stems]} lines; no expect = unanswerable')
+                   help='files of {"id", "q", "expect": [file stems], "a": [answer strings]} lines; '
+                        'no expect = unanswerable')
     p.add_argument("--collection", help=_COLLECTION_HELP)
     p.add_argument("--top-k", type=int, help="results retrieved per question (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--show-misses", type=int, default=0, metavar="N",
                    help="list up to N missed questions per file")
     p.add_argument("--answers", action="store_true",
-                   help="also ask the model every question: refusals, supported sentences, "
-                        "citation precision (slow)")
+                   help="also answer every question: right answers (with \"a\"), refusals, "
+                        "invented facts, supported sentences, citation precision (slow)")
+    p.add_argument("--mode", action="append", choices=["auto", "generative", "extractive"],
+                   help="with --answers: answer in this mode (repeatable; default: "
+                        "ARCHIVIST_ANSWER_MODE)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("chat", help="interactive questions that keep the conversation")

@@ -70,7 +70,8 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
     from rag.evaluation import AnswerReport, format_answer_table, format_table
 
     assistant = library.collection(args.collection).assistant
-    reports = assistant.evaluate(args.questions, args.top_k or 10, answers=args.answers)
+    reports = assistant.evaluate(args.questions, args.top_k or 10, answers=args.answers,
+                                 modes=args.mode)
     if args.json:
         print_json([r.to_dict() for r in reports])
         return 0
@@ -84,4 +85,8 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
         for miss in report.misses[: args.show_misses]:
             print(f"  miss {report.name} {miss['id']}: {miss['q']}\n"
                   f"       expected {miss['expect']}, got {miss['got']}")
+    for report in answers:
+        for wrong in report.wrong[: args.show_misses]:
+            print(f"  wrong {report.name} ({report.mode}) {wrong['id']}: {wrong['q']}\n"
+                  f"       expected {wrong['a']}, got {wrong['got'][:160]!r}")
     return 0

@@ -62,7 +62,7 @@ def test_streamed_answer_with_chips_passage_highlight_and_unsupported_sentences(
 def test_a_refusal_is_shown_as_one_with_its_reason_and_closest_passages(tmp_path, page):
     with serve(_app(tmp_path)) as url:
         page.goto(url)
-        turn = ask(page, "What is the price of the Zorblax 9000 dinghy?")
+        turn = ask(page, "What is the price of the Zorblax-9000 dinghy?")
         assert "refused" in turn.get_attribute("class")
         assert "No answer in the documents" in turn.inner_text()
         assert turn.locator(".reason").inner_text().strip()

@@ -155,3 +155,60 @@ def test_answers_are_verified_sentence_by_sentence():
     assert [(s.supported, s.citation) for s in result.sentences] == [(True, 2), (False, None)]
     assert result.citations[1].quote == "The turbine produces 4.2 megawatts."
     assert result.citations[0].quote is None
+
+
+HANDBOOK = [
+    "It owns fourteen dinghies, three keelboats and the red-brick boathouse on the north quay.",
+    "The cooperative is run by an elected board of seven members who serve two-year terms.",
+]
+
+
+def verified(reply, mode):
+    from rag.verify import Verifier
+    from tests.fakes import FakeEmbedder
+
+    hits = [hit(text, 0.8, "handbook.md") for text in HANDBOOK]
+    generator = FakeGenerator(reply)
+    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
+    return ans.ask("How many boats does the club own?", 4, mode=mode), generator
+
+
+def test_a_sentence_with_a_number_its_passage_lacks_is_unsupported_whatever_its_similarity():
+    answer, _ = verified("The club owns fourteen dinghies and 20 keelboats [1].", "generative")
+    assert answer.mode == "generative" and answer.unstated_facts == ["20"]
+    (sentence,) = answer.sentences
+    assert not sentence.supported and sentence.unsupported == "'20' is not in passage [1]"
+
+
+def test_auto_quotes_the_passage_when_the_model_invents_a_fact_and_keeps_its_reply_as_draft():
+    reply = "The club owns 14 members, with 20 boats [1]."
+    answer, _ = verified(reply, "auto")
+    assert answer.mode == "extractive" and answer.draft == reply
+    assert answer.answer.startswith("The documents say: \u201cIt owns fourteen dinghies, three "
+                                    "keelboats and the red-brick boathouse on the north quay.\u201d [1]")
+    assert answer.unstated_facts == [] and all(s.supported for s in answer.sentences)
+    assert answer.citations[0].quote == HANDBOOK[0]
+
+
+def test_auto_keeps_a_reply_whose_facts_and_sentences_are_supported():
+    answer, _ = verified("The club owns fourteen dinghies and three keelboats [1].", "auto")
+    assert answer.mode == "generative" and answer.draft is None
+    assert answer.sentences[0].supported and answer.unstated_facts == []
+
+
+def test_the_extractive_mode_never_calls_the_model():
+    answer, generator = verified("unused", "extractive")
+    assert generator.calls == [] and answer.mode == "extractive"
+    assert "fourteen dinghies" in answer.answer and answer.sentences[0].citation == 1
+
+
+def test_a_quoted_chinese_answer():
+    from rag.verify import Verifier
+    from tests.fakes import FakeEmbedder
+
+    hits = [hit("每张借阅证最多可同时借阅十册图书，借期为三十天。", 0.8, "library.md"),
+            hit("图书馆周二至周日开放，每周一闭馆整理。", 0.6, "library.md")]
+    ans = Answerer(StubRetriever(hits), lambda: FakeGenerator(), SamplingParams(),
+                   verifier=Verifier(FakeEmbedder()))
+    answer = ans.ask("一次最多能借几册图书？", 4, mode="extractive")
+    assert answer.answer == "文档中写道：「每张借阅证最多可同时借阅十册图书，借期为三十天。」[1]"

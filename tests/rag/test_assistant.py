@@ -13,7 +13,7 @@ from tests.workspace import Workspace
 
 CACHED = "Which VHF channel does the rescue launch use?"
 FRESH = "When does the harbour open?"
-REFUSED = "How do I configure Patroni failover?"
+REFUSED = "How do I configure pg_auto_failover?"
 
 
 class HeldGenerator(FakeGenerator):
@@ -60,7 +60,7 @@ def test_a_cached_answer_and_a_refusal_do_not_wait_for_a_running_generation(ws):
     cached = ws.assistant.ask(CACHED)
     refused = ws.assistant.ask(REFUSED)
     assert cached.cached and not cached.refused
-    assert refused.refused and "patroni" in refused.reason and refused.answer_id
+    assert refused.refused and "pg_auto_failover" in refused.reason and refused.answer_id
     assert not finished.is_set()  # both came back while the generation was still running
     with pytest.raises(QueueFullError):
         ws.assistant.start(FRESH + " Really?")  # a question for the model is refused at once

@@ -66,8 +66,8 @@ def test_eval_with_answers_on_the_test_corpus(ingested, tmp_path, monkeypatch):
 
     asked = {}  # what the model answered each question, to check the report against
     metrics = evaluation.evaluate_answers
-    monkeypatch.setattr(evaluation, "evaluate_answers", lambda name, questions, ask: metrics(
-        name, questions, lambda q: asked.setdefault(q, ask(q))))
+    monkeypatch.setattr(evaluation, "evaluate_answers", lambda name, questions, ask, mode: metrics(
+        name, questions, lambda q: asked.setdefault(q, ask(q)), mode))
     retrieval, answers = [r.to_dict() for r in ingested.assistant.evaluate([path], 5, answers=True)]
     assert retrieval["hit_at_1"] == 1.0 and retrieval["answerable"] == len(FACTS)
     assert retrieval["unanswerable"] == 1 and retrieval["refused_unanswerable"] == 1.0

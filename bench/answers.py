@@ -1,0 +1,109 @@
+"""Answer quality on tests/answers: right answers, refusals, invented facts, per answer mode and
+language, with the real models.
+
+    .venv/bin/python bench/answers.py                       # held-back questions, every mode
+    .venv/bin/python bench/answers.py --set tune --mode auto --show-wrong
+    ARCHIVIST_LLM_MODEL=/models/qwen.gguf .venv/bin/python bench/answers.py
+
+Indexes data/harbour-light-handbook.md and tests/answers/docs/ into a temporary folder, asks
+every question of the set in each mode (the generative and auto modes run the chat model: about
+ten minutes for both on 2 cores), prints a Markdown table and writes it, with every wrong answer,
+to bench/results/answers-<set>-<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ANSWERS = ROOT / "tests" / "answers"
+MODES = ("extractive", "auto", "generative")
+
+
+def corpus(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "harbour-light-handbook.md", dest)
+    for path in (ANSWERS / "docs").iterdir():
+        shutil.copy(path, dest)
+    return dest
+
+
+def split_by_language(questions: Path, dest: Path) -> dict[str, Path]:
+    """One question file per language: English and Chinese are reported apart."""
+    from rag.text import is_cjk
+
+    lines = [line for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = {}
+    for language, wanted in (("English", False), ("Chinese", True)):
+        path = dest / f"{questions.stem}.{'zh' if wanted else 'en'}.jsonl"
+        path.write_text("\n".join(line for line in lines if is_cjk(json.loads(line)["q"]) == wanted) + "\n",
+                        encoding="utf-8")
+        out[language] = path
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", choices=["heldout", "tune"], default="heldout")
+    parser.add_argument("--mode", action="append", choices=MODES)
+    parser.add_argument("--show-wrong", action="store_true", help="print every wrong answer")
+    args = parser.parse_args()
+
+    from ingest.indexer import Indexer
+    from rag.evaluation import AnswerReport
+    from rag.library import Library
+    from rag.offline import enforce_offline
+    from rag.settings import load_settings
+
+    enforce_offline()
+    work = Path(tempfile.mkdtemp(prefix="archivist-answers-"))
+    try:
+        settings = load_settings(data_dir=corpus(work / "data"), index_dir=work / "index", watch=False)
+        library = Library(settings)
+        report = Indexer(library.default).ingest()
+        assert not report.failed, report.failures
+        files = split_by_language(ANSWERS / f"questions.{args.set}.jsonl", work)
+        assistant = library.default.assistant
+        reports: list[AnswerReport] = [
+            r for r in assistant.evaluate(list(files.values()), 4, answers=True,
+                                          modes=args.mode or list(MODES))
+            if isinstance(r, AnswerReport)]
+        model = library.models.llm_name()
+        library.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    names = {path.name: language for language, path in files.items()}
+    rows = ["| mode | language | right | wrongly refused | unanswerable refused | invented facts "
+            "| supported sentences | quoted |", "|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        rows.append(f"| {r.mode} | {names[r.name]} | {_pct(r.right)} | {_pct(r.refused_answerable)} "
+                    f"| {_pct(r.refused_unanswerable)} | {_pct(r.invented)} "
+                    f"| {_pct(r.supported_sentences)} | {_pct(r.quoted)} |")
+    print(f"{args.set} questions, chat model {model}\n")
+    print("\n".join(rows))
+    if args.show_wrong:
+        for r in reports:
+            for wrong in r.wrong:
+                print(f"\n[{r.mode}] {wrong['id']} {wrong['q']}\n  expected {wrong['a']}\n  got {wrong['got']!r}")
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    out = results / f"answers-{args.set}-{Path(model).stem}.json"
+    out.write_text(json.dumps({"set": args.set, "model": model, "language": names,
+                               "reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Extractive answers: the passages' own sentences that answer a question, quoted with citations.
+
+Used when the model's reply cannot be trusted (no sentence of it is supported, or it states a
+fact its passages do not), or always (ARCHIVIST_ANSWER_MODE=extractive).  Each sentence of the
+passages is scored against the question: embedding similarity, the share of the question's
+words it contains (stemmed), and whether it holds the kind of fact the question asks for (a
+number for "how many", a time for "when").  The best sentence is quoted; a second one too when
+it scores nearly as well, from elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from rag.embedder import Embedder
+from rag.facts import facts
+from rag.lexical import coverage, query_terms, stems, terms
+from rag.text import is_cjk
+from rag.types import Chunk
+from rag.verify import passage_sentences
+
+SEMANTIC_WEIGHT = 0.5  # the rest is word overlap; CJK leans on words (the embedder is weak there)
+SEMANTIC_WEIGHT_CJK = 0.3
+FACT_BONUS = 0.15  # a sentence with the kind of fact the question asks for
+SECOND_WITHIN = 0.8  # a second sentence is quoted when it scores this share of the best
+
+# What a question asks for, by its wording, and how a sentence shows it has one.
+_MONEY = re.compile(r"\d[\d,.]*\s*(euros?|pounds?|dollars?|yuan|元)|[€£$¥]\s*\d|[零一二两三四五六七八九十百千万]+元")
+_DURATION = re.compile(r"(\d+|[一二两三四五六七八九十百]+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|"
+                       r"eleven|twelve|fifteen|twenty|thirty|sixty)\b)[\s-]*(个)?"
+                       r"(days?|hours?|minutes?|weeks?|months?|years?|天|日|小时|分钟|周|个月|月|年)", re.I)
+_ASKS = [
+    (re.compile(r"\b(how much|cost|price|fee|pay|penalty|charge|fine)\b|多少钱|收费|费用|罚|赔|标准|补助|餐补", re.I),
+     "money"),
+    (re.compile(r"\bhow (long|soon|often)\b|\bin advance\b|多长时间|多久|多长|几天|期限|提前", re.I), "duration"),
+    (re.compile(r"\b(when|what time|which day|what date|opening hours|open on)\b|几点|什么时候|何时|哪天|开门|关门",
+                re.I), "when"),
+    (re.compile(r"\bhow (many|big|large|deep|far|old)\b|\bnumber of\b|多少|几", re.I), "count"),
+]
+
+
+def asked_kinds(question: str) -> set[str]:
+    return {kind for pattern, kind in _ASKS if pattern.search(question)}
+
+
+def shown_kinds(text: str) -> set[str]:
+    """The kinds of answer a sentence holds."""
+    found = facts(text)
+    kinds = {"count"} if any(f.kind in ("number", "percent") for f in found) else set()
+    if any(f.kind in ("date", "time", "weekday") for f in found):
+        kinds.add("when")
+    if _MONEY.search(text):
+        kinds.add("money")
+    if _DURATION.search(text):
+        kinds.add("duration")
+    return kinds
+
+
+@dataclass(frozen=True)
+class Quote:
+    passage: int  # 1-based passage number: the [n] of its citation
+    start: int  # offsets in the source's extracted text
+    end: int
+    text: str
+    score: float
+
+
+def best_sentences(question: str, passages: Sequence[Sequence[Chunk]], embedder: Embedder,
+                   limit: int = 2, kinds: set[str] | None = None) -> list[Quote]:
+    """The passages' sentences that answer `question` best, best first (at most `limit`).
+    `kinds`: what the question asks for (a follow-up inherits its predecessor's), if not its own."""
+    headings = {c.heading.strip().lower() for chunks in passages for c in chunks if c.heading}
+    candidates = [c for c in passage_sentences(passages) if not _heading_like(c[3], headings)]
+    if not candidates:
+        return []
+    vectors = embedder.embed([question] + [c[3] for c in candidates])
+    qvec, svecs = vectors[0], vectors[1:]
+    wanted = query_terms(question)
+    kinds = asked_kinds(question) if kinds is None else kinds
+    cjk = is_cjk(question)
+    weight = SEMANTIC_WEIGHT_CJK if cjk else SEMANTIC_WEIGHT
+    scored = []
+    for (number, start, end, text), svec in zip(candidates, svecs):
+        cosine = max(0.0, sum(a * b for a, b in zip(qvec, svec)))
+        words = coverage(wanted, stems(terms(text)))
+        if cjk:  # jieba may cut the question and the passage differently: characters pairs too
+            words = max(words, _bigram_overlap(question, text))
+        bonus = FACT_BONUS if kinds & shown_kinds(text) else 0.0
+        scored.append(Quote(number, start, end, text, weight * cosine + (1 - weight) * words + bonus))
+    scored.sort(key=lambda q: q.score, reverse=True)
+    best = [scored[0]]
+    for quote in scored[1:]:
+        if len(best) >= limit or quote.score < SECOND_WITHIN * best[0].score:
+            break
+        if not any(q.passage == quote.passage and q.start < quote.end and quote.start < q.end for q in best):
+            best.append(quote)
+    return best
+
+
+def _heading_like(text: str, headings: set[str]) -> bool:
+    """A heading line ("Opening hours", "逾期与损坏") answers nothing: one of the chunks'
+    headings, or a short line that does not end like a sentence."""
+    text = text.strip()
+    if text.lower() in headings:
+        return True
+    short = len(text.split()) <= 6 if text.isascii() else len(text) <= 12
+    return short and not text.endswith(tuple(".!?;:。！？；：)）\"”」"))
+
+
+# Question characters that say nothing about the topic (question words, particles).
+_QUESTION_CHARS = set("的了吗呢吧啊么怎样如何什哪些是否能该要想请问几谁")
+
+
+def _bigram_overlap(question: str, text: str) -> float:
+    """Share of the question's CJK character pairs (question words dropped) found in `text`."""
+    chars = [ch for ch in question if is_cjk(ch) and ch not in _QUESTION_CHARS]
+    pairs = {a + b for a, b in zip(chars, chars[1:])}
+    return sum(1 for pair in pairs if pair in text) / len(pairs) if pairs else 0.0
+
+
+def quoted_answer(question: str, quotes: Sequence[Quote]) -> str:
+    """The answer text: the sentences quoted, each with its [n]."""
+    if is_cjk(question):
+        return "文档中写道：" + "".join(f"「{q.text.strip()}」[{q.passage}]" for q in quotes)
+    return "The documents say: " + " ".join(f"\u201c{q.text.strip()}\u201d [{q.passage}]" for q in quotes)
