@@ -74,6 +74,7 @@ def main() -> int:
             r for r in assistant.evaluate(list(files.values()), 4, answers=True,
                                           modes=args.mode or list(MODES))
             if isinstance(r, AnswerReport)]
+        followups = {mode: conversations(assistant, mode) for mode in (args.mode or list(MODES))}
         model = library.models.llm_name()
         library.close()
     finally:
@@ -88,17 +89,46 @@ def main() -> int:
                     f"| {_pct(r.supported_sentences)} | {_pct(r.quoted)} |")
     print(f"{args.set} questions, chat model {model}\n")
     print("\n".join(rows))
+    print("\n| mode | follow-up turns answered right |\n|---|---|")
+    for mode, turns in followups.items():
+        right = [t for t in turns if t["right"]]
+        print(f"| {mode} | {len(right)}/{len(turns)} |")
     if args.show_wrong:
         for r in reports:
             for wrong in r.wrong:
                 print(f"\n[{r.mode}] {wrong['id']} {wrong['q']}\n  expected {wrong['a']}\n  got {wrong['got']!r}")
+        for mode, turns in followups.items():
+            for t in turns:
+                if not t["right"]:
+                    print(f"\n[{mode}] {t['id']} {t['q']} (searched: {t['query']})\n  expected {t['a']}\n  got {t['got']!r}")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     out = results / f"answers-{args.set}-{Path(model).stem}.json"
     out.write_text(json.dumps({"set": args.set, "model": model, "language": names,
-                               "reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False))
+                               "reports": [r.to_dict() for r in reports], "follow_ups": followups},
+                              indent=2, ensure_ascii=False))
     print(f"\nwritten to {out.relative_to(ROOT)}")
     return 0
+
+
+def conversations(assistant, mode: str) -> list[dict]:
+    """Every follow-up turn of tests/answers/conversations.jsonl (each turn after the first),
+    asked in its conversation: did the answer hold the expected fact?"""
+    from rag.evaluation import Question, is_right
+
+    turns = []
+    for line in (ANSWERS / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
+        conversation = json.loads(line)
+        history: list[tuple[str, str]] = []
+        for number, turn in enumerate(conversation["turns"]):
+            answer = assistant.start(turn["q"], history=history, debug=True, mode=mode).result()["done"]
+            if number and turn.get("a"):
+                question = Question(conversation["id"], turn["q"], tuple(turn["expect"]), tuple(turn["a"]))
+                turns.append({"id": f"{conversation['id']}.{number}", "q": turn["q"], "a": turn["a"],
+                              "query": answer.query, "got": answer.answer[:300],
+                              "right": bool(is_right(answer, question))})
+            history.append((answer.query or turn["q"], answer.answer))
+    return turns
 
 
 def _pct(value: float | None) -> str:

@@ -14,7 +14,9 @@ from rag.followup import FollowUp, standalone
 from rag.generator import Generator
 from rag.prompt import (NO_ANSWER, STOP, SYSTEM, build_messages, clean_markers, defuse,
                         is_refusal, render_passage)
-from rag.retriever import Passage, SearchFilter, stitch
+from rag.evidence import Evidence, EvidenceTest
+from rag.retriever import Passage, Retrieval, SearchFilter, stitch
+from rag.text import is_cjk
 from rag.types import Answer, AnswerDebug, Chunk, Citation, DroppedPassage, Hit, SentenceSupport
 from rag.verify import Verifier
 
@@ -39,11 +41,12 @@ class Plan:
     citations: list[Citation] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
     debug: AnswerDebug | None = None
+    evidence: Evidence | None = None  # that the passages answer the question
     answer: Answer | None = None  # set when the model need not run
 
 
 class Retriever(Protocol):
-    def search(self, question: str, top_k: int, filt: SearchFilter | None = None) -> list[Hit]: ...
+    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None) -> Retrieval: ...
 
     def widen(self, hits: Sequence[Hit], neighbours: int) -> list[Passage]: ...
 
@@ -56,13 +59,18 @@ class Answerer:
     uses the model's tokenizer); `generate` runs the model; `finish` verifies its reply."""
 
     def __init__(self, retriever: Retriever, generator: Callable[[], Generator],
-                 params: SamplingParams, neighbours: int = 1, verifier: Verifier | None = None) -> None:
-        """`generator` is called when the model is first needed: a refusal never loads it."""
+                 params: SamplingParams, evidence: EvidenceTest, neighbours: int = 1,
+                 verifier: Verifier | None = None, overrule_refusal: float = 1.0) -> None:
+        """`generator` is called when the model is first needed: a refusal never loads it.
+        `overrule_refusal`: in mode auto, the evidence from which a model reply saying "no
+        answer" gives way to the quoted answer (above 1: never)."""
         self.retriever = retriever
         self._generator = generator
         self.params = params
+        self.evidence = evidence
         self.neighbours = neighbours
         self.verifier = verifier
+        self.overrule_refusal = overrule_refusal
 
     @property
     def generator(self) -> Generator:
@@ -81,33 +89,42 @@ class Answerer:
 
     def retrieve(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
                  filt: SearchFilter | None = None) -> Plan:
-        """Search and widen the hits.  `plan.answer` is already set (a refusal) when nothing
-        relevant was found: the model is not needed."""
+        """Search, widen the hits, weigh the evidence.  `plan.answer` is already set (a refusal)
+        when the documents do not answer the question: the model is not needed."""
         history = (history or [])[-_HISTORY_TURNS:]
         follow = standalone(question, history)
         query = follow.query
-        hits = self.retriever.search(query, top_k, filt)
-        relevant = [h for h in hits if h.relevant]
-        if not relevant:
-            unknown = self.retriever.unknown_names(query)
-            if unknown:
-                reason = "the documents never mention " + ", ".join(f"'{n}'" for n in unknown)
-            else:
-                best = f"{hits[0].score:.2f}" if hits else "none: nothing indexed matches"
-                reason = (f"no passage is relevant enough to the question (best similarity {best}, "
-                          "and too few of its words found)")
+        retrieval = self.retriever.retrieve(query, top_k, filt)
+        hits = retrieval.hits
+
+        def refuse(reason: str) -> Plan:
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
                              query=query, reason=reason)
             return Plan(query=query, question=question, history=history, follow=follow, passages=[],
                         texts=[], defused=0, citations=refusal.citations, answer=refusal)
-        passages = self.retriever.widen(relevant, self.neighbours)
+
+        if not hits:
+            return refuse("nothing indexed matches the question")
+        unknown = self.retriever.unknown_names(query)
+        if unknown:
+            return refuse("the documents never mention " + ", ".join(f"'{n}'" for n in unknown))
+        widened = self.retriever.widen(hits, self.neighbours)
+        cjk = is_cjk(follow.focus)
+        evidence = self.evidence.weigh(follow, _asked(follow), retrieval,
+                                       [p.chunks or (p.hit.chunk,) for p in widened], cjk)
+        if evidence.probability < self.evidence.bar(cjk):
+            return refuse(f"no passage answers it ({evidence.explain()}; "
+                          f"{self.evidence.bar(cjk):.2f} needed)")
+        # The model reads the relevant passages, and the one holding the best sentence.
+        holding = {q.passage - 1 for q in evidence.quotes[:1]}
+        passages = [p for i, p in enumerate(widened) if p.hit.relevant or i in holding]
         texts, defused = [], 0
         for passage in passages:
             text, count = defuse(passage.text)
             texts.append(text)
             defused += count
         return Plan(query=query, question=question, history=history, follow=follow,
-                    passages=passages, texts=texts, defused=defused,
+                    passages=passages, texts=texts, defused=defused, evidence=evidence,
                     citations=_citations([p.hit for p in passages]))
 
     def pack(self, plan: Plan, debug: bool = False) -> None:
@@ -131,6 +148,10 @@ class Answerer:
         citations = list(plan.citations)
         extra = {"query": plan.query, "debug": plan.debug}
         if not text or is_refusal(text):
+            strong = plan.evidence is not None and plan.evidence.probability >= self.overrule_refusal
+            if mode == "auto" and strong:  # the passages do answer it: quote them
+                return self.extract(plan).model_copy(update={"draft": text or NO_ANSWER,
+                                                             "debug": plan.debug})
             return Answer(answer=text or NO_ANSWER, citations=citations, refused=True,
                           reason="the model found no answer in the retrieved passages", **extra)
         if self.verifier is None:
@@ -155,20 +176,20 @@ class Answerer:
 
     @staticmethod
     def _trustworthy(answer: Answer, reply: str) -> bool:
-        """No fact that no passage states, and something checked: a supported sentence, or, for a
-        reply too short to have sentences to check ("25 days [1]."), facts that its passages
-        state.  A bare "[1]" or "Yes." says nothing checkable."""
+        """No fact that no passage states, and every sentence checked and supported; a reply too
+        short to have sentences to check ("25 days [1].") must state facts its passages state.
+        A bare "[1]" or "Yes." says nothing checkable.  Strict on purpose: a small model's
+        unsupported sentence is as likely to invert a passage as to paraphrase it."""
         if answer.unstated_facts:
             return False
         if answer.sentences:
-            return any(s.supported for s in answer.sentences)
+            return all(s.supported for s in answer.sentences)
         return bool(facts(_MARKERS.sub(" ", reply)))
 
     def extract(self, plan: Plan) -> Answer:
         """The quoted answer: the passages' sentences that answer the question best."""
-        follow = plan.follow
-        kinds = asked_kinds(follow.focus) or (asked_kinds(follow.previous) if follow.previous else set())
-        quotes = best_sentences(follow.focus, _chunks(plan), self.verifier.embedder, kinds=kinds)
+        quotes = best_sentences(plan.follow.focus, _chunks(plan), self.verifier.embedder,
+                                kinds=_asked(plan.follow), wording=plan.follow.wording)
         citations = list(plan.citations)
         for quote in quotes:
             if citations[quote.passage - 1].quote is None:
@@ -211,6 +232,11 @@ class Answerer:
 
 
 _MARKERS = re.compile(r"\[\d+\]")
+
+
+def _asked(follow: FollowUp) -> set[str]:
+    """What the question asks for (a number, a time...); a follow-up inherits its predecessor's."""
+    return asked_kinds(follow.focus) or (asked_kinds(follow.previous) if follow.previous else set())
 
 
 def _chunks(plan: Plan) -> list[Sequence[Chunk]]:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from rag.answer import Answerer, Plan
 from rag.errors import BadRequestError, NotFoundError
+from rag.evidence import EvidenceTest
 from rag.gate import AnswerStream, Ticket
 from rag.index import IndexView
 from rag.records import cache_key
@@ -142,8 +143,9 @@ class Assistant:
         if conversation_id is None:
             conversation_id, history = records.new_conversation_id(), []
         else:
-            history = [(t["question"], t["answer"]["answer"]) for t in self.conversation(conversation_id)
-                       if not t["answer"]["refused"]]
+            # Each earlier turn as it was searched (a follow-up of a follow-up resolves through
+            # it), refused ones too: "And can I renew?" follows whatever was asked before.
+            history = [(t["query"], t["answer"]["answer"]) for t in self.conversation(conversation_id)]
         stream = self.start(message, top_k, history=history, filt=filt)
 
         def with_turn(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -222,10 +224,15 @@ class Assistant:
         sets = [(path.name, load_questions(path)) for path in paths]
         with self.collection.views.reading() as view:
             search = self.retriever(view).search
-            reports = [evaluate(name, questions, search, top_k) for name, questions in sets]
+            answerer = self._answerer(view)
+
+            def refuses(question: str) -> bool:  # as an ask would, at the default top_k
+                return answerer.retrieve(question, self.settings.query.top_k).answer is not None
+
+            reports = [evaluate(name, questions, search, top_k, refuses) for name, questions in sets]
             if len(sets) > 1:
                 everything = [q for _, questions in sets for q in questions]
-                reports.append(evaluate("all", everything, search, top_k))
+                reports.append(evaluate("all", everything, search, top_k, refuses))
             for mode in (modes or [self.settings.answer.answer_mode]) if answers else []:
                 def ask(question: str, mode: str = mode) -> Answer:  # debug: never from the cache
                     return self.start(question, debug=True, view=view, mode=mode).result()["done"]
@@ -241,9 +248,11 @@ class Assistant:
 
     def _answerer(self, view: IndexView, params=None) -> Answerer:
         cfg = self.settings.answer
+        embedder = self.models.embedder
         return Answerer(self.retriever(view), lambda: self.models.generator,
-                        params or self.settings.sampling, cfg.context_neighbours,
-                        Verifier(self.models.embedder, cfg.support_threshold))
+                        params or self.settings.sampling,
+                        EvidenceTest(embedder, self.settings.retrieval), cfg.context_neighbours,
+                        Verifier(embedder, cfg.support_threshold), cfg.overrule_refusal_evidence)
 
     def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:
         """What produces an answer; equal provenance (and model file) means an equal answer."""

@@ -118,25 +118,41 @@ class RetrievalConfig(Section):
         "tests/eval; widening gives the model the surrounding text of a hit anyway.")
     min_score: float = Field(
         0.52, ge=-1.0, le=1.0,
-        description="Cosine similarity below which a passage counts as irrelevant to an English "
-        "(non-CJK) question; a question with no relevant passage is refused without calling the "
-        "model. Tuned at top_k 4 together with refuse_unknown_names: 0.52 refuses all 9 English "
-        "unanswerable questions and wrongly refuses 9% of the answerable ones (0.45: 6 of 9 "
-        "refused, 2% wrong; 0.55: 17% wrong).")
+        description="Cosine similarity from which a passage counts as relevant to an English "
+        "(non-CJK) question: the relevant passages (or, if none is, the one holding the best "
+        "sentence) are what the model reads. Whether the question is answered at all is the "
+        "evidence test (min_evidence).")
     min_score_cjk: float = Field(
         0.45, ge=-1.0, le=1.0,
         description="min_score for questions written mostly in Chinese or Japanese: the default "
-        "embedding model barely knows Chinese, so its cosines run lower and the lexical test "
-        "(min_lexical_cjk) carries more of the decision.")
+        "embedding model barely knows Chinese, so its cosines run lower.")
     min_lexical: float = Field(
         0.75, ge=0.0, le=1.0,
         description="A passage containing at least this share of an English question's words "
-        "counts as relevant even when its cosine similarity is below min_score.")
+        "(stemmed) counts as relevant even when its cosine similarity is below min_score.")
     min_lexical_cjk: float = Field(
-        0.45, ge=0.0, le=1.0,
-        description="min_lexical for CJK questions (words from jieba segmentation). With "
-        "min_score_cjk 0.45 it refuses the 4 Chinese unanswerable questions of tests/eval and "
-        "wrongly refuses 3% of the answerable Chinese ones (0.75: 11% wrong).")
+        0.45, ge=0.0, le=1.0, description="min_lexical for CJK questions (words from jieba "
+        "segmentation).")
+    evidence_weights: tuple[float, float, float, float, float, float] = Field(
+        (8.79, 1.04, 1.78, 3.59, 0.9, -10.06),
+        description="How the evidence that the documents answer an English question is weighed: "
+        "logistic weights of the passages' best sentence for it (its cosine similarity with the "
+        "question, the share of the question's words in it, whether it holds the kind of fact "
+        "asked for), of the best passage's cosine similarity and of how far that passage stands "
+        "above the question's other candidates (z-score), then the bias. Fitted by "
+        "`bench/calibrate_refusals.py` on the tuning questions of tests/answers and tests/eval.")
+    evidence_weights_cjk: tuple[float, float, float, float, float, float] = Field(
+        (2.12, 1.77, 5.03, 4.58, 1.31, -8.73), description="evidence_weights for CJK questions.")
+    min_evidence: float = Field(
+        0.415, ge=0.0, le=1.0,
+        description="A question whose evidence (0..1, see evidence_weights) is below this is "
+        "refused without calling the model. Chosen on the tuning questions to wrongly refuse at "
+        "most 12% of the answerable ones on either corpus (Debian manuals: 12%, short documents: "
+        "9%); it refuses 100% and 71% of their unanswerable ones.")
+    min_evidence_cjk: float = Field(
+        0.385, ge=0.0, le=1.0,
+        description="min_evidence for CJK questions (tuning: 11% and 12% wrongly refused, 75% and "
+        "80% of the unanswerable refused).")
     refuse_unknown_names: bool = Field(
         True, description="Refuse, without calling the model, a question naming an identifier or "
         "product that no indexed text contains (`pg_stat_io`, `Patroni`, `netplan`), however "
@@ -144,14 +160,21 @@ class RetrievalConfig(Section):
         "questions and 2 of 97 answerable English ones (questions quoting the user's own column "
         "names); see rag.lexical.names for what counts as a name.")
 
+    _weights = field_validator("evidence_weights", "evidence_weights_cjk", mode="before")(_string_list)
+
 
 class AnswerConfig(Section):
     answer_mode: Literal["auto", "generative", "extractive"] = Field(
         "auto", description="How answers are written. 'generative': the model's reply, each "
         "sentence verified. 'extractive': the passages' best sentences quoted, without the model "
-        "(fast, never invents). 'auto': the model's reply, unless no sentence of it is supported "
-        "or it states a number, date, time, code or name its passages do not: then the quoted "
-        "answer, with the model's reply kept as `draft`.")
+        "(fast, never invents). 'auto': the model's reply if every sentence of it is supported by "
+        "a passage and it states no number, date, time, code or name its passages do not; "
+        "otherwise the quoted answer, with the model's reply kept as `draft`.")
+    overrule_refusal_evidence: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="In answer mode 'auto', a model reply saying the passages hold no answer is "
+        "overruled by the quoted answer when the evidence that they do (see min_evidence) is at "
+        "least this strong: the bundled model refuses readable Chinese passages too often.")
     context_neighbours: int = Field(
         1, ge=0, description="Chunks added on each side of a hit when it is given to the model.")
     support_threshold: float = Field(

@@ -99,7 +99,9 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 
 def evaluate(name: str, questions: Sequence[Question],
-             search: Callable[[str, int], list[Hit]], top_k: int = 10) -> Report:
+             search: Callable[[str, int], list[Hit]], top_k: int = 10,
+             refuses: Callable[[str], bool] | None = None) -> Report:
+    """`refuses(question)`: whether an ask would refuse it (default: no hit is relevant)."""
     report = Report(name)
     reciprocal, hit1, hit5, latencies = [], 0, 0, []
     refused_yes = refused_wrong = 0
@@ -107,7 +109,7 @@ def evaluate(name: str, questions: Sequence[Question],
         started = time.perf_counter()
         hits = search(question.q, top_k)
         latencies.append((time.perf_counter() - started) * 1000)
-        refused = not any(h.relevant for h in hits)
+        refused = refuses(question.q) if refuses else not any(h.relevant for h in hits)
         if not question.answerable:
             report.unanswerable += 1
             refused_yes += refused

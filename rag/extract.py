@@ -23,8 +23,9 @@ from rag.verify import passage_sentences
 
 SEMANTIC_WEIGHT = 0.5  # the rest is word overlap; CJK leans on words (the embedder is weak there)
 SEMANTIC_WEIGHT_CJK = 0.3
-FACT_BONUS = 0.15  # a sentence with the kind of fact the question asks for
-SECOND_WITHIN = 0.8  # a second sentence is quoted when it scores this share of the best
+FACT_BONUS = 0.15  # a sentence with the kind of fact asked for, and one with a fact the question names
+RANK_BONUS = 0.1  # divided by the passage's rank: retrieval's order breaks near-ties
+SECOND_WITHIN = 0.9  # a second sentence is quoted when it scores this share of the best
 
 # What a question asks for, by its wording, and how a sentence shows it has one.
 _MONEY = re.compile(r"\d[\d,.]*\s*(euros?|pounds?|dollars?|yuan|元)|[€£$¥]\s*\d|[零一二两三四五六七八九十百千万]+元")
@@ -64,21 +65,30 @@ class Quote:
     start: int  # offsets in the source's extracted text
     end: int
     text: str
-    score: float
+    score: float  # how well it answers the question: the blend of the parts below
+    cosine: float = 0.0  # embedding similarity with the question
+    words: float = 0.0  # share of the question's words it contains (stemmed; CJK: also pairs)
+    kind: bool = False  # holds the kind of fact the question asks for
 
 
 def best_sentences(question: str, passages: Sequence[Sequence[Chunk]], embedder: Embedder,
-                   limit: int = 2, kinds: set[str] | None = None) -> list[Quote]:
+                   limit: int = 2, kinds: set[str] | None = None,
+                   wording: str | None = None) -> list[Quote]:
     """The passages' sentences that answer `question` best, best first (at most `limit`).
-    `kinds`: what the question asks for (a follow-up inherits its predecessor's), if not its own."""
+    `kinds`: what the question asks for (a follow-up inherits its predecessor's), if not its own;
+    `wording`: whose words count, if not the question's (a follow-up's own words: in "Which
+    channel is it on?" the new word is "channel", not the subject the pronoun stood for)."""
     headings = {c.heading.strip().lower() for chunks in passages for c in chunks if c.heading}
     candidates = [c for c in passage_sentences(passages) if not _heading_like(c[3], headings)]
     if not candidates:
         return []
     vectors = embedder.embed([question] + [c[3] for c in candidates])
     qvec, svecs = vectors[0], vectors[1:]
-    wanted = query_terms(question)
+    wanted = query_terms(wording or question)
     kinds = asked_kinds(question) if kinds is None else kinds
+    # A date, number or code the question itself names ("once", one, names nothing in particular).
+    named = {(f.kind, f.value) for f in facts(question) if f.value != "1"}
+    naming: list[Quote] = []
     cjk = is_cjk(question)
     weight = SEMANTIC_WEIGHT_CJK if cjk else SEMANTIC_WEIGHT
     scored = []
@@ -87,16 +97,24 @@ def best_sentences(question: str, passages: Sequence[Sequence[Chunk]], embedder:
         words = coverage(wanted, stems(terms(text)))
         if cjk:  # jieba may cut the question and the passage differently: characters pairs too
             words = max(words, _bigram_overlap(question, text))
-        bonus = FACT_BONUS if kinds & shown_kinds(text) else 0.0
-        scored.append(Quote(number, start, end, text, weight * cosine + (1 - weight) * words + bonus))
+        kind = bool(kinds & shown_kinds(text))
+        same = bool(named) and bool(named & {(f.kind, f.value) for f in facts(text)})
+        score = (weight * cosine + (1 - weight) * words + FACT_BONUS * (kind + same)
+                 + RANK_BONUS / number)
+        scored.append(Quote(number, start, end, text, score, cosine, words, kind))
+        if same:  # states the very date, number or code the question names: always worth quoting
+            naming.append(scored[-1])
     scored.sort(key=lambda q: q.score, reverse=True)
     best = [scored[0]]
     for quote in scored[1:]:
-        if len(best) >= limit or quote.score < SECOND_WITHIN * best[0].score:
-            break
-        if not any(q.passage == quote.passage and q.start < quote.end and quote.start < q.end for q in best):
+        close = quote.score >= SECOND_WITHIN * best[0].score
+        if len(best) < limit and (close or quote in naming) and not _overlaps(quote, best):
             best.append(quote)
     return best
+
+
+def _overlaps(quote: Quote, others: Sequence[Quote]) -> bool:
+    return any(q.passage == quote.passage and q.start < quote.end and quote.start < q.end for q in others)
 
 
 def _heading_like(text: str, headings: set[str]) -> bool:

@@ -50,6 +50,10 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _DATE_DM = re.compile(rf"\b{_DAY}\s+(?:of\s+)?({_MONTH})\b\.?", re.I)
 _DATE_MD = re.compile(rf"\b({_MONTH})\.?\s+{_DAY}\b", re.I)
 _DATE_CN = re.compile(r"(\d{1,2})月(\d{1,2})[日号]")
+# Holidays with a fixed date: "Christmas" states the date 25 December as much as "Dec 25" does.
+_HOLIDAYS = {"christmas day": "12-25", "christmas": "12-25", "new year's day": "01-01",
+             "new year's eve": "12-31", "boxing day": "12-26", "圣诞节": "12-25", "元旦": "01-01"}
+_HOLIDAY = re.compile("|".join(re.escape(h) for h in sorted(_HOLIDAYS, key=len, reverse=True)), re.I)
 _TIME = re.compile(r"\b(\d{1,2}):(\d{2})\s*([ap]\.?m\.?)?", re.I)
 _TIME_AMPM = re.compile(r"\b(\d{1,2})\s*([ap])\.?m\.?(?![a-z])", re.I)
 _TIME_CN = re.compile(r"(上午|中午|下午|晚上|傍晚|凌晨|早上)?(\d{1,2})[点時时](半|(\d{1,2})分)?")
@@ -167,6 +171,8 @@ def facts(text: str, vocabulary: Callable[[str], bool] | None = None) -> list[Fa
         taken.append((start, end))
         found.append((start, Fact(kind, value, text[start:end].strip())))
 
+    for m in _HOLIDAY.finditer(text):
+        add(m.start(), m.end(), "date", _HOLIDAYS[m.group().lower()])
     for m in _DATE_DM.finditer(text):
         add(m.start(), m.end(), "date", f"{_MONTHS[m.group(2).lower()]:02d}-{int(m.group(1)):02d}")
     for m in _DATE_MD.finditer(text):

@@ -31,6 +31,7 @@ class FollowUp:
     query: str  # what to search
     focus: str  # what the answer sentence must match: the question, its pronoun resolved
     previous: str | None = None  # the question it follows up, when it needs it
+    wording: str | None = None  # the follow-up as asked, when focus resolved its pronoun
 
 
 def subject(question: str) -> str | None:
@@ -68,6 +69,6 @@ def standalone(question: str, history: list[tuple[str, str]]) -> FollowUp:
         topic = subject(previous)
         if topic:  # "Who crews it?" -> "Who crews the rescue launch?"
             resolved = _PRONOUN.sub(f"the {topic}", question, count=1)
-            return FollowUp(resolved, resolved, previous)
+            return FollowUp(resolved, resolved, previous, question)
     # "And for juniors?": searched with the question it follows; answered by what is new in it.
     return FollowUp(f"{previous} {question}", question, previous)

@@ -8,6 +8,7 @@ twice.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Sequence
@@ -60,6 +61,30 @@ DUPLICATE_JACCARD = 0.8
 
 
 @dataclass(frozen=True)
+class Retrieval:
+    hits: list[Hit]
+    dense_best: float  # the best cosine similarity among the dense candidates
+    dense_z: float  # how far it stands above the others, in standard deviations
+
+
+# With fewer candidates than this there is no spread to stand out from (a folder of one or two
+# documents): the z-score is taken as typical, the median of the tuning questions'.
+_FEW_CANDIDATES = 12
+TYPICAL_Z = 3.3
+
+
+def _standing(scores: Sequence[float]) -> tuple[float, float]:
+    """(best, z-score of the best) of a question's dense candidate scores: a passage that stands
+    out from the rest is better evidence than one that merely scores high."""
+    if not scores:
+        return 0.0, 0.0
+    if len(scores) < _FEW_CANDIDATES:
+        return max(scores), TYPICAL_Z
+    spread = statistics.pstdev(scores) or 1.0
+    return max(scores), (max(scores) - statistics.median(scores)) / spread
+
+
+@dataclass(frozen=True)
 class Passage:
     """What the model reads for one hit: the hit widened with neighbouring text of its file."""
 
@@ -79,6 +104,10 @@ class HybridRetriever:
         self.config = config
 
     def search(self, question: str, top_k: int, filt: SearchFilter | None = None) -> list[Hit]:
+        return self.retrieve(question, top_k, filt).hits
+
+    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None) -> Retrieval:
+        """The ranked hits, and how the best dense candidate stands among all of them."""
         cfg = self.config
         sources = None
         if filt is not None and filt.active:
@@ -109,7 +138,7 @@ class HybridRetriever:
                 chunk, chunk_terms = stored[cid]
                 candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, stems(chunk_terms), gate),
                                    set(chunk_terms), final[cid]))
-        return self._select(candidates, top_k)
+        return Retrieval(self._select(candidates, top_k), *_standing([h.score for h in dense]))
 
     def unknown_names(self, question: str) -> list[str]:
         """Names the question asks about (identifiers, product names) that no indexed text

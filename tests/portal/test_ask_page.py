@@ -20,7 +20,8 @@ BOAT = ("# Safety rules\n\nEvery sailor wears a buoyancy aid on the water. "
 
 
 def _app(tmp_path, *replies):
-    settings = make_settings(tmp_path, min_score=0.1)
+    # The fake embedder's scores decide nothing here: every question is answered, by the model.
+    settings = make_settings(tmp_path, min_score=0.1, min_evidence=0.0, answer_mode="generative")
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "boat.md").write_text(BOAT)
     ws = Workspace.of(settings, embedder=FakeEmbedder(), generator=FakeGenerator(*replies))

@@ -7,9 +7,11 @@ import pytest
 from rag.answer import Answerer
 from rag.config import SamplingParams
 from rag.prompt import NO_ANSWER, clean_markers, is_refusal
-from rag.retriever import Passage
+from rag.config import RetrievalConfig
+from rag.evidence import EvidenceTest
+from rag.retriever import Passage, Retrieval
 from rag.types import Chunk, Hit
-from tests.fakes import FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator
 
 
 def hit(text, score, source="a.txt", page=None):
@@ -29,24 +31,33 @@ class StubRetriever:
     def unknown_names(self, question):
         return self.unknown
 
-    def search(self, question, top_k, filt=None):
+    def retrieve(self, question, top_k, filt=None):
         self.queries.append(question)
-        return self.hits[:top_k]
+        hits = self.hits[:top_k]
+        return Retrieval(hits, max((h.score for h in hits), default=0.0), 3.0)
 
     def widen(self, hits, neighbours):
         return [Passage(h, f"{h.chunk.text} (+context)", h.chunk.start, h.chunk.end) for h in hits]
 
 
-def answerer(hits, *replies, window=4096):
+def evidence(tuned=False):
+    """The evidence test: with the tuned bars, or (for the logic around the model, which the
+    fake embedder's arbitrary scores must not decide) one that finds every question answered."""
+    config = RetrievalConfig() if tuned else RetrievalConfig(min_evidence=0.0, min_evidence_cjk=0.0)
+    return EvidenceTest(FakeEmbedder(), config)
+
+
+def answerer(hits, *replies, window=4096, tuned=False):
     generator = FakeGenerator(*replies)
     generator.context_window = window
-    return Answerer(StubRetriever(hits), lambda: generator, SamplingParams(max_tokens=100)), generator
+    return Answerer(StubRetriever(hits), lambda: generator, SamplingParams(max_tokens=100),
+                    evidence(tuned)), generator
 
 
 def test_nothing_relevant_refuses_without_calling_the_model():
-    ans, gen = answerer([hit("Unrelated text.", 0.1)])
+    ans, gen = answerer([hit("Unrelated text.", 0.1)], tuned=True)
     result = ans.ask("What is the capital of Peru?", 4)
-    assert result.refused and "relevant enough" in result.reason
+    assert result.refused and "no passage answers it" in result.reason and "0.41 needed" in result.reason
     assert gen.calls == []
     assert result.citations[0].text == "Unrelated text."  # the closest passage is still shown
 
@@ -149,7 +160,7 @@ def test_answers_are_verified_sentence_by_sentence():
     hits = [hit("The valve is painted bright orange.", 0.8, "r.pdf", 3),
             hit("The turbine produces 4.2 megawatts.", 0.7, "t.pdf", 2)]
     generator = FakeGenerator("The turbine produces 4.2 megawatts [1]. It was built on the moon [2].")
-    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
+    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), evidence(), verifier=Verifier(FakeEmbedder()))
     result = ans.ask("Tell me about the turbine", 4)
     assert result.answer == "The turbine produces 4.2 megawatts [2]. It was built on the moon."
     assert [(s.supported, s.citation) for s in result.sentences] == [(True, 2), (False, None)]
@@ -169,7 +180,7 @@ def verified(reply, mode):
 
     hits = [hit(text, 0.8, "handbook.md") for text in HANDBOOK]
     generator = FakeGenerator(reply)
-    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), verifier=Verifier(FakeEmbedder()))
+    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), evidence(), verifier=Verifier(FakeEmbedder()))
     return ans.ask("How many boats does the club own?", 4, mode=mode), generator
 
 
@@ -208,7 +219,6 @@ def test_a_quoted_chinese_answer():
 
     hits = [hit("每张借阅证最多可同时借阅十册图书，借期为三十天。", 0.8, "library.md"),
             hit("图书馆周二至周日开放，每周一闭馆整理。", 0.6, "library.md")]
-    ans = Answerer(StubRetriever(hits), lambda: FakeGenerator(), SamplingParams(),
-                   verifier=Verifier(FakeEmbedder()))
+    ans = Answerer(StubRetriever(hits), lambda: FakeGenerator(), SamplingParams(), evidence(), verifier=Verifier(FakeEmbedder()))
     answer = ans.ask("一次最多能借几册图书？", 4, mode="extractive")
     assert answer.answer == "文档中写道：「每张借阅证最多可同时借阅十册图书，借期为三十天。」[1]"

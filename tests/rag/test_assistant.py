@@ -37,7 +37,9 @@ class HeldGenerator(FakeGenerator):
 @pytest.fixture
 def ws(tmp_path):
     generator = HeldGenerator()
-    ws = Workspace.make(tmp_path, FakeEmbedder(), generator, max_queue=0, min_score=0.1)
+    # The fake embedder's scores mean little: every question with a passage counts as answerable.
+    ws = Workspace.make(tmp_path, FakeEmbedder(), generator, max_queue=0, min_score=0.1,
+                        min_evidence=0.0)
     ws.settings.data_dir.mkdir(parents=True)
     (ws.settings.data_dir / "harbour.md").write_text(
         "# Harbour\n\nThe rescue launch uses VHF channel 72.\n\nThe harbour opens at dawn.\n")

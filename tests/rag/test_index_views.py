@@ -54,7 +54,9 @@ def test_an_eval_running_across_a_reindex_reads_one_generation_to_the_end(tmp_pa
     assert not errors, errors
     assert generations.active(ws.settings.index_dir, "default") == 1
     assert reports[0].answerable == 40 and reports[0].hit_at_1 == 0  # expects file "x": a miss
-    assert queried == ["default"] * 40  # generation 0 from the first question to the last
+    # Each question is searched twice (ranking, and the ask's refusal decision), every time on
+    # generation 0, from the first question to the last.
+    assert queried == ["default"] * 80
     # The old generation lived as long as the eval read it, and went when the eval ended.
     assert "default" not in chroma_names(ws) and "default-g1" in chroma_names(ws)
     assert not generations.names(ws.settings.index_dir, "default", 0).lexical_path.exists()
