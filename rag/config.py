@@ -134,7 +134,7 @@ class RetrievalConfig(Section):
         0.45, ge=0.0, le=1.0, description="min_lexical for CJK questions (words from jieba "
         "segmentation).")
     evidence_weights: tuple[float, float, float, float, float, float] = Field(
-        (8.79, 1.04, 1.78, 3.59, 0.9, -10.06),
+        (8.55, 0.98, 1.76, 3.51, 0.98, -10.05),
         description="How the evidence that the documents answer an English question is weighed: "
         "logistic weights of the passages' best sentence for it (its cosine similarity with the "
         "question, the share of the question's words in it, whether it holds the kind of fact "
@@ -142,23 +142,24 @@ class RetrievalConfig(Section):
         "above the question's other candidates (z-score), then the bias. Fitted by "
         "`bench/calibrate_refusals.py` on the tuning questions of tests/answers and tests/eval.")
     evidence_weights_cjk: tuple[float, float, float, float, float, float] = Field(
-        (2.12, 1.77, 5.03, 4.58, 1.31, -8.73), description="evidence_weights for CJK questions.")
+        (2.25, 1.47, 5.04, 4.68, 1.3, -8.73), description="evidence_weights for CJK questions.")
     min_evidence: float = Field(
-        0.415, ge=0.0, le=1.0,
+        0.42, ge=0.0, le=1.0,
         description="A question whose evidence (0..1, see evidence_weights) is below this is "
         "refused without calling the model. Chosen on the tuning questions to wrongly refuse at "
         "most 12% of the answerable ones on either corpus (Debian manuals: 12%, short documents: "
         "9%); it refuses 100% and 71% of their unanswerable ones.")
     min_evidence_cjk: float = Field(
-        0.385, ge=0.0, le=1.0,
+        0.375, ge=0.0, le=1.0,
         description="min_evidence for CJK questions (tuning: 11% and 12% wrongly refused, 75% and "
         "80% of the unanswerable refused).")
     refuse_unknown_names: bool = Field(
-        True, description="Refuse, without calling the model, a question naming an identifier or "
-        "product that no indexed text contains (`pg_stat_io`, `Patroni`, `netplan`), however "
-        "similar the nearest passages read. On tests/eval it catches 6 of 13 unanswerable "
-        "questions and 2 of 97 answerable English ones (questions quoting the user's own column "
-        "names); see rag.lexical.names for what counts as a name.")
+        True, description="Refuse, without calling the model, a question naming something no "
+        "indexed text contains, however similar the nearest passages read: an identifier "
+        "(`pg_stat_io`, `mongod.conf`), CamelCase (`BitLocker`), an acronym, a capitalised word "
+        "that is not a common word (`Patroni`), or a Latin word in a Chinese question "
+        "(`netplan`). A capitalised common word (`Christmas`) is not a name; see "
+        "rag.lexical.names.")
 
     _weights = field_validator("evidence_weights", "evidence_weights_cjk", mode="before")(_string_list)
 

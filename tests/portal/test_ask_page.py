@@ -48,6 +48,7 @@ def test_streamed_answer_with_chips_passage_highlight_and_unsupported_sentences(
         assert "VHF channel 72" in turn.locator(".answer-text").inner_text()
         unsupported = turn.locator(".unsupported")
         assert unsupported.count() == 1 and "Purple bananas" in unsupported.inner_text()
+        assert "no passage says this" in unsupported.get_attribute("title")  # why, on hover
         chip = turn.locator(".chip", has_text="[1] boat.md")
         chip.click()
         panel = page.locator("#passage")
@@ -117,3 +118,23 @@ def test_the_language_follows_the_browser_and_can_be_switched(tmp_path, browser)
         page.reload()  # the choice is remembered
         assert page.get_by_label("Question").is_visible()
     context.close()
+
+
+def test_an_unverifiable_reply_becomes_a_quote_with_the_draft_collapsed(tmp_path, page):
+    settings = make_settings(tmp_path, min_score=0.1, min_evidence=0.0, answer_mode="auto")
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "boat.md").write_text(BOAT)
+    draft = "The rescue launch listens on VHF channel 16 [1]."  # the passage says 72
+    ws = Workspace.of(settings, embedder=FakeEmbedder(), generator=FakeGenerator(draft))
+    ws.indexer.ingest()
+    with serve(create_app(settings, ws.library)) as url:
+        page.goto(url)
+        turn = ask(page, "Which VHF channel does the rescue launch listen on?")
+        text = turn.locator(".answer-text").inner_text()
+        assert "The documents say:" in text and "VHF channel 72" in text and "16" not in text
+        assert "could not be verified" in turn.locator(".note").first.inner_text()
+        details = turn.locator("details.draft")
+        assert details.locator("summary").inner_text() == "The model's unverified reply"
+        assert not details.locator("p").is_visible()  # collapsed until opened
+        details.locator("summary").click()
+        assert details.locator("p").inner_text() == draft

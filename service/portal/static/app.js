@@ -13,6 +13,9 @@ const STRINGS = {
     sources: "Sources", "sources.closest": "Closest passages",
     refused: "No answer in the documents", unsupported: "not supported by the cited passages",
     "unsupported.note": "Marked sentences are not supported by any cited passage.",
+    quoted: "Quoted from the documents: the model's reply could not be verified against them.",
+    "quoted.always": "Quoted from the documents.",
+    draft: "The model's unverified reply",
     page: "p.", "page.long": "Page", heading: "Section", "passage.quote": "Supporting sentence:",
     "passage.of": "Passage", stopped: "Stopped.", cached: "from an identical earlier answer",
     "library.title": "Library", "library.intro": "Documents of the collection",
@@ -41,6 +44,9 @@ const STRINGS = {
     sources: "来源", "sources.closest": "最接近的段落",
     refused: "文档中没有答案", unsupported: "引用的段落不支持这句话",
     "unsupported.note": "标出的句子没有任何引用段落支持。",
+    quoted: "引自文档：模型的回答无法与文档核实。",
+    "quoted.always": "引自文档。",
+    draft: "模型未经核实的回答",
     page: "第", "page.long": "页码", heading: "章节", "passage.quote": "支持的句子：",
     "passage.of": "段落", stopped: "已停止。", cached: "来自之前相同的回答",
     "library.title": "文档库", "library.intro": "文档集中的文档",
@@ -335,6 +341,10 @@ function AskPage() {
   /* The answer text with [n] markers as buttons and unsupported sentences marked. */
   function answerBody(answer, chipFor) {
     const text = answer.answer || "";
+    const reasons = new Map();  // unsupported sentence -> why ("'20' is not in passage [1]")
+    for (const s of answer.sentences || []) {
+      if (!s.supported && s.unsupported) reasons.set(s.text, `${t("unsupported")}: ${s.unsupported}`);
+    }
     const ranges = [];
     let from = 0;
     for (const s of answer.sentences || []) {
@@ -353,7 +363,7 @@ function AskPage() {
     if (pos < text.length) segments.push([text.slice(pos), true]);
     const out = el("p", { class: "answer-text" });
     for (const [piece, supported] of segments) {
-      const target = supported ? out : el("span", { class: "unsupported", title: t("unsupported") });
+      const target = supported ? out : el("span", { class: "unsupported", title: reasons.get(piece) || t("unsupported") });
       for (const part of piece.split(/(\[\d+\])/)) {
         const m = /^\[(\d+)\]$/.exec(part);
         const citation = m && (answer.citations || []).find((c) => c.id === Number(m[1]));
@@ -399,6 +409,13 @@ function AskPage() {
       live.append(answerBody(answer, chipFor));
       if ((answer.sentences || []).some((s) => !s.supported)) {
         live.append(el("p", { class: "note muted" }, t("unsupported.note")));
+      }
+      if (answer.mode === "extractive") {
+        live.append(el("p", { class: "note muted" }, t(answer.draft ? "quoted" : "quoted.always")));
+      }
+      if (answer.draft) {
+        live.append(el("details", { class: "draft" }, el("summary", {}, t("draft")),
+          el("p", { class: "muted" }, answer.draft)));
       }
       if (answer.cached) live.append(el("p", { class: "muted small" }, t("cached")));
     }
