@@ -20,7 +20,7 @@ _ELLIPSIS = re.compile(r"^\s*(and|also|what about|how about|or)\b", re.I)
 _CJK_PRONOUN = re.compile(r"它|他们|她们|这个|那个|这些|那些|其")
 _CJK_ELLIPSIS = re.compile(r"^\s*(那|还有|另外|那么)|呢[？?]?\s*$")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
-_SHORT = 3  # content words: fewer, and a question cannot name its own subject
+_SHORT = 2  # content words: fewer, and a question cannot name its own subject
 # Words that start a question but never its subject.
 _ASKING = STOPWORDS | {"tell", "about", "much", "many", "long", "often", "soon", "big", "cost",
                        "costs", "happens", "happen", "rules", "kind", "kinds", "sort", "type"}
