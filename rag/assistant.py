@@ -3,11 +3,13 @@
 1. The question is checked (empty, too long, top_k out of range: BadRequestError).
 2. A repeat of a recorded question, with the same index version, models and parameters, is
    answered from its record.
-3. Retrieval, on one view of the index: with nothing relevant the question is refused, recorded,
-   and answered without the model.
+3. Retrieval, on one view of the index, and the evidence test (rag/evidence.py): a question the
+   passages do not answer is refused, recorded, and answered without the model.  In answer mode
+   "extractive" the passages' best sentences are quoted, also without the model.
 4. Only now is the model needed: the request takes a place in its queue (QueueFullError when the
    queue is full), and the returned stream waits for its turn, packs the prompt, generates,
-   verifies each sentence against the passages and records the answer.
+   verifies each sentence and each fact against the passages (in mode "auto", a reply that does
+   not verify gives way to the quotes) and records the answer.
 
 So a cached answer or a refusal never waits behind a running generation.
 """
@@ -72,8 +74,8 @@ class Assistant:
 
     def ask(self, question: str, top_k: int | None = None,
             history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
-            debug: bool = False) -> Answer:
-        return self.start(question, top_k, history, filt, debug).result()["done"]
+            debug: bool = False, mode: str | None = None) -> Answer:
+        return self.start(question, top_k, history, filt, debug, mode=mode).result()["done"]
 
     def start(self, question: str, top_k: int | None = None,
               history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
@@ -135,7 +137,8 @@ class Assistant:
         return seen["conversation"], seen["done"]
 
     def start_chat(self, message: str, conversation_id: str | None = None,
-                   top_k: int | None = None, filt: SearchFilter | None = None) -> AnswerStream:
+                   top_k: int | None = None, filt: SearchFilter | None = None,
+                   mode: str | None = None) -> AnswerStream:
         """Like start(), with a first ("conversation", id) event; the turn is kept once done.
         A conversation of another collection is a NotFoundError: its turns never reach the
         prompt."""
@@ -146,7 +149,7 @@ class Assistant:
             # Each earlier turn as it was searched (a follow-up of a follow-up resolves through
             # it), refused ones too: "And can I renew?" follows whatever was asked before.
             history = [(t["query"], t["answer"]["answer"]) for t in self.conversation(conversation_id)]
-        stream = self.start(message, top_k, history=history, filt=filt)
+        stream = self.start(message, top_k, history=history, filt=filt, mode=mode)
 
         def with_turn(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
             yield "conversation", conversation_id

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             p.add_argument("--debug", action="store_true",
                            help="include prompt packing details (what was cut to fit the context)")
+            p.add_argument("--mode", choices=["auto", "generative", "extractive"],
+                           help="how to write the answer (default: ARCHIVIST_ANSWER_MODE, auto)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("eval", help="measure retrieval (and answers) on question files (JSON Lines)")

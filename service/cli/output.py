@@ -26,10 +26,14 @@ def print_answer(answer: Answer) -> None:
             print(f"  [{c.id}] {where(c)} (score {c.score:.2f})")
             if c.quote:
                 print(f"      \u201c{c.quote}\u201d")
-    unsupported = [s.text for s in answer.sentences if not s.supported]
+    unsupported = [s for s in answer.sentences if not s.supported]
     if unsupported:
         print("\nNot supported by the documents:")
         for sentence in unsupported:
-            print(f"  - {sentence}")
+            print(f"  - {sentence.text}" + (f" ({sentence.unsupported})" if sentence.unsupported else ""))
+    if answer.draft:
+        print("\nQuoted from the documents: the model's reply could not be verified against them.")
+        print("The model's unverified reply:")
+        print("  " + "\n  ".join(answer.draft.splitlines()))
     if answer.debug:
         print("\nDebug:", answer.debug.model_dump_json(indent=2))

@@ -31,7 +31,8 @@ def cmd_search(library: Library, args: argparse.Namespace) -> int:
 
 def cmd_ask(library: Library, args: argparse.Namespace) -> int:
     assistant = library.collection(args.collection).assistant
-    answer = assistant.ask(args.question, args.top_k, filt=_filter(args), debug=args.debug)
+    answer = assistant.ask(args.question, args.top_k, filt=_filter(args), debug=args.debug,
+                           mode=args.mode)
     if args.json:
         print_json(answer.model_dump())
     else:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -26,6 +28,11 @@ class QueryRequest(BaseModel):
     types: list[str] | None = Field(None, description="Only these file types, e.g. [\"pdf\", \"docx\"].")
 
     debug: bool = Field(False, description="Ask only: include prompt packing details.")
+    mode: Literal["auto", "generative", "extractive"] | None = Field(
+        None, description="Ask and chat: how to write the answer (default: ARCHIVIST_ANSWER_MODE, "
+        "'auto'): 'generative' (the model's reply, verified), 'extractive' (the passages' best "
+        "sentences quoted, no model) or 'auto' (the model's reply when every sentence of it is "
+        "verified, else the quotes, with the reply as `draft`).")
     stream: bool = Field(False, description="Ask and chat: reply with Server-Sent Events: "
                          "`citations`, then `token` events as the model writes, then `done` with "
                          "the verified answer. Disconnecting stops the generation.")
@@ -60,7 +67,7 @@ def ask(body: QueryRequest, request: Request, library: LibraryDep, who: Principa
     With `"stream": true` the reply is an event stream (see the `stream` field)."""
     assistant = assistant_for(library, who, body.collection)
     stream = metered(request, assistant.start(body.question, body.top_k, filt=body.filter(),
-                                              debug=body.debug))
+                                              debug=body.debug, mode=body.mode))
     if body.stream:
         return event_stream(request, stream)
     return stream.result()["done"]
@@ -81,7 +88,7 @@ def chat(body: ChatRequest, request: Request, library: LibraryDep, who: Principa
     like /v1/ask, with a first `conversation` event."""
     assistant = assistant_for(library, who, body.collection)
     stream = metered(request, assistant.start_chat(body.question, body.conversation_id,
-                                                   body.top_k, body.filter()))
+                                                   body.top_k, body.filter(), mode=body.mode))
     if body.stream:
         return event_stream(request, stream)
     seen = stream.result()

@@ -99,3 +99,11 @@ def test_a_missing_chat_model_is_a_503_before_any_reply_and_search_still_works(t
             assert "gone.gguf" in reply.json()["detail"] and ".gguf" in reply.json()["hint"]
         assert client.post("/v1/search", json={"question": "Which VHF channel?"}).json()["results"]
     assert library.models.gate.running == 0 and library.models.gate.waiting == 0
+
+
+def test_the_answer_mode_can_be_chosen_per_request(client):
+    question = "What colour is the emergency valve on the Zephyr turbine?"
+    quoted = client.post("/v1/ask", json={"question": question, "mode": "extractive"}).json()
+    assert quoted["mode"] == "extractive" and quoted["answer"].startswith("The documents say:")
+    assert quoted["sentences"] and all(s["supported"] for s in quoted["sentences"])
+    assert client.post("/v1/ask", json={"question": question, "mode": "poetic"}).status_code == 422
