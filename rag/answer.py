@@ -170,7 +170,7 @@ class Answerer:
         unstated = [str(f) for f in missing(_MARKERS.sub(" ", text), everything)]
         answer = Answer(answer=text, citations=citations, refused=False, sentences=sentences,
                         mode="generative", unstated_facts=list(dict.fromkeys(unstated)), **extra)
-        if mode == "auto" and not self._trustworthy(answer, reply):
+        if mode == "auto" and not (self._trustworthy(answer, reply) and self._complete(plan, reply)):
             return self.extract(plan).model_copy(update={"draft": reply, "debug": plan.debug})
         return answer
 
@@ -185,6 +185,17 @@ class Answerer:
         if answer.sentences:
             return all(s.supported for s in answer.sentences)
         return bool(facts(_MARKERS.sub(" ", reply)))
+
+    @staticmethod
+    def _complete(plan: Plan, reply: str) -> bool:
+        """For a question asking for a fact ("how much", "when"), the reply must state one of the
+        facts of the sentence that answers it best: a verified reply about the wrong amount (the
+        full membership fee, asked about juniors) is not an answer."""
+        best = plan.evidence.quotes[0] if plan.evidence and plan.evidence.quotes else None
+        if best is None or not best.kind:
+            return True
+        wanted = {(f.kind, f.value) for f in facts(best.text)}
+        return bool(wanted & {(f.kind, f.value) for f in facts(_MARKERS.sub(" ", reply))})
 
     def extract(self, plan: Plan) -> Answer:
         """The quoted answer: the passages' sentences that answer the question best."""
