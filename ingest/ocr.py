@@ -1,0 +1,248 @@
+"""Text from pictures of text: scanned PDF pages and image files, on the CPU, offline.
+
+rapidocr-onnxruntime runs the PP-OCRv4 detection and recognition models (Chinese and English in one
+model) that ship inside its wheel, so nothing is downloaded at run time; `model_files()` names them
+for `archivist doctor`.  Pages are recognised in a pool of worker processes, one per usable core,
+each with a single-threaded ONNX session: whole pages in parallel scale better than threads inside
+one page, and a worker that crashes on a hostile image takes only that page with it.
+
+Workers are started with "spawn": the ingesting process holds threads (torch, Chroma, SQLite) that
+a forked child could inherit mid-lock.  A task names the file and page rather than carrying the
+image, so pages are rendered in the workers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Chosen by bench/ocr.py on generated A4 pages: 150 dpi already reads 10-12 pt text as well as
+# 200 or 300 dpi (RapidOCR scales any page down to 2000 px on its long side), in about half the
+# time of 300 dpi.
+RENDER_DPI = 150
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# Boxes recognised with less confidence than this are dropped: below it they are mostly specks,
+# stamps and rules read as stray characters.
+MIN_BOX_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class OcrPage:
+    number: int  # 1-based page (PDF page or TIFF frame)
+    text: str  # lines top to bottom, boxes of one line left to right
+    confidence: float | None  # mean recogniser score of the kept boxes; None when nothing was read
+
+
+@dataclass
+class OcrResult:
+    pages: dict[int, OcrPage] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # why some pages were not read, for the report
+
+
+def model_files() -> list[Path]:
+    """The ONNX model files the recogniser loads (they ship in the rapidocr-onnxruntime wheel)."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or spec.origin is None:
+        return []
+    root = Path(spec.origin).parent
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    return [root / config[part]["model_path"] for part in ("Det", "Cls", "Rec")]
+
+
+# --- inside a worker process ------------------------------------------------------------------
+
+_ENGINE = None
+
+
+def _engine():
+    global _ENGINE
+    if _ENGINE is None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        # One thread per worker: the pool already has one worker per core.
+        _ENGINE = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+    return _ENGINE
+
+
+def load_page_image(path: Path, index: int, dpi: int = RENDER_DPI):
+    """Page `index` (0-based) of a PDF rendered at `dpi`, or frame `index` of an image, as RGB."""
+    if path.suffix.lower() == ".pdf":
+        import pypdfium2 as pdfium
+
+        pdf = pdfium.PdfDocument(str(path))
+        try:
+            return pdf[index].render(scale=dpi / 72).to_pil().convert("RGB")
+        finally:
+            pdf.close()
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.seek(index)
+        return image.convert("RGB")
+
+
+def recognise(image) -> tuple[str, float | None]:
+    """Text of a PIL image in reading order, and the mean confidence of what was read."""
+    import numpy as np
+
+    result, _ = _engine()(np.asarray(image)[:, :, ::-1])  # RapidOCR wants OpenCV's BGR
+    boxes = [(box, text, float(score)) for box, text, score in (result or [])
+             if text.strip() and float(score) >= MIN_BOX_SCORE]
+    if not boxes:
+        return "", None
+    return "\n".join(reading_order([(b, t) for b, t, _ in boxes])), sum(s for *_, s in boxes) / len(boxes)
+
+
+def reading_order(boxes: list[tuple[list, str]]) -> list[str]:
+    """Lines of text from (quadrilateral, text) boxes: boxes whose vertical centres fall within
+    half a line height of a line's first box join it, left to right; lines run top to bottom.
+
+    A box belongs to the line whose centre it overlaps, not the one its top edge is nearest: a
+    slightly rotated scan makes the right end of a line sit lower than its left end."""
+    items = []
+    for box, text in boxes:
+        ys = [p[1] for p in box]
+        xs = [p[0] for p in box]
+        items.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs), text))
+    items.sort(key=lambda item: (item[0], item[2]))
+    lines: list[list[tuple]] = []
+    for item in items:
+        line = lines[-1] if lines else None
+        if line and abs(item[0] - line[0][0]) <= max(line[0][1], item[1]) / 2:
+            line.append(item)
+        else:
+            lines.append([item])
+    return [_join([text for *_, text in sorted(line, key=lambda i: i[2])]) for line in lines]
+
+
+def _join(parts: list[str]) -> str:
+    """Boxes of one line: a space between Latin words, none between Chinese characters."""
+    out = parts[0]
+    for part in parts[1:]:
+        out += part if _is_cjk(out[-1]) and _is_cjk(part[0]) else " " + part
+    return out
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
+
+
+def _task(path: str, index: int, dpi: int) -> tuple[int, str, float | None]:
+    text, confidence = recognise(load_page_image(Path(path), index, dpi))
+    return index, text, confidence
+
+
+# --- in the ingesting process ------------------------------------------------------------------
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Ocr:
+    """Reads pages of files with a pool of worker processes, started on first use.
+
+    `max_pages` and `timeout_s` bound the cost of one file: pages past the limit, or not started
+    before the time runs out, are skipped and said so in OcrResult.skipped.  A page already being
+    read when the time runs out is finished (a worker cannot be stopped mid-page without losing
+    its loaded models), so a file may overrun by about one page's time."""
+
+    def __init__(self, max_pages: int, timeout_s: float, workers: int | None = None,
+                 dpi: int = RENDER_DPI) -> None:
+        self.max_pages = max_pages
+        self.timeout_s = timeout_s
+        self.workers = workers or usable_cores()
+        self.dpi = dpi
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def read(self, path: Path, indexes: list[int]) -> OcrResult:
+        """OCR these 0-based pages of `path`, in parallel, within the file's limits."""
+        result = OcrResult()
+        wanted, over = indexes[:self.max_pages], indexes[self.max_pages:]
+        if over:
+            result.skipped.append(
+                f"{len(over)} page(s) not OCRed ({_pages(over)}): over the limit of "
+                f"{self.max_pages} OCR pages per file (ARCHIVIST_OCR_MAX_PAGES)")
+        if not wanted:
+            return result
+        pool = self._executor()
+        deadline = time.monotonic() + self.timeout_s
+        queue = list(wanted)
+        running: dict[Future, int] = {}
+        late: list[int] = []
+        # Submit one page per worker at a time, so that pages not yet started can be skipped
+        # when the time runs out instead of waiting in the pool's queue.
+        while queue or running:
+            while queue and len(running) < self.workers:
+                if time.monotonic() >= deadline:
+                    late.extend(queue)
+                    queue.clear()
+                    break
+                index = queue.pop(0)
+                running[pool.submit(_task, str(path), index, self.dpi)] = index
+            if not running:
+                break
+            done, _ = wait(running, timeout=max(0.0, deadline - time.monotonic()) + 1,
+                           return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                try:
+                    _, text, confidence = future.result()
+                except Exception as exc:  # a page the renderer or recogniser cannot read
+                    log.warning("OCR failed on page %d of %s: %s", index + 1, path, exc)
+                    result.skipped.append(f"page {index + 1} could not be OCRed ({type(exc).__name__}: {exc})")
+                    if type(exc).__name__ == "BrokenProcessPool":
+                        self._pool = None
+                        pool = self._executor()
+                    continue
+                result.pages[index + 1] = OcrPage(index + 1, text, confidence)
+        if late:
+            result.skipped.append(
+                f"{len(late)} page(s) not OCRed ({_pages(late)}): the file's OCR time limit of "
+                f"{self.timeout_s:g} s ran out (ARCHIVIST_OCR_TIMEOUT_S)")
+        return result
+
+
+def _pages(indexes: list[int]) -> str:
+    """'pages 3-7, 9' from 0-based indexes."""
+    numbers = sorted(i + 1 for i in indexes)
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return ("pages " if len(numbers) > 1 else "page ") + text
+
+
+def frame_count(path: Path) -> int:
+    """Pages of an image file (a multi-page TIFF has several)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return getattr(image, "n_frames", 1)
