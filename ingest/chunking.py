@@ -103,6 +103,7 @@ class Chunker:
                     chunk_id=chunk_id(source, digest, occurrence), source=source, text=text,
                     start=start, end=end, page=section.page, heading=section.heading,
                     content_hash=digest, ordinal=len(chunks), file_hash=file_hash,
+                    ocr_confidence=section.ocr_confidence,
                 ))
         return chunks
 

@@ -20,6 +20,7 @@ from ingest.chunking import Chunker
 from ingest.documents import Document, UploadError, describe, store_upload
 from ingest.lock import writer_lock
 from ingest.manifest import Manifest
+from ingest.ocr import Ocr
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
 from rag import collections, generations
 from rag.errors import ArchivistError, NotFoundError
@@ -68,9 +69,12 @@ class Indexer:
 
     def _run(self, view: IndexView, work: Callable[[Ingestor], IngestReport]) -> IngestReport:
         manifest = Manifest(view.names.manifest_path)
+        ingestor = self._ingestor(view, manifest)
         try:
-            return work(self._ingestor(view, manifest))
+            return work(ingestor)
         finally:
+            if ingestor.ocr is not None:
+                ingestor.ocr.close()  # its worker processes hold the OCR models' memory
             manifest.close()
 
     def _ingestor(self, view: IndexView, manifest: Manifest) -> Ingestor:
@@ -78,8 +82,10 @@ class Indexer:
         cfg = self.settings.chunking
         chunker = Chunker(embedder.count_tokens, embedder.max_tokens, cfg.chunk_tokens,
                           cfg.chunk_overlap_tokens)
+        ingest = self.settings.ingest
+        ocr = Ocr(ingest.ocr_max_pages, ingest.ocr_timeout_s) if ingest.ocr == "auto" else None
         return Ingestor(view.store, view.lexical, manifest, embedder, chunker,
-                        int(self.settings.ingest.max_file_mb * 1e6))
+                        int(ingest.max_file_mb * 1e6), ocr)
 
     def _require_data_dir(self) -> None:
         if not self.settings.data_dir.is_dir():

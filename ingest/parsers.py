@@ -15,11 +15,14 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ingest.decode import decode_text
 from rag.errors import ParseError
 from rag.text import HAN_KANA, HANGUL
+
+if TYPE_CHECKING:
+    from ingest.ocr import Ocr
 
 SEPARATOR = "\n\n"
 _SENTENCE_END = tuple(".。!！?？;；,，:：")
@@ -32,6 +35,7 @@ class Section:
     end: int
     page: int | None
     heading: str | None
+    ocr_confidence: float | None = None  # mean recogniser score when the text was OCRed
 
 
 @dataclass
@@ -40,11 +44,14 @@ class ParsedDocument:
 
     text: str = ""
     sections: list[Section] = field(default_factory=list)
+    # Parts of the file left out, said for the ingest report ("3 pages not OCRed: ...").
+    skipped: list[str] = field(default_factory=list)
     _parts: list[str] = field(default_factory=list, repr=False)
     _length: int = 0
     _bare_heading: bool = False  # the last section holds nothing but its heading
 
-    def add(self, text: str, page: int | None, heading: str | None) -> None:
+    def add(self, text: str, page: int | None, heading: str | None,
+            ocr_confidence: float | None = None) -> None:
         text = text.strip()
         if not text:
             return
@@ -55,15 +62,15 @@ class ParsedDocument:
         self._parts.append(text)
         self._length += len(text)
         last = self.sections[-1] if self.sections else None
-        if last and last.page == page and last.heading == heading:
-            self.sections[-1] = Section(last.start, self._length, page, heading)
+        if last and (last.page, last.heading, last.ocr_confidence) == (page, heading, ocr_confidence):
+            self.sections[-1] = Section(last.start, self._length, page, heading, ocr_confidence)
             self._bare_heading = False
             return
-        if last and last.page == page and self._bare_heading:
+        if last and last.page == page and self._bare_heading and ocr_confidence is None:
             # A heading directly followed by a sub-heading: keep it with the sub-section's text
             # rather than as a chunk of its own.
             start = self.sections.pop().start
-        self.sections.append(Section(start, self._length, page, heading))
+        self.sections.append(Section(start, self._length, page, heading, ocr_confidence))
         self._bare_heading = text == heading
 
     def finish(self) -> ParsedDocument:
@@ -211,7 +218,8 @@ def parse_xlsx(path: Path) -> ParsedDocument:
     return doc.finish()
 
 
-def parse_pdf(path: Path) -> ParsedDocument:
+def parse_pdf(path: Path, ocr: Ocr | None = None) -> ParsedDocument:
+    """Each page's text layer; a page without a usable one (a scan) is OCRed when `ocr` is given."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -221,16 +229,63 @@ def parse_pdf(path: Path) -> ParsedDocument:
             raise ParseError("the PDF is encrypted with a password",
                              hint="Save an unencrypted copy and ingest that.")
         headings = _pdf_outline_headings(reader)
-        doc = ParsedDocument()
-        heading: str | None = None
-        for number, page in enumerate(reader.pages, start=1):
-            heading = headings.get(number, heading)
-            doc.add(page.extract_text() or "", number, heading)
+        texts = [page.extract_text() or "" for page in reader.pages]
     except ParseError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ParseError(f"the PDF is damaged or unreadable ({exc})",
                          hint="Open and re-save it with a PDF tool, then ingest again.") from exc
+    scanned = [i for i, text in enumerate(texts) if not usable_text(text)]
+    doc = ParsedDocument()
+    read = ocr.read(path, scanned) if ocr and scanned else None
+    if read:
+        doc.skipped.extend(read.skipped)
+    elif scanned:
+        doc.skipped.append(f"{len(scanned)} page(s) without a text layer not OCRed (ARCHIVIST_OCR=off)")
+    heading: str | None = None
+    for index, text in enumerate(texts):
+        number = index + 1
+        heading = headings.get(number, heading)
+        scan = read.pages.get(number) if read else None
+        if scan is not None:
+            doc.add(scan.text, number, heading, scan.confidence)
+        elif index not in scanned:
+            doc.add(text, number, heading)
+    return doc.finish()
+
+
+# Characters a real text layer is made of; a broken font encoding yields mostly others
+# (private-use glyphs, control characters, U+FFFD, stray symbols).
+_PLAIN = re.compile(rf"[\w\s{HAN_KANA}{HANGUL}.,;:!?'\"()\[\]/%&+\-–—。，、；：！？（）“”‘’]")
+MIN_PAGE_CHARS = 20  # fewer non-space characters: a scan's stray text layer (page numbers, a stamp)
+
+
+def usable_text(text: str) -> bool:
+    """Whether a PDF page's text layer is worth keeping rather than OCRing the page."""
+    chars = [ch for ch in text if not ch.isspace()]
+    if len(chars) < MIN_PAGE_CHARS:
+        return False
+    plain = sum(1 for ch in chars if _PLAIN.match(ch))
+    return plain / len(chars) >= 0.8 and "(cid:" not in text
+
+
+def parse_image(path: Path, ocr: Ocr | None) -> ParsedDocument:
+    """A picture of text: every frame (page of a multi-page TIFF) OCRed, numbered as a page."""
+    from ingest.ocr import frame_count
+
+    if ocr is None:
+        raise ParseError("images are read by OCR, which is off (ARCHIVIST_OCR=off)",
+                         hint="Set ARCHIVIST_OCR=auto to index images.")
+    try:
+        frames = frame_count(path)
+    except Exception as exc:
+        raise ParseError(f"the image is damaged or unreadable ({type(exc).__name__}: {exc})",
+                         hint="Open and re-save it with an image tool, then ingest again.") from exc
+    read = ocr.read(path, list(range(frames)))
+    doc = ParsedDocument(skipped=list(read.skipped))
+    for number in sorted(read.pages):
+        page = read.pages[number]
+        doc.add(page.text, number if frames > 1 else None, None, page.confidence)
     return doc.finish()
 
 
@@ -262,12 +317,14 @@ def _pdf_outline_headings(reader) -> dict[int, str]:
 SUPPORTED = {
     ".txt": "text", ".text": "text", ".md": "md", ".markdown": "md", ".htm": "html",
     ".html": "html", ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx",
-    ".csv": "csv",
+    ".csv": "csv", ".png": "image", ".jpg": "image", ".jpeg": "image", ".tif": "image",
+    ".tiff": "image",
 }
 
 
-def parse_file(path: Path) -> ParsedDocument:
-    """Extract a file's text and sections; ParseError with a reason when that is impossible."""
+def parse_file(path: Path, ocr: Ocr | None = None) -> ParsedDocument:
+    """Extract a file's text and sections; ParseError with a reason when that is impossible.
+    `ocr` reads images and scanned PDF pages (None: OCR is off)."""
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         raise ParseError(f"unsupported file type {path.suffix or '(none)'!r}",
@@ -278,7 +335,9 @@ def parse_file(path: Path) -> ParsedDocument:
         if kind == "csv":
             return parse_csv(path.read_bytes())
         if kind == "pdf":
-            return parse_pdf(path)
+            return parse_pdf(path, ocr)
+        if kind == "image":
+            return parse_image(path, ocr)
         check_zip(path, kind)
         return {"docx": parse_docx, "pptx": parse_pptx, "xlsx": parse_xlsx}[kind](path)
     except ParseError:

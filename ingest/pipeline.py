@@ -23,6 +23,7 @@ from typing import Callable, Collection, Iterable, Iterator
 from ingest import faults
 from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
+from ingest.ocr import Ocr
 from ingest.parsers import SUPPORTED, parse_file
 from rag.embedder import Embedder
 from rag.errors import ParseError
@@ -49,6 +50,8 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # Files indexed without some of their pages (OCR limits, OCR off), and why.
+    skipped_pages: list[Failure] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +66,8 @@ class IngestReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> IngestReport:
-        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])],
+                      "skipped_pages": [Failure(**f) for f in data.get("skipped_pages", [])]})
 
     @classmethod
     def by_collection(cls, reports: dict[str, IngestReport]) -> dict:
@@ -78,6 +82,8 @@ class IngestReport:
                 f"embedded, {self.chunks_total} in the index")
         for failure in self.failures:
             text += f"\n  failed: {failure.source}: {failure.reason}"
+        for skipped in self.skipped_pages:
+            text += f"\n  skipped pages: {skipped.source}: {skipped.reason}"
         return text
 
 
@@ -141,13 +147,15 @@ def reconcile_lexical(store: ChunkStore, lexical: LexicalIndex) -> bool:
 
 class Ingestor:
     def __init__(self, store: ChunkStore, lexical: LexicalIndex, manifest: Manifest,
-                 embedder: Embedder, chunker: Chunker, max_file_bytes: int) -> None:
+                 embedder: Embedder, chunker: Chunker, max_file_bytes: int,
+                 ocr: Ocr | None = None) -> None:
         self.store = store
         self.lexical = lexical
         self.manifest = manifest
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self.ocr = ocr  # reads images and scanned PDF pages; None: OCR is off
         self._batch: list[_Pending] = []
         self._batch_vectors: dict[str, list[float]] = {}  # vector_key -> vector, not yet stored
 
@@ -265,12 +273,15 @@ class Ingestor:
     def _prepare(self, source: str, path: Path, file_hash: str, known: FileRecord | None,
                  size: int, mtime_ns: int) -> _Pending:
         """Parse, chunk and embed a file; its writes wait in the batch."""
-        doc = parse_file(path)
+        doc = parse_file(path, self.ocr)
         faults.reach("after_parse")
         chunks = self.chunker.chunk(source, file_hash, doc)
         if not chunks:
+            if doc.skipped:
+                raise ParseError("no text could be extracted: " + "; ".join(doc.skipped),
+                                 hint="Raise the OCR limits or turn OCR on (ARCHIVIST_OCR=auto).")
             raise ParseError("no text could be extracted",
-                             hint="Scanned PDFs and images need OCR, which is not supported yet.")
+                             hint="The file may hold only pictures without legible text.")
         wanted = {c.vector_key for c in chunks}
         known_vectors = {k: v for k, v in self._batch_vectors.items() if k in wanted}
         known_vectors.update(self.store.vectors_for(wanted - known_vectors.keys()))
@@ -281,7 +292,7 @@ class Ingestor:
         self._batch_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
         return _Pending(source, chunks, [known_vectors[c.vector_key] for c in chunks],
                         self.store.ids_for_source(source), file_hash, size, mtime_ns, len(to_embed),
-                        known)
+                        known, doc.skipped)
 
     def _flush(self, report: IngestReport) -> None:
         """Write the batch: new chunks, lexical rows, stale-chunk deletes, then manifest rows.
@@ -311,6 +322,7 @@ class Ingestor:
             faults.reach("before_manifest")
             self.manifest.record_indexed(p.source, p.file_hash, p.size, p.mtime_ns, len(p.chunks))
             report.chunks_embedded += p.embedded
+            report.skipped_pages.extend(Failure(p.source, reason) for reason in p.skipped)
             if p.known and p.known.file_hash is not None:
                 report.updated += 1
             else:
@@ -334,3 +346,4 @@ class _Pending:
     mtime_ns: int
     embedded: int
     known: FileRecord | None
+    skipped: list[str] = field(default_factory=list)  # ParsedDocument.skipped

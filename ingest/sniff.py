@@ -14,6 +14,10 @@ from ingest.decode import decode_text
 from rag.errors import ParseError
 
 _TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".csv", ".htm", ".html"}
+_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"II*\x00": ".tif",
+                b"MM\x00*": ".tif"}
+# Extensions that name the same format as the sniffed one.
+_SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif"}
 _OFFICE_PARTS = {".docx": "word/document.xml", ".pptx": "ppt/presentation.xml",
                  ".xlsx": "xl/workbook.xml"}
 
@@ -25,6 +29,9 @@ def sniff(path: Path) -> str | None:
         head = f.read(8192)
     if head.startswith(b"%PDF-"):
         return ".pdf"
+    for magic, ext in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return ext
     if head.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -52,4 +59,4 @@ def matches(extension: str, sniffed: str | None) -> bool:
         return False
     if sniffed in (".txt", ".html"):  # every text format sniffs as text (HTML only by its start)
         return extension in _TEXT_TYPES
-    return extension == sniffed
+    return _SAME_FORMAT.get(extension, extension) == sniffed

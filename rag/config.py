@@ -76,6 +76,16 @@ class IngestConfig(Section):
     ingest_lock_wait_s: float = Field(
         60.0, ge=0, description="How long an ingest, upload or folder sync waits for another "
         "one to finish before giving up with 'index busy' (one writer at a time; 0: fail at once).")
+    ocr: Literal["auto", "off"] = Field(
+        "auto", description="'auto': read text from images (.png, .jpg, .tif) and from PDF pages "
+        "without a usable text layer (scans) with the bundled OCR models, on the CPU. 'off': such "
+        "pages and images yield no text and are reported.")
+    ocr_max_pages: int = Field(
+        200, ge=0, description="Most pages of one file that are OCRed; the rest are skipped and "
+        "named in the ingest report.")
+    ocr_timeout_s: float = Field(
+        600.0, gt=0, description="OCR time for one file, in seconds; pages not started by then are "
+        "skipped and named in the ingest report (about 1-2 s per page and core).")
 
 
 class QueryConfig(Section):

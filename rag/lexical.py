@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER,
     heading TEXT, content_hash TEXT NOT NULL, file_hash TEXT NOT NULL, text TEXT NOT NULL,
-    head_terms TEXT NOT NULL, terms TEXT NOT NULL);
+    head_terms TEXT NOT NULL, terms TEXT NOT NULL, ocr_confidence REAL);
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (source, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     head_terms, terms, content='chunks', content_rowid='id',
@@ -144,12 +144,14 @@ END;
 # A word in the heading counts this many times a word in the text: headings name the topic.
 HEADING_WEIGHT = 3.0
 
-_COLUMNS = 'chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash'
+_COLUMNS = ('chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash, '
+            'ocr_confidence')
 
 
 def _chunk(row: Sequence) -> Chunk:
     return Chunk(chunk_id=row[0], source=row[1], text=row[2], start=row[3], end=row[4],
-                 page=row[5], heading=row[6], content_hash=row[7], ordinal=row[8], file_hash=row[9])
+                 page=row[5], heading=row[6], content_hash=row[7], ordinal=row[8], file_hash=row[9],
+                 ocr_confidence=row[10])
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ class LexicalIndex:
         self._lock = threading.Lock()
         with self._lock:
             self._db.executescript(_SCHEMA)  # a new index; a no-op on an existing one
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
+            if "ocr_confidence" not in columns:  # an index from before OCR: none of it was OCRed
+                self._db.execute("ALTER TABLE chunks ADD COLUMN ocr_confidence REAL")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
@@ -192,14 +197,16 @@ class LexicalIndex:
     def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
         """Make the source's chunks exactly `chunks`, in one transaction."""
         rows = [(c.chunk_id, c.source, c.ordinal, c.start, c.end, c.page, c.heading, c.content_hash,
-                 c.file_hash, c.text, " ".join(terms(c.heading or "")), " ".join(terms(c.text)))
+                 c.file_hash, c.text, " ".join(terms(c.heading or "")), " ".join(terms(c.text)),
+                 c.ocr_confidence)
                 for c in chunks]
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO chunks (chunk_id, source, ordinal, start, \"end\", page, heading, "
-                "content_hash, file_hash, text, head_terms, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "content_hash, file_hash, text, head_terms, terms, ocr_confidence) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows)
 
     def index_version(self) -> str:

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 _WRITE_BATCH = 1000  # Chroma rejects very large batches; stay well below its limit
 
 
-def _to_metadata(chunk: Chunk) -> dict[str, str | int]:
-    meta: dict[str, str | int] = {
+def _to_metadata(chunk: Chunk) -> dict[str, str | int | float]:
+    meta: dict[str, str | int | float] = {
         "source": chunk.source,
         "start": chunk.start,
         "end": chunk.end,
@@ -33,6 +33,8 @@ def _to_metadata(chunk: Chunk) -> dict[str, str | int]:
         meta["page"] = chunk.page
     if chunk.heading is not None:
         meta["heading"] = chunk.heading
+    if chunk.ocr_confidence is not None:  # absent: not OCRed
+        meta["ocr_confidence"] = chunk.ocr_confidence
     return meta
 
 
@@ -48,6 +50,7 @@ def _from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
         content_hash=str(meta["content_hash"]),
         ordinal=int(meta["ordinal"]),
         file_hash=str(meta["file_hash"]),
+        ocr_confidence=float(meta["ocr_confidence"]) if "ocr_confidence" in meta else None,
     )
 
 

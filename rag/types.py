@@ -32,6 +32,13 @@ class Chunk:
     content_hash: str  # sha256 of `text`
     ordinal: int  # position of the chunk within its file
     file_hash: str  # sha256 of the file's bytes when it was indexed
+    # Mean recogniser score (0..1) when the text was read by OCR from a scan or image; None for a
+    # text layer.  Lets a reader weigh a passage that may hold misread characters.
+    ocr_confidence: float | None = None
+
+    @property
+    def ocr(self) -> bool:
+        return self.ocr_confidence is not None
 
     def embedding_text(self) -> str:
         """What the embedding model sees: the heading gives a short passage its context."""
@@ -66,13 +73,18 @@ class Citation(BaseModel):
                               "answer best (set when an answer sentence is verified against it).")
     quote_start: int | None = Field(None, description="Offset of the quote in the extracted text.")
     quote_end: int | None = Field(None, description="End offset of the quote in the extracted text.")
+    ocr: bool = Field(False, description="The passage was read by OCR from a scanned page or an "
+                      "image, so it may hold misread characters.")
+    ocr_confidence: float | None = Field(None, description="Mean OCR recogniser confidence of the "
+                                         "passage's page (0..1), when `ocr` is true.")
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit) -> Citation:
         c = hit.chunk
         return cls(id=number, source=c.source, page=c.page, heading=c.heading,
                    score=round(hit.score, 4), lexical=round(hit.lexical, 4), text=c.text, chunk_id=c.chunk_id,
-                   start=c.start, end=c.end)
+                   start=c.start, end=c.end, ocr=c.ocr,
+                   ocr_confidence=None if c.ocr_confidence is None else round(c.ocr_confidence, 4))
 
 
 class SentenceSupport(BaseModel):
