@@ -22,7 +22,7 @@ LLAMA_VERSION := 0.3.36
 # pip's own wheel cache ignores build flags, so the built wheel is kept per set of flags.
 LLAMA_WHEELS := $(HOME)/.cache/archivist/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-12)
 
-.PHONY: install run test stress browser screenshots ingest serve eval bench-ingest lock clean
+.PHONY: install run test stress browser fonts screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -46,7 +46,7 @@ run: install
 	$(BIN)/archivist ingest
 	$(BIN)/archivist serve
 
-test: install browser
+test: install browser fonts
 	$(BIN)/python -m pytest
 
 # Hostile requests: the long schemathesis fuzz of every operation (tests marked `stress`), then
@@ -60,6 +60,13 @@ stress: install
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
 		|| echo "warning: could not install chromium; the browser tests will be skipped"
+
+# A font with Chinese and Latin glyphs, for drawing the scanned pages the OCR tests read
+# (Debian's fonts-wqy-zenhei).  Needs root, as in CI.
+fonts:
+	test -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc || ! command -v apt-get >/dev/null || \
+		(apt-get update && apt-get install -y fonts-wqy-zenhei) \
+		|| echo "warning: could not install fonts-wqy-zenhei; the OCR tests will be skipped"
 
 # docs/portal-ask.png and docs/portal-library.png, from the real-model browser test.
 screenshots: install browser
