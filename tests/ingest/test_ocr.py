@@ -150,3 +150,15 @@ def test_reading_order_joins_boxes_of_a_line_and_sorts_lines():
     boxes = [(box(300, 104, tilt=3), "world"), (box(100, 200), "second"), (box(100, 100), "hello"),
              (box(300, 200), "二行"), (box(200, 201), "第")]
     assert reading_order(boxes) == ["hello world", "second 第二行"]
+
+
+def test_uploaded_images_are_recognised_by_their_content(tmp_path):
+    from PIL import Image
+
+    from ingest.sniff import matches, sniff
+
+    image = Image.new("L", (8, 8), 255)
+    for name, fmt, ext in (("a.png", "PNG", ".png"), ("b.jpeg", "JPEG", ".jpg"), ("c.tiff", "TIFF", ".tif")):
+        image.save(tmp_path / name, fmt)
+        assert sniff(tmp_path / name) == ext and matches(Path(name).suffix, ext)
+    assert not matches(".png", ".jpg") and not matches(".pdf", ".png")

@@ -74,12 +74,14 @@ def test_bad_files_are_reported_and_do_not_stop_the_run(ws, data_dir):
     (data_dir / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
     (data_dir / "empty.txt").write_bytes(b"")
     (data_dir / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (data_dir / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     report = ws.indexer.ingest()
-    assert report.added == 10 and report.failed == 3
+    assert report.added == 10 and report.failed == 4
     reasons = {f.source: f.reason for f in report.failures}
     assert "damaged" in reasons["broken.pdf"]
     assert "the file is empty" in reasons["empty.txt"]
-    assert "unsupported" in reasons["photo.jpg"]
+    assert "image is damaged" in reasons["photo.jpg"]
+    assert "unsupported" in reasons["clip.mp4"]
 
 
 def test_a_file_that_breaks_keeps_its_last_good_version(ws, data_dir):
