@@ -48,8 +48,10 @@ def test_scans_and_images_are_indexed_page_by_page_with_ocr_marks(scanned):
     assert "访客管理规定" in pages["scan.pdf", 2]
     assert "red badge" in pages["fax.tif", 1] and "食堂" in pages["fax.tif", 2]
     assert "冷却水泵" in pages["note.png", None]  # a single image has no page number
-    # Reading order: one line per printed line, title first.
-    assert pages["scan.pdf", 1].splitlines()[1] == "The cooling pump in hall B was replaced on 12 March."
+    # Reading order: one line per printed line, title first (compared without spaces: the
+    # recogniser sometimes drops one between English words).
+    lines = [line.replace(" ", "") for line in pages["scan.pdf", 1].splitlines()]
+    assert lines[:2] == ["Quarterlymaintenancereport", "ThecoolingpumpinhallBwasreplacedon12March."]
     # The lexical index (where search results come from) keeps the marks too.
     lexical = ws.lexical.chunks([c.chunk_id for c in chunks])
     assert all(chunk.ocr_confidence == pytest.approx(c.ocr_confidence) for c in chunks
