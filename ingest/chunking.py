@@ -70,14 +70,20 @@ class Chunker:
             )
         return self._splitters[size]
 
-    def _overlap_start(self, body: str, floor: int, start: int, budget: int) -> int:
+    def _overlap_start(self, body: str, floor: int, start: int, budget: int,
+                       rows_only: bool = False) -> int:
         """Move `start` back over at most `budget` tokens of `body[floor:start]`, stopping at a
-        word boundary (after whitespace or punctuation, or before a CJK character)."""
+        word boundary (after whitespace or punctuation, or before a CJK character); in a table
+        (`rows_only`) only at the start of a row, so that no chunk opens with a value cut off from
+        its column name."""
         if budget == 0 or start <= floor:
             return start
         lo = max(floor, start - budget * 8)  # a token is rarely over 8 characters
-        cuts = [p for p in range(lo, start) if p == floor or _BOUNDARY_BEFORE.match(body, p - 1)
-                or _CJK_CHAR.match(body, p)]
+        if rows_only:
+            cuts = [p for p in range(max(lo, 2), start) if body.startswith("\n\n", p - 2)]
+        else:
+            cuts = [p for p in range(lo, start) if p == floor or _BOUNDARY_BEFORE.match(body, p - 1)
+                    or _CJK_CHAR.match(body, p)]
         best = start
         left, right = 0, len(cuts) - 1
         while left <= right:  # binary search: earliest cut whose overlap still fits
@@ -124,6 +130,6 @@ class Chunker:
                 pos = cursor
             end = min(len(body), pos + len(piece))
             floor = spans[-1][0] + 1 if spans else 0
-            spans.append((self._overlap_start(body, floor, pos, overlap) if spans else pos, end))
+            spans.append((self._overlap_start(body, floor, pos, overlap, section.table) if spans else pos, end))
             cursor = end
         return [(section.start + a, section.start + b) for a, b in spans]

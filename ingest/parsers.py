@@ -4,8 +4,10 @@ A section is a stretch of the extracted text with one page (PDF page, slide or s
 nearest heading.  Chunks never cross a section boundary, so every chunk has exactly one page and
 one heading.  Word, PowerPoint, HTML, Markdown and plain text go through unstructured; PDFs through pypdf
 (unstructured's PDF path imports unstructured-inference and a CUDA torch); CSV and Excel through
-the csv module and openpyxl, one "column: value; ..." line per row, which retrieves far better
-than unstructured's flattened table text.
+the csv module and openpyxl.  Every table (CSV, Excel, and the tables of Word and HTML files) becomes
+one "column: value; ..." line per row (ingest/tables.py), which retrieves far better than
+unstructured's flattened table text.  Images and PDF pages without a usable text layer are read
+by OCR (ingest/ocr.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ingest.decode import decode_text
+from ingest.tables import cell_text, html_table, row_lines
 from rag.errors import ParseError
 from rag.text import HAN_KANA, HANGUL
 
@@ -36,6 +39,7 @@ class Section:
     page: int | None
     heading: str | None
     ocr_confidence: float | None = None  # mean recogniser score when the text was OCRed
+    table: bool = False  # rows of a table, one paragraph each: chunks start at a row
 
 
 @dataclass
@@ -51,7 +55,7 @@ class ParsedDocument:
     _bare_heading: bool = False  # the last section holds nothing but its heading
 
     def add(self, text: str, page: int | None, heading: str | None,
-            ocr_confidence: float | None = None) -> None:
+            ocr_confidence: float | None = None, table: bool = False) -> None:
         text = text.strip()
         if not text:
             return
@@ -62,15 +66,15 @@ class ParsedDocument:
         self._parts.append(text)
         self._length += len(text)
         last = self.sections[-1] if self.sections else None
-        if last and (last.page, last.heading, last.ocr_confidence) == (page, heading, ocr_confidence):
-            self.sections[-1] = Section(last.start, self._length, page, heading, ocr_confidence)
+        if last and (last.page, last.heading, last.ocr_confidence, last.table) == (page, heading, ocr_confidence, table):
+            self.sections[-1] = Section(last.start, self._length, page, heading, ocr_confidence, table)
             self._bare_heading = False
             return
-        if last and last.page == page and self._bare_heading and ocr_confidence is None:
+        if last and last.page == page and self._bare_heading and ocr_confidence is None and not table:
             # A heading directly followed by a sub-heading: keep it with the sub-section's text
             # rather than as a chunk of its own.
             start = self.sections.pop().start
-        self.sections.append(Section(start, self._length, page, heading, ocr_confidence))
+        self.sections.append(Section(start, self._length, page, heading, ocr_confidence, table))
         self._bare_heading = text == heading
 
     def finish(self) -> ParsedDocument:
@@ -107,6 +111,13 @@ def _from_elements(elements: Iterable, *, use_pages: bool) -> ParsedDocument:
         page = el.metadata.page_number if use_pages else None
         if category == "Title" and is_heading(text):
             heading = text
+        html = getattr(el.metadata, "text_as_html", None) if category == "Table" else None
+        if html:
+            # Rows keep their column names; the caption joins the heading, so every chunk of
+            # the table says which table it is from.
+            caption, rows = html_table(html)
+            _add_rows(doc, rows, page, " / ".join(h for h in (heading, caption) if h) or None)
+            continue
         doc.add(text, page, heading)
     return doc.finish()
 
@@ -179,17 +190,10 @@ def parse_pptx(path: Path) -> ParsedDocument:
 
 def _add_rows(doc: ParsedDocument, rows: list[list[str]], page: int | None,
               heading: str | None) -> None:
-    """A table as one "column: value; ..." line per row, the first row naming the columns."""
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        return
-    header = [h.strip() for h in rows[0]]
-    if len(rows) == 1:
-        doc.add(", ".join(h for h in header if h), page, heading)
-    for row in rows[1:]:
-        cells = [f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {v.strip()}"
-                 for i, v in enumerate(row) if v.strip()]
-        doc.add("; ".join(cells), page, heading)
+    """A table as one "column: value; ..." line per row (ingest/tables.py), each its own
+    paragraph, so that chunks break between rows rather than inside a cell."""
+    for line in row_lines(rows):
+        doc.add(line, page, heading, table=True)
 
 
 def parse_csv(data: bytes) -> ParsedDocument:
@@ -211,7 +215,7 @@ def parse_xlsx(path: Path) -> ParsedDocument:
     doc = ParsedDocument()
     try:
         for number, sheet in enumerate(book.worksheets, start=1):
-            rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+            rows = [[cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
             _add_rows(doc, rows, number, sheet.title)
     finally:
         book.close()
