@@ -13,7 +13,9 @@ def print_json(data: object) -> None:
 
 def where(c: Citation) -> str:
     text = c.source + (f", page {c.page}" if c.page is not None else "")
-    return text + (f" — {c.heading}" if c.heading else "")
+    text += f" — {c.heading}" if c.heading else ""
+    # OCR text may hold misread characters: say so where the source is named.
+    return text + (f" (OCR, confidence {c.ocr_confidence:.2f})" if c.ocr and c.ocr_confidence is not None else "")
 
 
 def print_answer(answer: Answer) -> None:

@@ -102,3 +102,25 @@ def test_console_script_is_installed(env):
                             env=dict(os.environ), timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["added"] == 10
+
+
+def test_search_json_and_text_say_a_passage_was_read_by_ocr(tmp_path, monkeypatch, capsys):
+    from tests.scans import CHINESE_PAGES, ENGLISH_PAGES, FONT, save_pdf
+
+    if not FONT.is_file():
+        pytest.skip("needs fonts-wqy-zenhei (make test installs it)")
+    (tmp_path / "data").mkdir()
+    save_pdf(tmp_path / "data" / "scan.pdf", [CHINESE_PAGES[0], ENGLISH_PAGES[2]])
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("ARCHIVIST_OCR_MAX_PAGES", "1")
+    code, out, _ = run(capsys, "ingest", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["added"] == 1
+    assert report["skipped_pages"][0]["source"] == "scan.pdf"
+    assert "ARCHIVIST_OCR_MAX_PAGES" in report["skipped_pages"][0]["reason"]
+    code, out, _ = run(capsys, "search", "冷却水泵什么时候更换的？", "--json")
+    best = json.loads(out)["results"][0]
+    assert best["page"] == 1 and best["ocr"] is True and 0.8 < best["ocr_confidence"] <= 1
+    code, out, _ = run(capsys, "search", "冷却水泵什么时候更换的？")
+    assert "scan.pdf, page 1 (OCR, confidence " in out
