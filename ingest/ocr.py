@@ -162,15 +162,17 @@ class Ocr:
 
     `max_pages` and `timeout_s` bound the cost of one file: pages past the limit, or not started
     before the time runs out, are skipped and said so in OcrResult.skipped.  A page already being
-    read when the time runs out is finished (a worker cannot be stopped mid-page without losing
-    its loaded models), so a file may overrun by about one page's time."""
+    read when the time runs out may finish within `grace_s` (stopping a worker mid-page costs
+    starting a new one and loading its models again); a page stuck past that is given up and the
+    workers are killed."""
 
     def __init__(self, max_pages: int, timeout_s: float, workers: int | None = None,
-                 dpi: int = RENDER_DPI) -> None:
+                 dpi: int = RENDER_DPI, grace_s: float = 30.0) -> None:
         self.max_pages = max_pages
         self.timeout_s = timeout_s
         self.workers = workers or usable_cores()
         self.dpi = dpi
+        self.grace_s = grace_s
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -184,6 +186,17 @@ class Ocr:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _kill(self) -> None:
+        """Stop the workers now, whatever they are doing; the next page starts a new pool."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # Python 3.14 has terminate_workers(); before it, the pool's processes are only reachable
+        # through its private table.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def read(self, path: Path, indexes: list[int]) -> OcrResult:
         """OCR these 0-based pages of `path`, in parallel, within the file's limits."""
@@ -212,8 +225,15 @@ class Ocr:
                 running[pool.submit(_task, str(path), index, self.dpi)] = index
             if not running:
                 break
-            done, _ = wait(running, timeout=max(0.0, deadline - time.monotonic()) + 1,
+            done, _ = wait(running, timeout=max(0.0, deadline + self.grace_s - time.monotonic()),
                            return_when=FIRST_COMPLETED)
+            if not done:  # past the deadline and its grace, a page is still being read: give up
+                late.extend(running.values())
+                late.extend(queue)
+                running.clear()
+                queue.clear()
+                self._kill()
+                break
             for future in done:
                 index = running.pop(future)
                 try:
@@ -221,8 +241,8 @@ class Ocr:
                 except Exception as exc:  # a page the renderer or recogniser cannot read
                     log.warning("OCR failed on page %d of %s: %s", index + 1, path, exc)
                     result.skipped.append(f"page {index + 1} could not be OCRed ({type(exc).__name__}: {exc})")
-                    if type(exc).__name__ == "BrokenProcessPool":
-                        self._pool = None
+                    if type(exc).__name__ == "BrokenProcessPool":  # a worker died (e.g. out of memory)
+                        self._kill()
                         pool = self._executor()
                     continue
                 result.pages[index + 1] = OcrPage(index + 1, text, confidence)

@@ -164,3 +164,15 @@ def test_uploaded_images_are_recognised_by_their_content(tmp_path):
         image.save(tmp_path / name, fmt)
         assert sniff(tmp_path / name) == ext and matches(Path(name).suffix, ext)
     assert not matches(".png", ".jpg") and not matches(".pdf", ".png")
+
+
+def test_a_page_still_being_read_past_the_time_limit_is_given_up_and_the_pool_restarts(tmp_path):
+    path = save_pdf(tmp_path / "stuck.pdf", [ENGLISH_PAGES[0], CHINESE_PAGES[0]])
+    ocr = Ocr(max_pages=10, timeout_s=0.01, workers=1, grace_s=0.0)
+    try:
+        result = ocr.read(path, [0, 1])
+        assert result.pages == {} and "2 page(s) not OCRed (pages 1-2)" in result.skipped[0]
+        ocr.timeout_s, ocr.grace_s = 120, 30
+        assert "冷却水泵" in ocr.read(path, [1]).pages[2].text  # a fresh pool reads again
+    finally:
+        ocr.close()
