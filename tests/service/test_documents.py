@@ -55,6 +55,22 @@ def test_upload_indexes_the_file_and_lists_it(client):
     assert hits[0]["source"] == "manual.pdf" and hits[0]["page"] == 1
 
 
+def test_an_uploaded_scan_is_read_by_ocr_and_its_passages_say_so(client):
+    from tests.scans import ENGLISH_PAGES, FONT, draw_page
+
+    if not FONT.is_file():
+        pytest.skip("needs fonts-wqy-zenhei (make test installs it)")
+    png = io.BytesIO()
+    draw_page(ENGLISH_PAGES[2]).save(png, "PNG")
+    reply = upload(client, ("canteen", png.getvalue()))  # no extension: named for its content
+    assert reply.status_code == 201, reply.text
+    [doc] = reply.json()["documents"]
+    assert doc["source"] == "canteen.png" and doc["status"] == "indexed" and doc["chunks"] >= 1
+    hits = client.post("/v1/search", json={"question": "canteen opens closes"}).json()["results"]
+    assert hits[0]["source"] == "canteen.png" and hits[0]["ocr"] is True
+    assert 0.8 < hits[0]["ocr_confidence"] <= 1
+
+
 def test_uploads_go_to_the_named_collection_only(client):
     assert upload(client, ("leave.txt", b"Annual leave is 25 days.\n"), collection="hr").status_code == 201
     assert (client.data_dir / "hr" / "leave.txt").is_file()
