@@ -35,6 +35,8 @@ def test_config_file_from_environment(tmp_path, monkeypatch):
     ("ARCHIVIST_TOP_K", "many", "top_k"),
     ("ARCHIVIST_CHUNK_OVERLAP_TOKENS", "500", "chunk_overlap_tokens"),
     ("ARCHIVIST_N_GPU_LAYERS", "-5", "n_gpu_layers"),
+    ("ARCHIVIST_OCR", "sometimes", "ocr"),
+    ("ARCHIVIST_OCR_TIMEOUT_S", "0", "ocr_timeout_s"),
 ])
 def test_invalid_values_explain_themselves(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
@@ -77,3 +79,12 @@ def test_components_default_to_the_tuned_settings():
     assert RetrievalConfig() == s.retrieval and SamplingParams() == s.sampling
     tuned = RetrievalConfig()
     assert (tuned.min_score, tuned.lexical_weight, tuned.min_lexical_cjk) == (0.52, 0.5, 0.45)
+
+
+def test_ocr_settings_from_the_environment(monkeypatch):
+    assert (load_settings().ingest.ocr, load_settings().ingest.ocr_max_pages) == ("auto", 200)
+    monkeypatch.setenv("ARCHIVIST_OCR", "off")
+    monkeypatch.setenv("ARCHIVIST_OCR_MAX_PAGES", "5")
+    monkeypatch.setenv("ARCHIVIST_OCR_TIMEOUT_S", "30")
+    ingest = load_settings().ingest
+    assert (ingest.ocr, ingest.ocr_max_pages, ingest.ocr_timeout_s) == ("off", 5, 30.0)
