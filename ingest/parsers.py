@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ingest.decode import decode_text
-from ingest.tables import cell_text, html_table, row_lines
+from ingest.tables import cell_text, html_table, layout_tables, row_lines
 from rag.errors import ParseError
 from rag.text import HAN_KANA, HANGUL
 
@@ -234,6 +234,7 @@ def parse_pdf(path: Path, ocr: Ocr | None = None) -> ParsedDocument:
                              hint="Save an unencrypted copy and ingest that.")
         headings = _pdf_outline_headings(reader)
         texts = [page.extract_text() or "" for page in reader.pages]
+        layouts = [_layout_text(page) if usable_text(text) else "" for page, text in zip(reader.pages, texts)]
     except ParseError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
@@ -254,8 +255,43 @@ def parse_pdf(path: Path, ocr: Ocr | None = None) -> ParsedDocument:
         if scan is not None:
             doc.add(scan.text, number, heading, scan.confidence)
         elif index not in scanned:
-            doc.add(text, number, heading)
+            _add_pdf_page(doc, text, layouts[index], number, heading)
     return doc.finish()
+
+
+def _layout_text(page) -> str:
+    """The page's text laid out in columns as printed, where tables show as aligned cells."""
+    try:
+        return page.extract_text(extraction_mode="layout") or ""
+    except Exception:  # the layout mode is stricter about odd fonts: go without tables
+        return ""
+
+
+_CAPTION = re.compile(r"^(Table|Tab\.|表)\s*\S", re.IGNORECASE)
+
+
+def _add_pdf_page(doc: ParsedDocument, text: str, layout: str, page: int, heading: str | None) -> None:
+    """A text page; the tables found in its layout replace their flattened lines, as rows that
+    name their columns, headed by the caption line just above them when there is one."""
+    tables = layout_tables(layout)
+    if not tables:
+        doc.add(text, page, heading)
+        return
+    lines = text.splitlines()
+    squeezed = [" ".join(line.split()) for line in lines]
+    cursor = 0
+    for table in tables:
+        n = len(table.plain_lines)
+        at = next((i for i in range(cursor, len(lines) - n + 1)
+                   if squeezed[i:i + n] == table.plain_lines), None)
+        if at is None:  # the two extractions disagree: keep the text, add the rows after it
+            _add_rows(doc, table.rows, page, heading)
+            continue
+        doc.add("\n".join(lines[cursor:at]), page, heading)
+        caption = squeezed[at - 1] if at > cursor and _CAPTION.match(squeezed[at - 1]) else None
+        _add_rows(doc, table.rows, page, " / ".join(h for h in (heading, caption) if h) or None)
+        cursor = at + n
+    doc.add("\n".join(lines[cursor:]), page, heading)
 
 
 # Characters a real text layer is made of; a broken font encoding yields mostly others

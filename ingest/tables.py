@@ -9,6 +9,8 @@ files (which unstructured hands over as HTML).
 from __future__ import annotations
 
 import datetime
+import re
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 # A cell holding more than this many characters is prose, not a value: a "table" used for page
@@ -104,3 +106,79 @@ class _TableParser(HTMLParser):
             self._cell.append(data)
         elif self._in_caption:
             self.caption += data
+
+
+# --- tables in PDF text layers -----------------------------------------------------------------
+
+_GAP = re.compile(r"\S+(?: \S+)*")  # a cell: words separated by single spaces
+_MIN_COLUMNS = 3  # two columns side by side are as likely a two-column page as a table
+_MIN_ROWS = 2  # under the header
+
+
+@dataclass
+class TextTable:
+    """A table found in a PDF page's layout text: its rows (the header first) and the lines the
+    page's plain text shows for it (cells joined by single spaces), to replace them there."""
+
+    rows: list[list[str]]
+    plain_lines: list[str] = field(default_factory=list)
+
+
+def _cells(line: str) -> list[tuple[int, str]]:
+    """(start column, text) of each cell of a layout line: runs of text between 2+ spaces."""
+    return [(match.start(), match.group()) for match in _GAP.finditer(line)]
+
+
+def layout_tables(layout: str) -> list[TextTable]:
+    """Tables in a page's text laid out in columns (pypdf's extraction_mode="layout"): a line of
+    at least three cells (the header) followed by at least two lines whose cells all start under
+    one of its columns.  A line with nothing in the first column continues the row above (a cell
+    wrapped onto two lines)."""
+    lines = [line for line in layout.splitlines() if line.strip()]
+    tables: list[TextTable] = []
+    i = 0
+    while i < len(lines):
+        header = _cells(lines[i])
+        if len(header) < _MIN_COLUMNS:
+            i += 1
+            continue
+        starts = [s for s, _ in header]
+        table = TextTable(rows=[[t for _, t in header]], plain_lines=[" ".join(t for _, t in header)])
+        j = i + 1
+        while j < len(lines):
+            cells = _cells(lines[j])
+            columns = [_column(starts, s) for s, _ in cells]
+            if not cells or None in columns or len(set(columns)) != len(columns):
+                break
+            if len(cells) == 1 and columns[0] == 0:  # a line of prose after the table
+                break
+            if any(c + 1 < len(starts) and s + len(t) > starts[c + 1] + 1
+                   for c, (s, t) in zip(columns, cells)):  # text running across a column
+                break
+            row = [""] * len(starts)
+            for column, (_, text) in zip(columns, cells):
+                row[column] = text
+            if columns[0] != 0 and len(table.rows) > 1:  # a wrapped cell: continue the row above
+                above = table.rows[-1]
+                table.rows[-1] = [f"{a} {b}".strip() for a, b in zip(above, row)]
+            else:
+                table.rows.append(row)
+            table.plain_lines.append(" ".join(t for _, t in cells))
+            j += 1
+        if len(table.rows) > _MIN_ROWS:
+            tables.append(table)
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def _column(starts: list[int], start: int, slack: int = 3) -> int | None:
+    """The header column a cell starting at `start` belongs to: the last one starting at or
+    before it (with some slack for right-aligned numbers), or None when it starts before the
+    first column."""
+    found = None
+    for index, column_start in enumerate(starts):
+        if start + slack >= column_start:
+            found = index
+    return found

@@ -116,3 +116,34 @@ def test_a_question_about_a_middle_row_finds_it_with_its_column_names(tmp_path, 
     assert best.heading == "Staff list" and best.ocr is False and best.ocr_confidence is None
     best = ws.assistant.search("负责42号车间冷却水泵巡检的是谁？", top_k=3)[0]
     assert "Name: Employee 42; Department: 维修部; Room: 142; 备注: 负责42号车间" in best.text
+
+
+def test_a_table_in_a_pdf_text_layer_becomes_rows_under_its_caption(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=10)
+    line = {"new_x": "LMARGIN", "new_y": "NEXT"}
+    pdf.multi_cell(0, 6, "Spare parts kept in the store room for the cooling pumps.", **line)
+    pdf.multi_cell(0, 6, "Table 3: Spare parts", **line)
+    with pdf.table() as table:
+        for cells in [["Part", "Price", "Stock", "Supplier"], ["Pump seal", "12 EUR", "40", "Acme Ltd"],
+                      ["Air filter", "8 EUR", "", "Filters and Sons"], ["Bearing 6204", "5 EUR", "120", "SKF"]]:
+            row = table.row()
+            for cell in cells:
+                row.cell(cell)
+    pdf.multi_cell(0, 6, "Prices are given without tax and were last checked in March.", **line)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "Two words  apart. " * 40, **line)  # prose, however spaced, is not a table
+    pdf.output(str(tmp_path / "parts.pdf"))
+    doc = parse_file(tmp_path / "parts.pdf")
+    [table] = [s for s in doc.sections if s.table]
+    assert table.page == 1 and table.heading == "Table 3: Spare parts"
+    assert doc.text[table.start:table.end].split("\n\n") == [
+        "Part: Pump seal; Price: 12 EUR; Stock: 40; Supplier: Acme Ltd",
+        "Part: Air filter; Price: 8 EUR; Supplier: Filters and Sons",
+        "Part: Bearing 6204; Price: 5 EUR; Stock: 120; Supplier: SKF"]
+    assert "Pump seal 12 EUR" not in doc.text  # the flattened rows are gone
+    assert doc.text.startswith("Spare parts kept") and "last checked in March." in doc.text
+    assert [s.page for s in doc.sections if not s.table] == [1, 1, 2]
