@@ -176,3 +176,29 @@ def test_a_page_still_being_read_past_the_time_limit_is_given_up_and_the_pool_re
         assert "冷却水泵" in ocr.read(path, [1]).pages[2].text  # a fresh pool reads again
     finally:
         ocr.close()
+
+
+def test_a_lexical_index_from_before_ocr_gains_the_column_and_reads_as_not_ocred(tmp_path):
+    import sqlite3
+
+    from rag.lexical import LexicalIndex
+    from rag.types import Chunk
+
+    old = sqlite3.connect(tmp_path / "lexical.sqlite3")
+    old.executescript(
+        "CREATE TABLE chunks (id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,"
+        " ordinal INTEGER NOT NULL, start INTEGER NOT NULL, \"end\" INTEGER NOT NULL, page INTEGER,"
+        " heading TEXT, content_hash TEXT NOT NULL, file_hash TEXT NOT NULL, text TEXT NOT NULL,"
+        " head_terms TEXT NOT NULL, terms TEXT NOT NULL);"
+        "INSERT INTO chunks VALUES (1, 'c1', 'a.txt', 0, 0, 5, NULL, NULL, 'h', 'f', 'hello', '', 'hello');")
+    old.close()
+    index = LexicalIndex(tmp_path / "lexical.sqlite3")
+    try:
+        [(chunk, _)] = index.chunks(["c1"]).values()
+        assert chunk.text == "hello" and chunk.ocr_confidence is None and not chunk.ocr
+        scanned = Chunk("c2", "b.png", "scan", 0, 4, None, None, "h2", 0, "f2", ocr_confidence=0.93)
+        index.replace_source("b.png", [scanned])
+        [(chunk, _)] = index.chunks(["c2"]).values()
+        assert chunk.ocr and chunk.ocr_confidence == 0.93
+    finally:
+        index.close()
