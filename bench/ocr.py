@@ -11,6 +11,7 @@ Accuracy is 1 - (Levenshtein distance / reference length), whitespace runs count
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -58,22 +59,43 @@ def accuracy(reference: str, recognised: str) -> float:
 
 def measure_resolutions(folder: Path) -> None:
     print("OCR character accuracy and seconds per page (one core) by render resolution")
-    print(f"{'dpi':>4} {'English':>8} {'Chinese':>8} {'s/page':>7}")
+    # CPU seconds as well as wall seconds: on a machine shared with other work, the CPU time is
+    # what a page costs on an idle core (the recogniser runs one thread here, as in the workers).
+    print(f"{'dpi':>4} {'English':>8} {'Chinese':>8} {'s/page':>7} {'CPU s/page':>10}")
     sets = {"English": ENGLISH_PAGES + [PARKING], "Chinese": CHINESE_PAGES + [PARKING_ZH]}
     pdfs = {lang: save_pdf(folder / f"{lang}.pdf", pages, **SCAN) for lang, pages in sets.items()}
     ocr.recognise(ocr.load_page_image(pdfs["English"], 0, 100))  # load the models first
     for dpi in DPIS:
-        scores, seconds, count = {}, 0.0, 0
+        scores, seconds, cpu, count = {}, 0.0, 0.0, 0
         for lang, pages in sets.items():
             total = 0.0
             for index, lines in enumerate(pages):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 text, _ = ocr.recognise(ocr.load_page_image(pdfs[lang], index, dpi))
                 seconds += time.perf_counter() - started
+                cpu += time.process_time() - started_cpu
                 count += 1
                 total += accuracy("\n".join(lines), text)
             scores[lang] = total / len(pages)
-        print(f"{dpi:>4} {scores['English']:>8.3f} {scores['Chinese']:>8.3f} {seconds / count:>7.2f}")
+        print(f"{dpi:>4} {scores['English']:>8.3f} {scores['Chinese']:>8.3f} {seconds / count:>7.2f} "
+              f"{cpu / count:>10.2f}")
+
+
+def measure_pool(folder: Path) -> None:
+    """Pages per second through the worker pool (one process per usable core), as ingest runs it."""
+    pages = (ENGLISH_PAGES + [PARKING] + CHINESE_PAGES + [PARKING_ZH]) * 2
+    path = save_pdf(folder / "pool.pdf", pages, **SCAN)
+    reader = ocr.Ocr(max_pages=len(pages), timeout_s=3600)
+    try:
+        started = time.perf_counter()
+        reader.read(path, [0])  # starts the workers and loads their models
+        warm = time.perf_counter()
+        result = reader.read(path, list(range(len(pages))))
+        done = time.perf_counter()
+    finally:
+        reader.close()
+    print(f"\nPool of {reader.workers} workers: start {warm - started:.1f} s, then {len(result.pages)} "
+          f"pages in {done - warm:.1f} s ({(done - warm) / len(pages):.2f} s per page)")
 
 
 def write_scans(folder: Path) -> None:
@@ -119,9 +141,11 @@ def measure_retrieval(root: Path) -> None:
 
 
 def main() -> None:
-    print(f"usable cores: {ocr.usable_cores()}, render resolution in use: {ocr.RENDER_DPI} dpi\n")
+    print(f"usable cores: {ocr.usable_cores()}, load average {os.getloadavg()[0]:.1f}, "
+          f"render resolution in use: {ocr.RENDER_DPI} dpi\n")
     with tempfile.TemporaryDirectory() as tmp:
         measure_resolutions(Path(tmp))
+        measure_pool(Path(tmp))
         measure_retrieval(Path(tmp) / "retrieval")
 
 
