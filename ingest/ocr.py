@@ -22,10 +22,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Chosen with bench/ocr.py on generated A4 scans: English character accuracy 0.985 / 0.991 /
-# 0.996 at 150 / 200 / 300 dpi for 11.5 pt text, 0.919 / 0.935 / 0.952 for 8.6 pt (Chinese 1.0 at
-# all three), at about the same 2-2.5 s per page: RapidOCR scales every page down to 2000 px on
-# its long side, so a finer rendering only gives it a better-smoothed image to start from.
+# Chosen with bench/ocr.py on generated A4 scans: English character accuracy 0.988 / 0.994 /
+# 0.997 at 150 / 200 / 300 dpi for 11.5 pt text, 0.919 / 0.935 / 0.952 for 8.6 pt (Chinese 1.0 at
+# all three), for 1.6 / 2.0 / 2.0 CPU seconds per page: RapidOCR scales every page down to 2000 px
+# on its long side, so a finer rendering costs little more and gives it a smoother image.
 RENDER_DPI = 300
 # A large-format page (a drawing, a poster) is rendered at a lower resolution so that its long side
 # stays within this: the recogniser would scale it down anyway, and memory stays bounded.
