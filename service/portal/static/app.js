@@ -17,6 +17,7 @@ const STRINGS = {
     "quoted.always": "Quoted from the documents.",
     draft: "The model's unverified reply",
     page: "p.", "page.long": "Page", heading: "Section", "passage.quote": "Supporting sentence:",
+    ocr: "Read by OCR from a scan, confidence", 
     "passage.of": "Passage", stopped: "Stopped.", cached: "from an identical earlier answer",
     "library.title": "Library", "library.intro": "Documents of the collection",
     "library.caption": "Documents", "library.empty": "No documents yet: upload some.",
@@ -48,6 +49,7 @@ const STRINGS = {
     "quoted.always": "引自文档。",
     draft: "模型未经核实的回答",
     page: "第", "page.long": "页码", heading: "章节", "passage.quote": "支持的句子：",
+    ocr: "由扫描件 OCR 识别，置信度", 
     "passage.of": "段落", stopped: "已停止。", cached: "来自之前相同的回答",
     "library.title": "文档库", "library.intro": "文档集中的文档",
     "library.caption": "文档", "library.empty": "还没有文档：请上传。",
@@ -298,6 +300,11 @@ function AskPage() {
     meta.replaceChildren();
     if (citation.page != null) meta.append(el("span", { class: "page" }, `${t("page.long")} ${citation.page}`));
     if (citation.heading) meta.append(el("span", { class: "heading" }, `${t("heading")}: ${citation.heading}`));
+    // OCR text may hold misread characters: the reader should know before trusting a figure.
+    if (citation.ocr) {
+      const confidence = citation.ocr_confidence != null ? ` ${Math.round(citation.ocr_confidence * 100)}%` : "";
+      meta.append(el("span", { class: "ocr" }, `${t("ocr")}${confidence}`));
+    }
     const body = document.getElementById("passage-text");
     const text = citation.text || "";
     const range = highlightRange(citation);
