@@ -4,9 +4,9 @@ A section is a stretch of the extracted text with one page (PDF page, slide or s
 nearest heading.  Chunks never cross a section boundary, so every chunk has exactly one page and
 one heading.  Word, PowerPoint, HTML, Markdown and plain text go through unstructured; PDFs through pypdf
 (unstructured's PDF path imports unstructured-inference and a CUDA torch); CSV and Excel through
-the csv module and openpyxl.  Every table (CSV, Excel, and the tables of Word and HTML files) becomes
-one "column: value; ..." line per row (ingest/tables.py), which retrieves far better than
-unstructured's flattened table text.  Images and PDF pages without a usable text layer are read
+the csv module and openpyxl.  Every table (CSV, Excel, the tables of Word and HTML files, and those
+laid out in columns in a PDF's text) becomes one "column: value; ..." line per row
+(ingest/tables.py), which retrieves far better than unstructured's flattened table text.  Images and PDF pages without a usable text layer are read
 by OCR (ingest/ocr.py).
 """
 
@@ -252,10 +252,12 @@ def parse_pdf(path: Path, ocr: Ocr | None = None) -> ParsedDocument:
         number = index + 1
         heading = headings.get(number, heading)
         scan = read.pages.get(number) if read else None
-        if scan is not None:
+        if scan is not None and scan.text.strip():
             doc.add(scan.text, number, heading, scan.confidence)
         elif index not in scanned:
             _add_pdf_page(doc, text, layouts[index], number, heading)
+        else:  # not OCRed (off, over a limit) or nothing read: the little text layer there is
+            doc.add(text, number, heading)
     return doc.finish()
 
 

@@ -202,3 +202,16 @@ def test_a_lexical_index_from_before_ocr_gains_the_column_and_reads_as_not_ocred
         assert chunk.ocr and chunk.ocr_confidence == 0.93
     finally:
         index.close()
+
+
+def test_a_short_text_layer_is_kept_when_the_page_is_not_ocred(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=24)
+    pdf.cell(0, 20, "Annual Report")  # a title page: too little text to trust, but real
+    pdf.output(str(tmp_path / "title.pdf"))
+    doc = parse_file(tmp_path / "title.pdf", None)
+    assert doc.text == "Annual Report" and doc.sections[0].ocr_confidence is None
+    assert "not OCRed (ARCHIVIST_OCR=off)" in doc.skipped[0]
