@@ -90,11 +90,15 @@ def load_page_image(path: Path, index: int, dpi: int = RENDER_DPI):
             return page.render(scale=scale).to_pil().convert("RGB")
         finally:
             pdf.close()
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(path) as image:
         image.seek(index)
-        return image.convert("RGB")
+        # A phone photo is stored sideways with an EXIF note to turn it: the recogniser only
+        # turns lines upside down, not by 90 degrees.
+        upright = ImageOps.exif_transpose(image)
+        upright.thumbnail((MAX_RENDER_PX, MAX_RENDER_PX))  # the recogniser scales it down anyway
+        return upright.convert("RGB")
 
 
 def recognise(image) -> tuple[str, float | None]:

@@ -215,3 +215,18 @@ def test_a_short_text_layer_is_kept_when_the_page_is_not_ocred(tmp_path):
     doc = parse_file(tmp_path / "title.pdf", None)
     assert doc.text == "Annual Report" and doc.sections[0].ocr_confidence is None
     assert "not OCRed (ARCHIVIST_OCR=off)" in doc.skipped[0]
+
+
+def test_a_photo_stored_sideways_is_turned_upright_by_its_exif_orientation(tmp_path):
+    from PIL import Image
+
+    from ingest.ocr import load_page_image
+    from tests.scans import draw_page
+
+    page = draw_page(ENGLISH_PAGES[0], angle=0)
+    sideways = page.rotate(90, expand=True)  # as a camera held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    sideways.convert("RGB").save(tmp_path / "photo.jpg", exif=exif)
+    upright = load_page_image(tmp_path / "photo.jpg", 0)
+    assert upright.size == page.size
