@@ -66,7 +66,8 @@ class ParsedDocument:
         self._parts.append(text)
         self._length += len(text)
         last = self.sections[-1] if self.sections else None
-        if last and (last.page, last.heading, last.ocr_confidence, last.table) == (page, heading, ocr_confidence, table):
+        kind = (page, heading, ocr_confidence, table)
+        if last and (last.page, last.heading, last.ocr_confidence, last.table) == kind:
             self.sections[-1] = Section(last.start, self._length, page, heading, ocr_confidence, table)
             self._bare_heading = False
             return
