@@ -106,7 +106,7 @@ def recognise(image) -> tuple[str, float | None]:
     import numpy as np
 
     result, _ = _engine()(np.asarray(image)[:, :, ::-1])  # RapidOCR wants OpenCV's BGR
-    boxes = [(box, text, float(score)) for box, text, score in (result or [])
+    boxes = [(box, text.strip(), float(score)) for box, text, score in (result or [])
              if text.strip() and float(score) >= MIN_BOX_SCORE]
     if not boxes:
         return "", None

@@ -138,3 +138,22 @@ def test_an_unverifiable_reply_becomes_a_quote_with_the_draft_collapsed(tmp_path
         assert not details.locator("p").is_visible()  # collapsed until opened
         details.locator("summary").click()
         assert details.locator("p").inner_text() == draft
+
+
+def test_a_passage_read_by_ocr_says_so_with_its_confidence(tmp_path, page):
+    from tests.scans import ENGLISH_PAGES, FONT, save_png
+
+    if not FONT.is_file():
+        pytest.skip("needs fonts-wqy-zenhei (make test installs it)")
+    settings = make_settings(tmp_path, min_score=0.1, min_evidence=0.0, answer_mode="generative")
+    settings.data_dir.mkdir(parents=True)
+    save_png(settings.data_dir / "canteen.png", ENGLISH_PAGES[2])
+    ws = Workspace.of(settings, embedder=FakeEmbedder(),
+                      generator=FakeGenerator("The canteen opens at 7:30 [1]."))
+    assert ws.indexer.ingest().added == 1
+    with serve(create_app(settings, ws.library)) as url:
+        page.goto(url)
+        turn = ask(page, "When does the canteen open?")
+        turn.locator(".chip", has_text="[1] canteen.png").click()
+        meta = page.locator("#passage-meta .ocr").inner_text()
+        assert re.fullmatch(r"Read by OCR from a scan, confidence \d{2,3}%", meta), meta
