@@ -161,6 +161,11 @@ def _ocr_models(s: Settings) -> str:
     if missing:
         raise Missing(f"missing OCR model files: {', '.join(missing)}",
                       f"{_pip('rapidocr-onnxruntime')} --force-reinstall --no-deps")
+    try:  # the opencv-python wheel rapidocr needs links the system's libGL and GLib
+        import cv2  # noqa: F401
+    except ImportError as exc:
+        raise Missing(f"cannot import OpenCV for OCR ({exc})",
+                      "apt-get install -y libgl1 libglib2.0-0 (Debian/Ubuntu)") from exc
     return f"{len(files)} models in {files[0].parent} ({sum(p.stat().st_size for p in files) / 1e6:.0f} MB)"
 
 
