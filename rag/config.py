@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 # Bump when ingest/chunking.py cuts the same text differently for the same settings: indexes
 # record it (with the embedding model) and refuse to mix chunks of two versions.
@@ -76,6 +76,22 @@ class IngestConfig(Section):
     ingest_lock_wait_s: float = Field(
         60.0, ge=0, description="How long an ingest, upload or folder sync waits for another "
         "one to finish before giving up with 'index busy' (one writer at a time; 0: fail at once).")
+
+
+class StoreConfig(Section):
+    """Where the vectors live: embedded Chroma in the index folder, or a Chroma server."""
+
+    chroma_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+/?$",
+        description="A Chroma server (`chroma run --path DIR --port 8001`) holding the vectors, "
+        "e.g. 'http://chroma:8001'. Empty: embedded Chroma in index_dir/chroma. One server (or "
+        "one server path) per Archivist deployment: collections are named as in the embedded "
+        "store.")
+    chroma_token: SecretStr | None = Field(
+        None, description="Sent to the Chroma server as `Authorization: Bearer <token>` (a "
+        "server started with token authentication, or a proxy in front of it).")
+
+    _empty_is_none = field_validator("chroma_url", "chroma_token", mode="before")(_none_if_empty)
 
 
 class QueryConfig(Section):
@@ -237,6 +253,7 @@ class ServerConfig(Section):
 # Settings field name -> section class, in the order `archivist doctor` shows them.
 SECTIONS: dict[str, type[Section]] = {
     "embedding": EmbeddingConfig, "chunking": ChunkingConfig, "ingest": IngestConfig,
+    "store": StoreConfig,
     "query": QueryConfig, "retrieval": RetrievalConfig, "answer": AnswerConfig,
     "llm": LlmConfig, "sampling": SamplingParams, "server": ServerConfig,
 }

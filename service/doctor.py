@@ -69,7 +69,7 @@ def _index(library: Library) -> dict[str, Any]:
         collection = library.collection()
         with collection.views.reading(check=False) as view:
             return {"chunks": view.store.count(), "generation": view.generation,
-                    "build": collection.build_info()}
+                    "build": collection.build_info(), "vectors": str(library.settings.chroma)}
     except ArchivistError as exc:
         return {"error": str(exc)}
 
