@@ -60,9 +60,10 @@ class Ticket:
 
 
 class GenerationGate:
-    def __init__(self, max_queue: int, typical_s: float = 10.0) -> None:
+    def __init__(self, max_queue: int, typical_s: float = 10.0, slots: int = 1) -> None:
+        """`slots`: generations at once (1 in-process; a model server's parallel slots)."""
         self.max_queue = max_queue
-        self._slot = threading.Semaphore(1)
+        self._slot = threading.Semaphore(slots)
         self._lock = threading.Lock()
         self._waiting = 0
         self._running = 0

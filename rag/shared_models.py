@@ -8,6 +8,7 @@ records carry, is computed once per file.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.gate import GenerationGate
 from rag.generator import Generator, LlamaCppGenerator
 from rag.models import file_sha256, resolve_embed_model, resolve_llm_model
+from rag.remote_generator import OpenAICompatibleGenerator
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Models:
@@ -28,7 +32,7 @@ class Models:
         self._injected_generator = generator is not None
         self._sha256: dict[tuple[Path, int, int], str] = {}
         self._lock = threading.RLock()
-        self.gate = GenerationGate(settings.llm.max_queue)
+        self.gate = GenerationGate(settings.llm.max_queue, slots=settings.llm.llm_parallel)
 
     @property
     def embedder(self) -> Embedder:
@@ -48,8 +52,12 @@ class Models:
         with self._lock:
             if self._generator is None:
                 cfg = self.settings.llm
-                self._generator = LlamaCppGenerator(self._llm_path(), n_ctx=cfg.n_ctx,
-                                                    n_threads=cfg.n_threads, n_gpu_layers=cfg.n_gpu_layers)
+                if cfg.llm_url:
+                    self._generator = OpenAICompatibleGenerator(cfg)
+                else:
+                    self._generator = LlamaCppGenerator(self._llm_path(), n_ctx=cfg.n_ctx,
+                                                        n_threads=cfg.n_threads,
+                                                        n_gpu_layers=cfg.n_gpu_layers)
             return self._generator
 
     @property
@@ -61,6 +69,8 @@ class Models:
         """The chat model's file; None for a ready-made generator without one (a test fake)."""
         if self._injected_generator:
             return getattr(self._generator, "path", None)
+        if self.settings.llm.llm_url:
+            return None  # the model file is the servers' business
         return resolve_llm_model(self.settings.llm.llm_model)
 
     def llm_name(self) -> str:
@@ -90,9 +100,15 @@ class Models:
             return self._sha256[key]
 
     def warm_up(self) -> None:
-        """Load both models and hash the chat model now rather than at the first request."""
+        """Load both models and hash the chat model now rather than at the first request.  A
+        model server that does not answer yet is logged, not fatal: search works without it."""
         _ = self.embedder, self.generator
         self.llm_sha256()
+        probe = getattr(self._generator, "probe", None)
+        problem = probe() if probe else None
+        if problem:
+            log.warning("No model server answers yet (%s): questions get 503 until one does; "
+                        "search works meanwhile.", problem)
 
     def close(self) -> None:
         """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
