@@ -87,6 +87,13 @@ class FileFacts:
     def sha256(self, path: Path) -> str:
         return self._get(path, "sha256", file_sha256)
 
+    def cached_sha256(self, path: Path) -> str | None:
+        """The sha256 if already known for this version of the file (reads nothing)."""
+        try:
+            return self._entry(path).get("sha256")
+        except OSError:
+            return None
+
     def remember_sha256(self, path: Path, digest: str) -> None:
         """A digest just measured elsewhere (a verified pull), so it is not read twice."""
         self._get(path, "sha256", lambda _: digest)

