@@ -89,7 +89,8 @@ class LlamaCppGenerator:
         self.name = model_path.name
         self.path = model_path
         self.template = "gguf"
-        if not self._llm.metadata.get("tokenizer.chat_template"):
+        metadata = getattr(self._llm, "metadata", None)  # None: a test double
+        if metadata is not None and not metadata.get("tokenizer.chat_template"):
             # Without a template llama-cpp-python falls back to llama-2's, which small instruct
             # models were not trained on; ChatML is what most of them were.
             from rag.model_repo import FALLBACK_TEMPLATE

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ArchivistError, ModelNotFoundError
+from rag.errors import ArchivistError, BadRequestError, NotFoundError
 from rag.models import PACKAGED_LLM, _package_dir, file_sha256, resolve_llm_model
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class ModelRepository:
             if model.name == stem:
                 return model
         known = ", ".join(m.name for m in self.files()) or "none"
-        raise ModelNotFoundError(f"No model {name!r} in {self.dir} (found: {known}).",
+        raise NotFoundError(f"No model {name!r} in {self.dir} (found: {known}).",
                                  hint="`archivist models list` shows them; `archivist models pull "
                                       "NAME` fetches a catalogued one.")
 
@@ -213,17 +213,17 @@ class ModelRepository:
     def choose(self, name: str | None, previous: bool = False) -> ModelFile:
         """The model `use` would record (nothing written): `name`, or the previous one."""
         if self.configured is not None:
-            raise ArchivistError(
+            raise BadRequestError(
                 f"ARCHIVIST_LLM_MODEL is set ({self.configured}), and it wins over the models "
                 "folder's choice.", hint="Unset ARCHIVIST_LLM_MODEL (or llm_model in "
                 "archivist.toml) to choose models with `archivist models use`.")
         if previous:
             name = self.state()["previous"]
             if not name:
-                raise ArchivistError("No previous model is recorded.",
+                raise BadRequestError("No previous model is recorded.",
                                      hint="`archivist models use NAME` records one.")
         if not name:
-            raise ArchivistError("Name a model, or pass --previous.",
+            raise BadRequestError("Name a model, or pass --previous.",
                                  hint="`archivist models list` shows them.")
         return self.find(name)
 

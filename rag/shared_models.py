@@ -14,6 +14,7 @@ answer finishes on the old model, and the old model is freed when its last answe
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from rag.embedder import Embedder, SentenceTransformerEmbedder
@@ -71,8 +72,21 @@ class Models:
             new = self._load(path)
             self.repo.facts.sha256(path)
             with self._lock:
-                self._generator = new  # the old one is freed once its last answer lets go
+                old, self._generator = self._generator, new
+                users = self.gate.live()  # every answer that may run on `old` holds one of these
+            if old is not None and not self._injected_generator:
+                threading.Thread(target=self._retire, args=(old, users), daemon=True,
+                                 name="retire-model").start()
             return new
+
+    def _retire(self, old: Generator, users: frozenset) -> None:
+        """Free `old` once the answers admitted before the switch are done with it (their
+        tickets released), rather than whenever the garbage collector gets to it."""
+        while any(not ticket.released for ticket in users):
+            time.sleep(0.1)
+        close = getattr(old, "close", None)
+        if close:
+            close()
 
     @property
     def loaded_llm_name(self) -> str | None:
