@@ -13,6 +13,7 @@ import pytest
 from rag.model_repo import bundled_model
 from rag.models import file_sha256
 from rag.shared_models import Models
+from service import cli, handoff
 from service.app import create_app
 from service.auth import KeyStore
 from tests.models.ggufs import tiny_gguf
@@ -56,7 +57,7 @@ def stream_until(lines, kind, count=1):
 
 @pytest.mark.slow
 def test_a_switch_finishes_the_streaming_answer_on_the_old_model(tmp_path, data_dir, real_embedder,
-                                                                 monkeypatch):
+                                                                 monkeypatch, capsys):
     import json
 
     models_dir = tmp_path / "models"
@@ -96,11 +97,23 @@ def test_a_switch_finishes_the_streaming_answer_on_the_old_model(tmp_path, data_
         assert not again.get("cached") and loaded["b.gguf"].produced == 200
         now = ws.records.get_answer(again["answer_id"])["provenance"]
         assert now["llm_model"] == "b.gguf"
+        replayed = ws.assistant.replay(done["answer_id"])  # what `archivist replay` prints
+        assert replayed["model_changed"] is True
+        assert replayed["llm_model"] == {"then": "a.gguf", "now": "b.gguf"}
 
         back = httpx.post(f"{base}/v1/admin/model", json={"previous": True}, timeout=30).json()
         assert (back["active"], back["previous"]) == ("a", "b")
         missing = httpx.post(f"{base}/v1/admin/model", json={"name": "nope"}, timeout=30)
         assert missing.status_code == 404 and httpx.get(f"{base}/v1/health").json()["llm_model"] == "a.gguf"
+
+        # `archivist models use` beside a running server asks it to switch (service/handoff.py).
+        for name, value in (("INDEX_DIR", ws.settings.index_dir), ("MODELS_DIR", models_dir),
+                            ("DATA_DIR", ws.settings.data_dir)):
+            monkeypatch.setenv(f"ARCHIVIST_{name}", str(value))
+        with handoff.register(ws.settings, "127.0.0.1", int(base.rsplit(":", 1)[1])):
+            assert cli.main(["models", "use", "b"]) == 0
+        assert "active: b (previous: a); the server switched in" in capsys.readouterr().out
+        assert httpx.get(f"{base}/v1/health").json()["llm_model"] == "b.gguf"
 
         reader = KeyStore(ws.settings.keys_path).create("reader", None, "test")
         refused = httpx.post(f"{base}/v1/admin/model", json={"name": "b"},
