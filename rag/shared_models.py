@@ -13,6 +13,7 @@ answer finishes on the old model, and the old model is freed when its last answe
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from rag.generator import Generator, LlamaCppGenerator
 from rag.model_repo import ModelRepository
 from rag.models import resolve_embed_model
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Models:
@@ -69,11 +72,15 @@ class Models:
         model loads outside the lock, and it is hashed before the swap so the first answer on
         it does not wait for that."""
         with self._switching:
+            started = time.perf_counter()
             new = self._load(path)
             self.repo.facts.sha256(path)
             with self._lock:
                 old, self._generator = self._generator, new
                 users = self.gate.live()  # every answer that may run on `old` holds one of these
+            log.info("chat model switched from %s to %s in %.2f s; %d answer(s) finish on %s",
+                     getattr(old, "name", None), new.name, time.perf_counter() - started,
+                     len(users), getattr(old, "name", None))
             if old is not None and not self._injected_generator:
                 threading.Thread(target=self._retire, args=(old, users), daemon=True,
                                  name="retire-model").start()

@@ -43,12 +43,13 @@ def cmd_models(library: Library, args: argparse.Namespace) -> int:
 def _list(library: Library, args: argparse.Namespace) -> int:
     models = library.models
     rows = models.repo.list()
+    state = models.repo.state()
     embedder = models.embedder
     embed = {"name": library.settings.embedding.embed_model,
              "dimension": embedder.dimension,
              "fingerprint": embedder.fingerprint}
     if args.json:
-        print_json({"models_dir": str(models.repo.dir), "chat_models": rows,
+        print_json({"models_dir": str(models.repo.dir), "chat_models": rows, "state": state,
                     "configured": str(models.repo.configured) if models.repo.configured else None,
                     "embedding_models": [embed]})
         return 0
@@ -64,6 +65,9 @@ def _list(library: Library, args: argparse.Namespace) -> int:
         for problem in (r.get("warning"), r.get("error")):
             if problem:
                 print(f"     warning: {problem}")
+    if state["current"] and not any(r["name"] == state["current"] for r in rows):
+        print(f"warning: {models.repo.dir}/active.json names {state['current']!r}, which is not "
+              "there: answering fails until you `archivist models use` another.")
     if models.repo.configured:
         print(f"ARCHIVIST_LLM_MODEL={models.repo.configured} is set: it wins over `models use`.")
     print("Embedding model (read-only, ARCHIVIST_EMBED_MODEL):")
