@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.gate import GenerationGate
@@ -66,11 +67,12 @@ class Models:
         return LlamaCppGenerator(path, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads,
                                  n_gpu_layers=cfg.n_gpu_layers)
 
-    def switch_llm(self, path: Path) -> Generator:
+    def switch_llm(self, path: Path, then: Callable[[], object] | None = None) -> Generator:
         """Load `path` and make it the chat model of the next generation; answers already
         streaming finish on the model they started with.  Requests go on meanwhile: the new
         model loads outside the lock, and it is hashed before the swap so the first answer on
-        it does not wait for that."""
+        it does not wait for that.  `then` runs right after the swap, before any other switch
+        (recording the choice: two switches at once are recorded in the order they happened)."""
         with self._switching:
             started = time.perf_counter()
             new = self._load(path)
@@ -84,6 +86,8 @@ class Models:
             if old is not None and not self._injected_generator:
                 threading.Thread(target=self._retire, args=(old, users), daemon=True,
                                  name="retire-model").start()
+            if then is not None:
+                then()
             return new
 
     def _retire(self, old: Generator, users: frozenset) -> None:

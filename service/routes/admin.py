@@ -141,10 +141,8 @@ def switch_model(body: ModelRequest, library: LibraryDep, who: PrincipalDep) -> 
     models = library.models
     chosen = models.repo.choose(body.name, body.previous)  # refusals before any loading
     started = time.perf_counter()
-    generator = models.switch_llm(chosen.path)
+    generator = models.switch_llm(chosen.path, then=lambda: models.repo.use(chosen.name))
     load_s = time.perf_counter() - started
-    models.repo.use(chosen.name)
     return {"active": chosen.name, "previous": models.repo.state()["previous"],
             "sha256": models.llm_sha256(generator), "template": getattr(generator, "template", None),
             "load_s": round(load_s, 3)}
-
