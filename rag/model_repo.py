@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ArchivistError, BadRequestError, NotFoundError
+from rag.errors import ArchivistError, BadRequestError, ModelNotFoundError, NotFoundError
 from rag.models import PACKAGED_LLM, _package_dir, file_sha256, resolve_llm_model
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,13 @@ class ModelRepository:
             return resolve_llm_model(self.configured)
         current = self.state()["current"]
         if current:
-            return self.find(current).path
+            try:
+                return self.find(current).path
+            except NotFoundError as exc:  # a server error (503), not "no such thing" (404)
+                raise ModelNotFoundError(
+                    f"{self.dir / STATE_FILE} names the model {current!r}, which is not there.",
+                    hint="Choose another with `archivist models use NAME`, or delete that file "
+                         "to use the bundled model.") from exc
         return resolve_llm_model(None)
 
     def active_name(self) -> str | None:

@@ -92,6 +92,8 @@ def test_use_records_the_choice_and_previous_rolls_back(models_dir, capsys, monk
     (models_dir / "tiny.gguf").unlink()  # the active model's file, gone
     code, out, _ = run(capsys, "models", "list")
     assert code == 0 and "active.json names 'tiny', which is not there" in out
+    code, out, err = run(capsys, "doctor", "--offline")  # serving would fail: doctor says why
+    assert code == 1 and "names the model 'tiny', which is not there" in out + err
     # An explicit llm_model wins, so choosing in the folder would be silently ignored: refused.
     monkeypatch.setenv("ARCHIVIST_LLM_MODEL", str(bundled_model().path))
     code, _, err = run(capsys, "models", "use", "tiny")
