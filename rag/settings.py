@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Folder whose files are indexed.")
     index_dir: Path = Field(
         Path(".archivist"), description="Folder holding the Chroma store and the ingest manifest.")
+    models_dir: Path = Field(
+        Path("models"), description="Folder of chat models (.gguf): `archivist models list` "
+        "shows them, `models use` chooses one (models/active.json), `models pull` adds "
+        "catalogued ones.")
     collection: str = Field(
         DEFAULT_COLLECTION, pattern=COLLECTION_NAME,
         description="Collection used when a request or command names none: 'default' is the data "
