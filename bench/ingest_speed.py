@@ -27,7 +27,7 @@ from ingest.pipeline import Ingestor  # noqa: E402
 from rag.lexical import LexicalIndex  # noqa: E402
 from rag.offline import enforce_offline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import ChunkStore  # noqa: E402
+from rag.store import ChromaTarget, ChunkStore  # noqa: E402
 from rag.library import Collection, Library  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def ingest_once(data: Path, work: Path, collection: Collection, lexical: bool) -
     process, so a deleted and recreated folder would still hold the old vectors)."""
     s = collection.settings.chunking
     embedder = collection.models.embedder
-    store = ChunkStore(work / "chroma", "bench", collection.build_info())
+    store = ChunkStore(ChromaTarget(work / "chroma"), "bench", collection.build_info())
     index = LexicalIndex(work / "lexical.sqlite3") if lexical else NoLexicalIndex()
     manifest = Manifest(work / "manifest.sqlite3")
     chunker = Chunker(embedder.count_tokens, embedder.max_tokens, s.chunk_tokens,

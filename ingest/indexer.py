@@ -109,7 +109,7 @@ class Indexer:
         with writer_lock(s):
             old = generations.current(s.index_dir, self.name)
             new = generations.names(s.index_dir, self.name, old.generation + 1)
-            drop_generation(s.chroma_dir, new)  # leftovers of a reindex that died before switching
+            drop_generation(s.chroma, new)  # leftovers of a reindex that died before switching
             view = self.collection.open_view(new)
             skip = collections.skipped(s.data_dir, self.name)
             try:
@@ -120,7 +120,7 @@ class Indexer:
                 raise
             generations.set_active(s.index_dir, self.name, new.generation)
             if not self.collection.views.switch(view, old):
-                drop_generation(s.chroma_dir, old)
+                drop_generation(s.chroma, old)
         self._notify(report)
         return report
 

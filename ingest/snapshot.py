@@ -25,6 +25,7 @@ from pathlib import Path
 from rag import generations
 from rag.errors import ArchivistError
 from rag.settings import Settings
+from rag.store import ChromaTarget, collection_names, copy_collection, forget_client
 from ingest.lock import writer_lock
 
 FORMAT_VERSION = 1
@@ -124,6 +125,17 @@ def _fingerprints(staged: Path) -> dict[str, str]:
         db.close()
 
 
+def _copy_vectors(source: ChromaTarget, target: ChromaTarget, staged: Path) -> None:
+    """Copy the Chroma collections of every current generation in `staged` between an embedded
+    store and a server, then close the embedded one so its files are complete."""
+    try:
+        for names in generations.every_current(staged).values():
+            copy_collection(source, target, names.chroma_collection)
+    finally:
+        forget_client(source)
+        forget_client(target)
+
+
 def export_index(settings: Settings, archive: Path) -> dict:
     """Write a snapshot of settings.index_dir to `archive`; returns its manifest."""
     index_dir = settings.index_dir
@@ -136,12 +148,16 @@ def export_index(settings: Settings, archive: Path) -> dict:
     try:
         with writer_lock(settings):
             for rel in _index_files(index_dir):
+                if settings.chroma.remote and rel.parts[0] == "chroma":
+                    continue  # an embedded store from before the server: not this index's vectors
                 src, dst = index_dir / rel, staging / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if _is_sqlite(src):
                     _backup_sqlite(src, dst)
                 else:
                     shutil.copy2(src, dst)
+            if settings.chroma.remote:  # the archive is the same as an embedded index's
+                _copy_vectors(settings.chroma, ChromaTarget(staging / "chroma"), staging)
         files = {rel.as_posix(): _sha256(staging / rel) for rel in _index_files(staging)}
         fingerprints = _fingerprints(staging)
         manifest = {
@@ -235,10 +251,23 @@ def _non_empty(index_dir: Path) -> bool:
     return index_dir.is_dir() and any(p.name not in _SKIP_NAMES for p in index_dir.iterdir())
 
 
-def import_index(settings: Settings, archive: Path, force: bool = False) -> dict:
-    """Replace settings.index_dir with the archive's index; returns the archive's manifest."""
-    from rag.store import forget_client
+def _vectors_onto_server(settings: Settings, staging: Path, force: bool) -> None:
+    wanted = [n.chroma_collection for n in generations.every_current(staging).values()]
+    taken = sorted(set(wanted) & set(collection_names(settings.chroma)))
+    if taken and not force:
+        raise SnapshotError(f"The Chroma server at {settings.chroma} already has the collection(s) "
+                            f"{', '.join(taken)}.",
+                            hint="Pass --force to replace them (the server keeps no copy of the "
+                                 "old vectors), or point ARCHIVIST_CHROMA_URL at another server.")
+    _copy_vectors(ChromaTarget(staging / "chroma"), settings.chroma, staging)
+    shutil.rmtree(staging / "chroma", ignore_errors=True)  # on the server now, not in index_dir
 
+
+def import_index(settings: Settings, archive: Path, force: bool = False) -> dict:
+    """Replace settings.index_dir with the archive's index; returns the archive's manifest.
+
+    With a Chroma server the archive's vectors are copied onto it (replacing collections of the
+    same names, which --force allows), so an embedded index moves onto the server this way."""
     index_dir = settings.index_dir
     if _non_empty(index_dir) and not force:  # cheap early refusal; checked again under the lock
         raise SnapshotError(f"{index_dir} already holds an index.",
@@ -252,7 +281,9 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
         with writer_lock(settings):
             if _non_empty(index_dir) and not force:
                 raise SnapshotError(f"{index_dir} already holds an index.", hint="Pass --force to replace it.")
-            forget_client(settings.chroma_dir)
+            if settings.chroma.remote:
+                _vectors_onto_server(settings, staging, force)
+            forget_client(settings.chroma)
             old = [p for p in index_dir.iterdir() if p.name not in _SKIP_NAMES]
             if old:
                 backup = index_dir.parent / f"{index_dir.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -272,7 +303,7 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
                 for p in moved_old:
                     os.replace(backup / p.name, p)
                 raise
-            forget_client(settings.chroma_dir)
+            forget_client(settings.chroma)
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         return manifest

@@ -66,6 +66,7 @@ class Answerer:
         answer" gives way to the quoted answer (above 1: never)."""
         self.retriever = retriever
         self._generator = generator
+        self._bound: Generator | None = None
         self.params = params
         self.evidence = evidence
         self.neighbours = neighbours
@@ -74,7 +75,11 @@ class Answerer:
 
     @property
     def generator(self) -> Generator:
-        return self._generator()
+        """The model, fixed at first use: an answer packs, runs and is recorded on one model
+        even if another is switched in meanwhile (rag/shared_models.py)."""
+        if self._bound is None:
+            self._bound = self._generator()
+        return self._bound
 
     def ask(self, question: str, top_k: int, history: list[tuple[str, str]] | None = None,
             filt: SearchFilter | None = None, debug: bool = False, mode: str = "generative") -> Answer:

@@ -89,9 +89,9 @@ class Assistant:
         started = time.perf_counter()
         with self._reading(view) as v:
             provenance = self._provenance(v, top_k, filt, mode)
-            key = None
+            key, model_key = None, self.models.llm_key()
             if not history and not debug:
-                key = cache_key(question, provenance, self.models.llm_key())
+                key = cache_key(question, provenance, model_key)
                 hit = self.collection.records.cached(key)
                 if hit is not None:
                     return AnswerStream.ready(hit[1].model_copy(update={"answer_id": hit[0], "cached": True}))
@@ -105,9 +105,13 @@ class Assistant:
         ticket = self.models.gate.admit()
         try:
             self.models.load_generator()  # a missing or broken model fails here, before any reply
+            generator = answerer.generator  # this answer's model, whatever is switched in later
         except BaseException:
             ticket.release()
             raise
+        if self.models.llm_key(generator) != model_key:  # switched since the cache was looked up
+            key = None
+        provenance = {**provenance, "llm_model": generator.name}
         return AnswerStream(self._generated(answerer, plan, ticket, debug, mode, provenance, key,
                                             started), ticket)
 
@@ -126,7 +130,8 @@ class Assistant:
             tokens.close()  # a client that went away stops the model here
         ticket.release()  # the next request may use the model while this answer is verified
         answer = answerer.finish(plan, "".join(pieces), mode)
-        answer_id = self._record(plan.question, answer, provenance, key, started)
+        answer_id = self._record(plan.question, answer, provenance, key, started,
+                                 answerer.generator)
         yield "done", answer.model_copy(update={"answer_id": answer_id})
 
     # --- conversations -----------------------------------------------------------------
@@ -211,6 +216,8 @@ class Assistant:
             "answer_changed": fresh.answer != record["answer"]["answer"],
             "index_version": {"then": then["index_version"], "now": now["index_version"]},
             "llm_sha256": {"then": then["llm_sha256"], "now": self.models.llm_sha256()},
+            "llm_model": {"then": then.get("llm_model"), "now": self.models.llm_name()},
+            "model_changed": then["llm_sha256"] != self.models.llm_sha256(),
             "answer_then": record["answer"]["answer"],
             "answer_now": fresh.answer,
         }
@@ -270,8 +277,9 @@ class Assistant:
                 "answer": {**self.settings.answer.model_dump(), "answer_mode": mode}}
 
     def _record(self, question: str, answer: Answer, provenance: dict, key: str | None,
-                started: float) -> str:
-        provenance = {**provenance, "llm_sha256": self.models.llm_sha256(),
+                started: float, generator=None) -> str:
+        """`generator`: the model the answer ran on (else none ran: the current one is named)."""
+        provenance = {**provenance, "llm_sha256": self.models.llm_sha256(generator),
                       "timings_ms": {"total": round((time.perf_counter() - started) * 1000, 1)},
                       "passages": [{"chunk_id": c.chunk_id, "source": c.source,
                                     "content_hash": sha256_text(c.text)} for c in answer.citations]}

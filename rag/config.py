@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 # Bump when ingest/chunking.py cuts the same text differently for the same settings: indexes
 # record it (with the embedding model) and refuse to mix chunks of two versions.
@@ -86,6 +86,22 @@ class IngestConfig(Section):
     ocr_timeout_s: float = Field(
         600.0, gt=0, description="OCR time for one file, in seconds; pages not started by then are "
         "skipped and named in the ingest report (about 1-2 s per page and core).")
+
+
+class StoreConfig(Section):
+    """Where the vectors live: embedded Chroma in the index folder, or a Chroma server."""
+
+    chroma_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+/?$",
+        description="A Chroma server (`chroma run --path DIR --port 8001`) holding the vectors, "
+        "e.g. 'http://chroma:8001'. Empty: embedded Chroma in index_dir/chroma. One server (or "
+        "one server path) per Archivist deployment: collections are named as in the embedded "
+        "store.")
+    chroma_token: SecretStr | None = Field(
+        None, description="Sent to the Chroma server as `Authorization: Bearer <token>` (a "
+        "server started with token authentication, or a proxy in front of it).")
+
+    _empty_is_none = field_validator("chroma_url", "chroma_token", mode="before")(_none_if_empty)
 
 
 class QueryConfig(Section):
@@ -209,8 +225,38 @@ class LlmConfig(Section):
     max_queue: int = Field(
         8, ge=0, description="Requests that may wait for the chat model while it answers another "
         "(it answers one at a time); more are refused with HTTP 429 and a Retry-After header.")
+    llm_url: list[str] = Field(
+        default_factory=list,
+        description="OpenAI-compatible model servers to generate on instead of loading "
+        "llm_model here, comma-separated, each its /v1 address (e.g. "
+        "'http://gpu1:8080/v1,http://gpu2:8080/v1'): `python -m llama_cpp.server`, llama.cpp's "
+        "llama-server, vLLM. Used in turn; one that fails is skipped for the next.")
+    llm_served_model: str | None = Field(
+        None, description="The `model` sent to the model servers (vLLM needs the name it serves; "
+        "llama.cpp servers ignore it). Empty: none sent.")
+    llm_api_key: SecretStr | None = Field(
+        None, description="Sent to the model servers as `Authorization: Bearer <key>`.")
+    llm_timeout_s: float = Field(
+        120.0, gt=0, description="Longest wait for a model server's next bytes (connecting: at "
+        "most 5 s).")
+    llm_retries: int = Field(
+        2, ge=0, description="Extra rounds over the model servers, with a growing pause (0.5 s, "
+        "1 s, ...), before a question fails with 503.")
+    llm_parallel: int = Field(
+        1, ge=1, description="Generations run at once: 1 for the in-process model; with "
+        "llm_url, the servers' parallel slots together (llama-server --parallel N).")
 
-    _empty_is_none = field_validator("llm_model", "n_threads", mode="before")(_none_if_empty)
+    _empty_is_none = field_validator("llm_model", "n_threads", "llm_served_model", "llm_api_key",
+                                     mode="before")(_none_if_empty)
+    _urls = field_validator("llm_url", mode="before")(_string_list)
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)")
+        return urls
 
 
 class SamplingParams(Section):
@@ -247,6 +293,7 @@ class ServerConfig(Section):
 # Settings field name -> section class, in the order `archivist doctor` shows them.
 SECTIONS: dict[str, type[Section]] = {
     "embedding": EmbeddingConfig, "chunking": ChunkingConfig, "ingest": IngestConfig,
+    "store": StoreConfig,
     "query": QueryConfig, "retrieval": RetrievalConfig, "answer": AnswerConfig,
     "llm": LlmConfig, "sampling": SamplingParams, "server": ServerConfig,
 }

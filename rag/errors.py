@@ -43,5 +43,9 @@ class IndexNeedsRepairError(ArchivistError):
     """Part of an index is out of step with the rest; the writer (ingest) repairs it."""
 
 
+class StoreUnavailableError(ArchivistError):
+    """The vector store (a Chroma server) cannot be reached or refused the request."""
+
+
 class BadRequestError(ArchivistError):
     """The caller asked for something invalid (empty question, top_k out of range, ...)."""

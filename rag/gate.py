@@ -34,6 +34,10 @@ class Ticket:
         self._done = False
         self._since = time.monotonic()
 
+    @property
+    def released(self) -> bool:
+        return self._done
+
     def wait(self) -> None:
         if self._running or self._done:
             return
@@ -50,6 +54,7 @@ class Ticket:
             if self._done:
                 return
             self._done = True
+            self._gate._live.discard(self)
             if not self._running:
                 self._gate._waiting -= 1
                 return
@@ -60,13 +65,21 @@ class Ticket:
 
 
 class GenerationGate:
-    def __init__(self, max_queue: int, typical_s: float = 10.0) -> None:
+    def __init__(self, max_queue: int, typical_s: float = 10.0, slots: int = 1) -> None:
+        """`slots`: generations at once (1 in-process; a model server's parallel slots)."""
         self.max_queue = max_queue
-        self._slot = threading.Semaphore(1)
+        self._slot = threading.Semaphore(slots)
         self._lock = threading.Lock()
         self._waiting = 0
         self._running = 0
         self._mean_s = typical_s  # until measured: the README's median answer time on 2 cores
+        self._live: set[Ticket] = set()  # admitted and not yet released
+
+    def live(self) -> frozenset[Ticket]:
+        """The tickets admitted and not yet released (a model switch waits for these to end
+        before freeing the old model: every answer that may be using it holds one)."""
+        with self._lock:
+            return frozenset(self._live)
 
     @property
     def waiting(self) -> int:
@@ -81,7 +94,9 @@ class GenerationGate:
         with self._lock:
             if self._waiting == 0 and self._slot.acquire(blocking=False):  # no barging past waiters
                 self._running += 1
-                return Ticket(self, running=True)
+                ticket = Ticket(self, running=True)
+                self._live.add(ticket)
+                return ticket
             if self._waiting >= self.max_queue:
                 retry = max(1, min(600, math.ceil(self._mean_s * (self._waiting + 1))))
                 raise QueueFullError(
@@ -89,7 +104,9 @@ class GenerationGate:
                     hint=f"Retry in about {retry} s (Retry-After), or raise ARCHIVIST_MAX_QUEUE.",
                     retry_after=retry)
             self._waiting += 1
-        return Ticket(self, running=False)
+            ticket = Ticket(self, running=False)
+            self._live.add(ticket)
+        return ticket
 
 
 

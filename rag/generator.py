@@ -88,6 +88,16 @@ class LlamaCppGenerator:
                                   hint="Check that the file is a complete GGUF chat model.") from exc
         self.name = model_path.name
         self.path = model_path
+        self.template = "gguf"
+        metadata = getattr(self._llm, "metadata", None)  # None: a test double
+        if metadata is not None and not metadata.get("tokenizer.chat_template"):
+            # Without a template llama-cpp-python falls back to llama-2's, which small instruct
+            # models were not trained on; ChatML is what most of them were.
+            from rag.model_repo import FALLBACK_TEMPLATE
+
+            log.warning("%s has no chat template: using the %s template", model_path.name,
+                        FALLBACK_TEMPLATE)
+            self._llm.chat_format, self.template = FALLBACK_TEMPLATE, FALLBACK_TEMPLATE
         self.context_window = n_ctx
         self._lock = threading.Lock()  # a llama.cpp context serves one generation at a time
 

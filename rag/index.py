@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 from rag.errors import IndexNeedsRepairError
 from rag.generations import IndexNames
 from rag.lexical import LexicalIndex
-from rag.store import ChunkStore
+from rag.store import ChromaTarget, ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,10 @@ log = logging.getLogger(__name__)
 class IndexView:
     """One generation of one collection's index, open for reading (and for the writer's use)."""
 
-    def __init__(self, chroma_dir: Path, names: IndexNames, build_info: dict[str, str]) -> None:
+    def __init__(self, chroma: ChromaTarget, names: IndexNames, build_info: dict[str, str]) -> None:
         self.names = names
-        self._chroma_dir = chroma_dir
-        self.store = ChunkStore(chroma_dir, names.chroma_collection, build_info)
+        self._chroma = chroma
+        self.store = ChunkStore(chroma, names.chroma_collection, build_info)
         self.lexical = LexicalIndex(names.lexical_path)
 
     @property
@@ -58,12 +57,12 @@ class IndexView:
     def drop(self) -> None:
         """Close, and delete this generation: its Chroma collection and its files."""
         self.close()
-        drop_generation(self._chroma_dir, self.names)
+        drop_generation(self._chroma, self.names)
 
 
-def drop_generation(chroma_dir: Path, names: IndexNames) -> None:
+def drop_generation(chroma: ChromaTarget, names: IndexNames) -> None:
     """Delete a generation nobody reads: its Chroma collection and its files."""
-    ChunkStore.drop(chroma_dir, names.chroma_collection)
+    ChunkStore.drop(chroma, names.chroma_collection)
     names.remove_files()
 
 

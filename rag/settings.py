@@ -21,8 +21,10 @@ from pydantic_settings import (
 
 from rag.collections import COLLECTION_NAME, DEFAULT as DEFAULT_COLLECTION
 from rag.config import (SECTIONS, AnswerConfig, ChunkingConfig, EmbeddingConfig, IngestConfig,
-                        LlmConfig, QueryConfig, RetrievalConfig, SamplingParams, ServerConfig)
+                        LlmConfig, QueryConfig, RetrievalConfig, SamplingParams, ServerConfig,
+                        StoreConfig)
 from rag.errors import ConfigError
+from rag.store import ChromaTarget
 
 CONFIG_ENV = "ARCHIVIST_CONFIG"
 DEFAULT_CONFIG_FILE = "archivist.toml"
@@ -62,6 +64,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Folder whose files are indexed.")
     index_dir: Path = Field(
         Path(".archivist"), description="Folder holding the Chroma store and the ingest manifest.")
+    models_dir: Path = Field(
+        Path("models"), description="Folder of chat models (.gguf): `archivist models list` "
+        "shows them, `models use` chooses one (models/active.json), `models pull` adds "
+        "catalogued ones.")
     collection: str = Field(
         DEFAULT_COLLECTION, pattern=COLLECTION_NAME,
         description="Collection used when a request or command names none: 'default' is the data "
@@ -70,6 +76,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingConfig = EmbeddingConfig()
     chunking: ChunkingConfig = ChunkingConfig()
     ingest: IngestConfig = IngestConfig()
+    store: StoreConfig = StoreConfig()
     query: QueryConfig = QueryConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     answer: AnswerConfig = AnswerConfig()
@@ -111,7 +118,14 @@ class Settings(BaseSettings):
 
     @property
     def chroma_dir(self) -> Path:
+        """The embedded Chroma store's folder (unused when a Chroma server holds the vectors)."""
         return self.index_dir / "chroma"
+
+    @property
+    def chroma(self) -> ChromaTarget:
+        token = self.store.chroma_token
+        return ChromaTarget(self.chroma_dir, self.store.chroma_url,
+                            token.get_secret_value() if token else None)
 
     @property
     def keys_path(self) -> Path:

@@ -3,19 +3,32 @@
 Each is loaded on first use (seconds), once, under a lock, so request threads can ask
 concurrently.  The chat model answers one request at a time: `gate` is its queue.  Its identity
 for cache keys is cheap (file name, size and mtime, without loading it); its sha256, which audit
-records carry, is computed once per file.
+records carry, is computed once per file (rag/model_repo.py FileFacts, shared with `models list`).
+
+Which chat model file is loaded follows rag/model_repo.py; once loaded, that file is the model
+until `switch_llm` swaps in another (POST /v1/admin/model).  A swap never waits for answers in
+progress: each answer holds the generator it started with (rag/answer.py binds it), so a streamed
+answer finishes on the old model, and the old model is freed when its last answer lets go.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
+from rag.errors import ConfigError
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.gate import GenerationGate
 from rag.generator import Generator, LlamaCppGenerator
-from rag.models import file_sha256, resolve_embed_model, resolve_llm_model
+from rag.model_repo import ModelRepository
+from rag.models import resolve_embed_model
+from rag.remote_generator import OpenAICompatibleGenerator
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Models:
@@ -26,9 +39,10 @@ class Models:
         self._embedder = embedder
         self._generator = generator
         self._injected_generator = generator is not None
-        self._sha256: dict[tuple[Path, int, int], str] = {}
+        self.repo = ModelRepository(settings.models_dir, settings.llm.llm_model)
         self._lock = threading.RLock()
-        self.gate = GenerationGate(settings.llm.max_queue)
+        self._switching = threading.Lock()  # one switch at a time; loading happens outside _lock
+        self.gate = GenerationGate(settings.llm.max_queue, slots=settings.llm.llm_parallel)
 
     @property
     def embedder(self) -> Embedder:
@@ -47,52 +61,105 @@ class Models:
         """The chat model, loaded now if it is not yet (ModelNotFoundError, GenerationError)."""
         with self._lock:
             if self._generator is None:
-                cfg = self.settings.llm
-                self._generator = LlamaCppGenerator(self._llm_path(), n_ctx=cfg.n_ctx,
-                                                    n_threads=cfg.n_threads, n_gpu_layers=cfg.n_gpu_layers)
+                if self.settings.llm.llm_url:
+                    self._generator = OpenAICompatibleGenerator(self.settings.llm)
+                else:
+                    self._generator = self._load(self.repo.active_path())
             return self._generator
+
+    def _load(self, path: Path) -> Generator:
+        cfg = self.settings.llm
+        return LlamaCppGenerator(path, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads,
+                                 n_gpu_layers=cfg.n_gpu_layers)
+
+    def switch_llm(self, path: Path, then: Callable[[], object] | None = None) -> Generator:
+        """Load `path` and make it the chat model of the next generation; answers already
+        streaming finish on the model they started with.  Requests go on meanwhile: the new
+        model loads outside the lock, and it is hashed before the swap so the first answer on
+        it does not wait for that.  `then` runs right after the swap, before any other switch
+        (recording the choice: two switches at once are recorded in the order they happened)."""
+        if self.settings.llm.llm_url:
+            raise ConfigError("The chat model runs on the model servers of ARCHIVIST_LLM_URL, "
+                              "so there is no local model to switch.",
+                              hint="Switch the model on those servers, or unset ARCHIVIST_LLM_URL.")
+        with self._switching:
+            started = time.perf_counter()
+            new = self._load(path)
+            self.repo.facts.sha256(path)
+            with self._lock:
+                old, self._generator = self._generator, new
+                users = self.gate.live()  # every answer that may run on `old` holds one of these
+            log.info("chat model switched from %s to %s in %.2f s; %d answer(s) finish on %s",
+                     getattr(old, "name", None), new.name, time.perf_counter() - started,
+                     len(users), getattr(old, "name", None))
+            if old is not None and not self._injected_generator:
+                threading.Thread(target=self._retire, args=(old, users), daemon=True,
+                                 name="retire-model").start()
+            if then is not None:
+                then()
+            return new
+
+    def _retire(self, old: Generator, users: frozenset) -> None:
+        """Free `old` once the answers admitted before the switch are done with it (their
+        tickets released), rather than whenever the garbage collector gets to it."""
+        while any(not ticket.released for ticket in users):
+            time.sleep(0.1)
+        close = getattr(old, "close", None)
+        if close:
+            close()
 
     @property
     def loaded_llm_name(self) -> str | None:
         """The chat model's file name if it is loaded (never triggers loading)."""
         return self._generator.name if self._generator else None
 
+    @property
+    def loaded_llm_sha256(self) -> str | None:
+        """The loaded chat model file's sha256 if it is loaded and already hashed (never hashes)."""
+        path = getattr(self._generator, "path", None)
+        return self.repo.facts.cached_sha256(path) if path else None
+
     def _llm_path(self) -> Path | None:
         """The chat model's file; None for a ready-made generator without one (a test fake)."""
-        if self._injected_generator:
-            return getattr(self._generator, "path", None)
-        return resolve_llm_model(self.settings.llm.llm_model)
+        if self._injected_generator or self._generator is not None:
+            return getattr(self._generator, "path", None)  # once loaded, what is loaded
+        if self.settings.llm.llm_url:
+            return None  # the model file is the servers' business
+        return self.repo.active_path()
 
     def llm_name(self) -> str:
         """The chat model's file name, without loading it."""
         path = self._llm_path()
         return path.name if path else self.generator.name
 
-    def llm_key(self) -> str:
+    def llm_key(self, generator: Generator | None = None) -> str:
         """Changes whenever the chat model file does (name, size, mtime): for cache keys, so a
-        cached answer is found without loading or hashing the model."""
-        path = self._llm_path()
+        cached answer is found without loading or hashing the model.  Of `generator` if given
+        (the one an answer ran on), else of the current model."""
+        path = getattr(generator, "path", None) if generator else self._llm_path()
         if path is None:
-            return self.generator.name
+            return generator.name if generator else self.generator.name
         stat = path.stat()
         return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
-    def llm_sha256(self) -> str:
-        """The chat model file's sha256 (read once per file version, a second or two for 100 MB)."""
-        path = self._llm_path()
+    def llm_sha256(self, generator: Generator | None = None) -> str:
+        """The sha256 of `generator`'s file, else of the current chat model's (read once per
+        file version, a second or two for 100 MB)."""
+        path = getattr(generator, "path", None) if generator else self._llm_path()
         if path is None:
-            return self.generator.name
-        stat = path.stat()
-        key = (path, stat.st_size, stat.st_mtime_ns)
-        with self._lock:
-            if key not in self._sha256:
-                self._sha256[key] = file_sha256(path)
-            return self._sha256[key]
+            return generator.name if generator else self.generator.name
+        return self.repo.facts.sha256(path)
 
     def warm_up(self) -> None:
-        """Load both models and hash the chat model now rather than at the first request."""
+        """Load both models and hash the chat model now rather than at the first request.  A
+        model server that does not answer yet is logged, not fatal: search works without it."""
         _ = self.embedder, self.generator
         self.llm_sha256()
+        probe = getattr(self._generator, "probe", None)
+        problem = probe() if probe else None
+        if problem:
+            log.warning("No model server answers yet (%s): questions get 503 until one does; "
+                        "search works meanwhile.", problem)
 
     def close(self) -> None:
         """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""

@@ -1,16 +1,22 @@
 """The only module that talks to Chroma.  Everything else sees Chunks, Hits and ids.
 
+The vectors live in embedded Chroma inside the index folder, or on a Chroma server
+(ARCHIVIST_CHROMA_URL) that several machines share; both behave the same to the rest of the code.
 The collection records what built it (embedding model fingerprint and chunking parameters); opening
 it with different ones is refused, because mixing vectors from two models silently ruins search.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+from urllib.parse import urlsplit
 
-from rag.errors import IndexMismatchError
+from rag.errors import IndexMismatchError, StoreUnavailableError
 from rag.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -54,17 +60,64 @@ def _from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
     )
 
 
-class ChunkStore:
-    """Chunks and their vectors in one Chroma collection (embedded PersistentClient by default)."""
+@dataclass(frozen=True)
+class ChromaTarget:
+    """Where the vectors live: the embedded store's folder, or a Chroma server's URL."""
 
-    def __init__(self, chroma_dir: Path, collection: str, build_info: dict[str, str]) -> None:
-        self._client = _client(chroma_dir)
+    path: Path
+    url: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        return self.url is not None
+
+    def __str__(self) -> str:
+        return self.url if self.url else str(self.path)
+
+
+def _unavailable(target: ChromaTarget, exc: BaseException) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"The Chroma server at {target.url} did not answer ({exc}).",
+        hint="Check that it is running (`chroma run --path DIR --port PORT`) and reachable from "
+        "here, and that ARCHIVIST_CHROMA_URL (and ARCHIVIST_CHROMA_TOKEN, if it needs one) are "
+        "right; `archivist doctor` shows them.")
+
+
+def _guarded(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with _guard(self._target):
+            return method(self, *args, **kwargs)
+    return call
+
+
+@contextlib.contextmanager
+def _guard(target: ChromaTarget) -> Iterator[None]:
+    """A Chroma server that went away is the user's to fix, not a crash: say which and where."""
+    if not target.remote:
+        yield
+        return
+    import httpx
+
+    try:
+        yield
+    except (httpx.TransportError, ConnectionError) as exc:
+        raise _unavailable(target, exc) from exc
+
+
+class ChunkStore:
+    """Chunks and their vectors in one Chroma collection."""
+
+    def __init__(self, target: ChromaTarget, collection: str, build_info: dict[str, str]) -> None:
+        self._target = target
         self._build_info = {f"archivist:{k}": v for k, v in build_info.items()}
-        self._collection = self._client.get_or_create_collection(
-            name=collection,
-            metadata={"hnsw:space": "cosine", **self._build_info},
-            embedding_function=None,  # we always pass vectors; never let Chroma fetch a model
-        )
+        with _guard(target):
+            self._collection = _client(target).get_or_create_collection(
+                name=collection,
+                metadata={"hnsw:space": "cosine", **self._build_info},
+                embedding_function=None,  # we always pass vectors; never let Chroma fetch a model
+            )
         self._check_build_info(collection)
 
     def _check_build_info(self, collection: str) -> None:
@@ -82,12 +135,15 @@ class ChunkStore:
                 )
 
     # --- reads -------------------------------------------------------------------------
+    @_guarded
     def count(self) -> int:
         return self._collection.count()
 
+    @_guarded
     def ids_for_source(self, source: str) -> set[str]:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 
+    @_guarded
     def sources(self) -> set[str]:
         """Every source that has at least one chunk (used to find orphans)."""
         found: set[str] = set()
@@ -99,6 +155,7 @@ class ChunkStore:
                 return found
             offset += page
 
+    @_guarded
     def vectors_for(self, vector_keys: Iterable[str]) -> dict[str, list[float]]:
         """Stored vectors for embedding texts already embedded anywhere in the collection.
 
@@ -114,6 +171,7 @@ class ChunkStore:
                 found.setdefault(str(meta["vector_key"]), [float(x) for x in vec])
         return found
 
+    @_guarded
     def query(self, vector: Sequence[float], k: int, sources: Sequence[str] | None = None) -> list[Hit]:
         """Nearest chunks by cosine similarity, best first; optionally within some sources."""
         if sources is not None and not sources:
@@ -135,6 +193,7 @@ class ChunkStore:
         ]
         return sorted(hits, key=lambda h: h.score, reverse=True)
 
+    @_guarded
     def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
         if not ids:
             return {}
@@ -145,7 +204,9 @@ class ChunkStore:
         """Every chunk in the collection (used to rebuild the lexical index)."""
         offset = 0
         while True:
-            batch = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            with _guard(self._target):
+                batch = self._collection.get(include=["documents", "metadatas"], limit=page,
+                                             offset=offset)
             yield from (_from_record(cid, doc, meta) for cid, doc, meta in
                         zip(batch["ids"], batch["documents"], batch["metadatas"]))
             if len(batch["ids"]) < page:
@@ -153,6 +214,7 @@ class ChunkStore:
             offset += page
 
     # --- writes ------------------------------------------------------------------------
+    @_guarded
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
         for i in range(0, len(chunks), _WRITE_BATCH):
             part = chunks[i:i + _WRITE_BATCH]
@@ -163,6 +225,7 @@ class ChunkStore:
                 embeddings=[list(v) for v in vectors[i:i + _WRITE_BATCH]],
             )
 
+    @_guarded
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for i in range(0, len(ids), _WRITE_BATCH):
@@ -174,28 +237,81 @@ class ChunkStore:
         return len(ids)
 
     @staticmethod
-    def drop(chroma_dir: Path, collection: str) -> None:
+    def drop(target: ChromaTarget, collection: str) -> None:
         """Delete a collection and its vectors (used by `ingest --rebuild`).
 
         Goes through Chroma rather than deleting files: Chroma keeps one client per path for the
         life of the process, and it would not notice the files disappearing."""
-        client = _client(chroma_dir)
-        if collection in [c.name for c in client.list_collections()]:
-            client.delete_collection(collection)
+        with _guard(target):
+            client = _client(target)
+            if collection in [c.name for c in client.list_collections()]:
+                client.delete_collection(collection)
 
 
-def _client(chroma_dir: Path):
+def collection_names(target: ChromaTarget) -> list[str]:
+    with _guard(target):
+        return sorted(c.name for c in _client(target).list_collections())
+
+
+def copy_collection(source: ChromaTarget, target: ChromaTarget, name: str, page: int = 1000) -> int:
+    """Copy one collection, vectors and build metadata included, replacing any of that name at
+    the target (moving an embedded index onto a Chroma server, and back).  Returns the count."""
+    with _guard(source):
+        src = _client(source).get_collection(name, embedding_function=None)
+        metadata = dict(src.metadata or {})
+    ChunkStore.drop(target, name)
+    with _guard(target):
+        dst = _client(target).create_collection(name, metadata=metadata, embedding_function=None)
+    copied, offset = 0, 0
+    while True:
+        with _guard(source):
+            batch = src.get(include=["documents", "metadatas", "embeddings"], limit=page,
+                            offset=offset)
+        if len(batch["ids"]):
+            with _guard(target):
+                dst.upsert(ids=batch["ids"], documents=batch["documents"],
+                           metadatas=batch["metadatas"],
+                           embeddings=[list(map(float, v)) for v in batch["embeddings"]])
+        copied += len(batch["ids"])
+        if len(batch["ids"]) < page:
+            return copied
+        offset += page
+
+
+def _client(target: ChromaTarget):
     import chromadb  # heavy: import when a store is opened, not when this module is imported
     from chromadb.config import Settings as ChromaSettings
 
-    chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(
-        path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if not target.remote:
+        target.path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(target.path), settings=settings)
+    return _http_client(target.url, target.token)
 
 
-def forget_client(chroma_dir: Path) -> None:
-    """Drop this process's cached Chroma client for `chroma_dir` (its files are being replaced):
-    the next ChunkStore opened there reads the new files."""
+@functools.lru_cache(maxsize=8)
+def _http_client(url: str, token: str | None):
+    """One client per server for the process: it holds the connection pool."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    parts = urlsplit(url)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        return chromadb.HttpClient(host=parts.hostname or "localhost",
+                                   port=parts.port or (443 if parts.scheme == "https" else 80),
+                                   ssl=parts.scheme == "https", headers=headers, settings=settings)
+    except ValueError as exc:  # chromadb's way of saying: no server, or it refused the token
+        raise _unavailable(ChromaTarget(Path(), url), exc) from exc
+
+
+def forget_client(target: ChromaTarget) -> None:
+    """Drop this process's cached embedded Chroma client (its files are being replaced): the next
+    ChunkStore opened there reads the new files.  A server's client has nothing to forget."""
+    if target.remote:
+        return
+    chroma_dir = target.path
     try:
         from chromadb.api.shared_system_client import SharedSystemClient
     except ImportError:  # pragma: no cover

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rag.errors import ArchivistError
-from rag.models import describe_files, resolve_embed_model, resolve_llm_model
+from rag.model_repo import ModelRepository
+from rag.models import describe_files, resolve_embed_model
 from rag.library import Library
 from rag.offline import OFFLINE_ENV, NetworkGuard
 from rag.settings import Settings
@@ -20,7 +21,8 @@ def _models(s: Settings) -> dict[str, Any]:
     except ArchivistError as exc:
         out["embedding"] = {"error": str(exc)}
     try:
-        out["llm"] = describe_files({"gguf": resolve_llm_model(s.llm.llm_model)})[0]
+        active = ModelRepository(s.models_dir, s.llm.llm_model).active_path()
+        out["llm"] = describe_files({"gguf": active})[0]
     except ArchivistError as exc:
         out["llm"] = {"error": str(exc)}
     return out
@@ -69,7 +71,7 @@ def _index(library: Library) -> dict[str, Any]:
         collection = library.collection()
         with collection.views.reading(check=False) as view:
             return {"chunks": view.store.count(), "generation": view.generation,
-                    "build": collection.build_info()}
+                    "build": collection.build_info(), "vectors": str(library.settings.chroma)}
     except ArchivistError as exc:
         return {"error": str(exc)}
 

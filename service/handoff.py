@@ -115,12 +115,13 @@ def refuse_if_serving(settings: Settings, what: str) -> None:
 
 
 def run_via(server: ServerInfo, work: str, collection: str | None,
-            timeout_s: float = 24 * 3600) -> dict:
+            timeout_s: float = 24 * 3600, body: dict | None = None) -> dict:
     """Ask the server to `work` ("ingest" or "reindex") one collection, or all; returns its JSON
-    report."""
+    report.  `body`: another request body (`archivist models use` posts to "admin/model")."""
     import httpx
 
-    body = {"collection": collection} if collection else {}
+    if body is None:
+        body = {"collection": collection} if collection else {}
     starting_until = time.monotonic() + 120  # it registers before loading its models
     while True:
         try:

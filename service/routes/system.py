@@ -18,6 +18,7 @@ class Health(BaseModel):
     collections: list[str] = Field(description="Every collection.")
     embed_model: str
     llm_model: str | None = Field(description="GGUF file name, once loaded.")
+    llm_sha256: str | None = Field(None, description="The loaded chat model file's sha256.")
 
 
 @router.get("/v1/health", response_model=Health, summary="Service status")
@@ -30,7 +31,8 @@ def health(library: LibraryDep) -> Health:
         chunks, status = 0, f"error: {exc}"
     return Health(status=status, chunks=chunks, collection=settings.collection,
                   collections=library.names(), embed_model=settings.embedding.embed_model,
-                  llm_model=library.models.loaded_llm_name)
+                  llm_model=library.models.loaded_llm_name,
+                  llm_sha256=library.models.loaded_llm_sha256)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -63,7 +63,7 @@ def snapshot(root: Path, embedder) -> dict:
     settings = make_settings(root)
     collection = Workspace.of(settings, embedder=embedder).collection
     names = collection.current_names()
-    store = ChunkStore(settings.chroma_dir, names.chroma_collection, collection.build_info())
+    store = ChunkStore(settings.chroma, names.chroma_collection, collection.build_info())
     chunks = list(store.iter_chunks())
     lexical_path = names.lexical_path
     LexicalIndex(lexical_path).close()  # creates the schema if the run died before it existed

@@ -68,7 +68,8 @@ def test_drop_several_files_then_reindex_and_delete(server, page):
     page.once("dialog", lambda dialog: dialog.accept())
     rows(page).filter(has_text="boat.md").get_by_role("button", name="Delete boat.md").click()
     page.get_by_role("status").filter(has_text="Deleted boat.md").wait_for()
-    assert [r.locator("th").inner_text() for r in rows(page).all()] == ["broken.pdf", "fees.txt"]
+    # the list re-renders after the status line: wait for it rather than read it once
+    expect(page.locator("#documents tbody tr th")).to_have_text(["broken.pdf", "fees.txt"])
 
     page.get_by_label("Collection").select_option("hr")  # another collection: its own documents
     page.locator("#library-collection", has_text="hr").wait_for()

@@ -86,6 +86,7 @@ def test_the_model_slot_is_free_while_an_answer_is_verified(ws):
 def test_a_cached_answer_neither_loads_nor_hashes_the_model(tmp_path, monkeypatch):
     """The cache key names the model file by name, size and mtime: a fresh process answers a
     repeated question without loading the GGUF or reading its 100 MB for a sha256."""
+    import rag.model_repo as repo
     import rag.shared_models as shared
     from rag.library import Library
     from rag.models import resolve_llm_model
@@ -101,9 +102,9 @@ def test_a_cached_answer_neither_loads_nor_hashes_the_model(tmp_path, monkeypatc
             self.name, self.path = path.name, path
             loads.append(path)
 
-    real_sha256 = shared.file_sha256
+    real_sha256 = repo.file_sha256
     monkeypatch.setattr(shared, "LlamaCppGenerator", CountedGenerator)
-    monkeypatch.setattr(shared, "file_sha256", lambda path: hashes.append(path) or real_sha256(path))
+    monkeypatch.setattr(repo, "file_sha256", lambda path: hashes.append(path) or real_sha256(path))
     settings = make_settings(tmp_path, min_score=0.1)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "harbour.md").write_text("# Harbour\n\nThe rescue launch uses VHF channel 72.\n")

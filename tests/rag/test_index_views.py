@@ -21,7 +21,7 @@ QUESTIONS = ["Which port does the metrics exporter listen on?", "What colour is 
 def chroma_names(ws: Workspace) -> set[str]:
     from rag.store import _client
 
-    return {c.name for c in _client(ws.settings.chroma_dir).list_collections()}
+    return {c.name for c in _client(ws.settings.chroma).list_collections()}
 
 
 def test_an_eval_running_across_a_reindex_reads_one_generation_to_the_end(tmp_path, data_dir,

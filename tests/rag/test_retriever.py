@@ -6,7 +6,7 @@ from ingest.chunking import chunk_id
 from rag.types import sha256_text
 from rag.lexical import LexicalIndex, names, query_terms, terms
 from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter, stitch
-from rag.store import ChunkStore
+from rag.store import ChromaTarget, ChunkStore
 from rag.types import Chunk, Hit
 from tests.fakes import FakeEmbedder
 
@@ -22,7 +22,7 @@ def make_chunk(source, ordinal, text, start=None):
 def world(tmp_path):
     """A real Chroma and lexical index over a few files, with the deterministic fake embedder."""
     embedder = FakeEmbedder()
-    store = ChunkStore(tmp_path / "chroma", "tst", {"embed_model": embedder.fingerprint})
+    store = ChunkStore(ChromaTarget(tmp_path / "chroma"), "tst", {"embed_model": embedder.fingerprint})
     lexical = LexicalIndex(tmp_path / "lexical.sqlite3")
 
     def add(source, *texts):

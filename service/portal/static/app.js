@@ -5,7 +5,7 @@
 const STRINGS = {
   en: {
     skip: "Skip to content", nav: "Main", "nav.ask": "Ask", "nav.library": "Library",
-    collection: "Collection", signout: "Sign out", history: "Conversations",
+    collection: "Collection", signout: "Sign out", history: "Conversations", model: "Model",
     new: "New conversation", "history.empty": "Your conversations will be listed here.",
     "ask.title": "Ask your documents", question: "Question",
     "question.help": "Enter sends; Shift+Enter starts a new line.", ask: "Ask", stop: "Stop",
@@ -37,7 +37,7 @@ const STRINGS = {
   },
   zh: {
     skip: "跳到正文", nav: "主导航", "nav.ask": "提问", "nav.library": "文档库",
-    collection: "文档集", signout: "退出", history: "对话",
+    collection: "文档集", signout: "退出", history: "对话", model: "模型",
     new: "新对话", "history.empty": "你的对话会列在这里。",
     "ask.title": "向你的文档提问", question: "问题",
     "question.help": "回车发送；Shift+回车换行。", ask: "提问", stop: "停止",
@@ -185,6 +185,17 @@ function setCollection(name) {
   if (![...select.options].some((o) => o.value === name)) select.append(el("option", { value: name }, name));
   select.value = name;
   localStorage.setItem("archivist.collection", name);
+}
+
+/* The chat model answering now (it can change while the server runs: POST /v1/admin/model). */
+async function showModel() {
+  const badge = document.getElementById("model");
+  let health;
+  try { health = await apiJson("/v1/health", { noLoginRedirect: true }); } catch (_) { return; }
+  if (!health.llm_model) return;
+  badge.textContent = `${t("model")}: ${health.llm_model.replace(/\.gguf$/, "")}`;
+  badge.title = health.llm_sha256 ? `sha256 ${health.llm_sha256}` : "";
+  badge.hidden = false;
 }
 
 /* ---------------------------------------------------------------- SSE over fetch */
@@ -685,6 +696,7 @@ document.addEventListener("DOMContentLoaded", () => {
     location.assign("/login");
   });
   applyStrings();
+  if (page !== "login") showModel();
   if (page === "ask") AskPage();
   else if (page === "library") LibraryPage();
   else if (page === "login") LoginPage();

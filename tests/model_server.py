@@ -1,0 +1,44 @@
+"""A real `python -m llama_cpp.server` with the bundled chat model, on a loopback port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+
+from rag.models import resolve_llm_model
+from tests.server import free_port
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ModelServer:
+    """stop() and start() keep the port, as a restarted server would."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> ModelServer:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_llm_model(None)),
+             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096",
+             "--n_threads", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with _NO_PROXY.open(f"{self.url}/models", timeout=2):
+                    return self
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"llama_cpp.server did not start on port {self.port}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()  # as a crash would: no goodbye to clients mid-reply
+            self._proc.wait(timeout=30)
+            self._proc = None
