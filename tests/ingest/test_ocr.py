@@ -7,7 +7,6 @@ module reads eight pages in all.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
