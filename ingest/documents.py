@@ -43,13 +43,15 @@ class Document(BaseModel):
     chunks: int = Field(0, description="Chunks in the index (a failed update keeps the last good version's).")
     size: int = Field(description="Bytes on disk.")
     updated_at: float | None = Field(None, description="When it was last ingested (Unix time).")
+    ocr_pages: int = Field(0, description="Pages of it read by OCR (scanned PDF pages, images).")
 
 
 def document_id(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def describe(collection: str, source: str, path: Path | None, record: FileRecord | None) -> Document:
+def describe(collection: str, source: str, path: Path | None, record: FileRecord | None,
+             ocr_pages: int = 0) -> Document:
     """One document from what is on disk (`path`, None when gone) and what the manifest says."""
     stat = path.stat() if path is not None else None
     status = "pending"
@@ -59,7 +61,7 @@ def describe(collection: str, source: str, path: Path | None, record: FileRecord
                     error=record.error if record and status == "failed" else None,
                     chunks=record.chunks if record else 0,
                     size=stat.st_size if stat else (record.size if record else 0),
-                    updated_at=record.updated_at if record else None)
+                    updated_at=record.updated_at if record else None, ocr_pages=ocr_pages)
 
 
 def safe_name(filename: str | None) -> str:

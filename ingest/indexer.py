@@ -137,7 +137,12 @@ class Indexer:
                 manifest.close()
         on_disk = dict(scan(self.collection.data_dir,
                             collections.skipped(self.settings.data_dir, self.name)))
-        return [describe(self.name, source, on_disk.get(source), records.get(source))
+        ocr = {}
+        if records:
+            with self.collection.views.reading(check=False) as view:
+                ocr = view.lexical.ocr_pages()
+        return [describe(self.name, source, on_disk.get(source), records.get(source),
+                         ocr.get(source, 0))
                 for source in sorted(records.keys() | on_disk.keys())]
 
     def document(self, doc_id: str) -> Document:

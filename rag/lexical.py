@@ -245,6 +245,13 @@ class LexicalIndex:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT DISTINCT source FROM chunks")}
 
+    def ocr_pages(self) -> dict[str, int]:
+        """Pages read by OCR, per source that has any (what the library page shows)."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT source, count(DISTINCT coalesce(page, 0)) FROM chunks "
+                "WHERE ocr_confidence IS NOT NULL GROUP BY source"))
+
     def search(self, question_terms: Sequence[str], k: int,
                sources: Iterable[str] | None = None) -> list[LexicalHit]:
         """BM25 over any of the terms (OR), best first; optionally within some sources."""

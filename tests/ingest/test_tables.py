@@ -147,3 +147,27 @@ def test_a_table_in_a_pdf_text_layer_becomes_rows_under_its_caption(tmp_path):
     assert "Pump seal 12 EUR" not in doc.text  # the flattened rows are gone
     assert doc.text.startswith("Spare parts kept") and "last checked in March." in doc.text
     assert [s.page for s in doc.sections if not s.table] == [1, 1, 2]
+
+
+def test_a_powerpoint_table_becomes_rows_on_its_slide_under_the_slide_title(tmp_path):
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = "Agenda"
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Fees 2026"
+    rows = [["Category", "Annual fee", "Joining fee"], ["Adult", "240 euros", "50 euros"],
+            ["家庭会员", "每年三百元", "免收"]]
+    table = slide.shapes.add_table(3, 3, Inches(1), Inches(2), Inches(6), Inches(2)).table
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    deck.save(str(tmp_path / "fees.pptx"))
+
+    doc = parse_file(tmp_path / "fees.pptx")
+    [section] = [s for s in doc.sections if s.table]
+    assert (section.page, section.heading) == (2, "Fees 2026")
+    assert doc.text[section.start:section.end] == (
+        "Category: Adult; Annual fee: 240 euros; Joining fee: 50 euros\n\n"
+        "Category: 家庭会员; Annual fee: 每年三百元; Joining fee: 免收")

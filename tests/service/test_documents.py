@@ -69,6 +69,9 @@ def test_an_uploaded_scan_is_read_by_ocr_and_its_passages_say_so(client):
     hits = client.post("/v1/search", json={"question": "canteen opens closes"}).json()["results"]
     assert hits[0]["source"] == "canteen.png" and hits[0]["ocr"] is True
     assert 0.8 < hits[0]["ocr_confidence"] <= 1
+    # the library page's "Scanned pages" column: this file one page, text files none
+    listed = {d["source"]: d["ocr_pages"] for d in client.get("/v1/documents").json()["documents"]}
+    assert listed["canteen.png"] == 1 and set(listed.values()) == {0, 1}
 
 
 def test_uploads_go_to_the_named_collection_only(client):

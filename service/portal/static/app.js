@@ -25,7 +25,7 @@ const STRINGS = {
     "upload.types": "PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown, text.",
     "upload.none": "Choose or drop at least one file.", uploading: "Uploading {n} file(s)…",
     uploaded: "Uploaded {n} file(s).", "col.source": "Document", "col.status": "Status",
-    "col.chunks": "Passages", "col.size": "Size", "col.updated": "Last indexed",
+    "col.chunks": "Passages", "col.ocr": "Scanned pages", "ocr.pages.title": "Pages read by OCR from scans", "col.size": "Size", "col.updated": "Last indexed",
     "col.actions": "Actions", "status.indexed": "indexed", "status.failed": "failed",
     "status.pending": "pending", reindex: "Re-index", delete: "Delete",
     "delete.confirm": "Delete {name} from the collection?", deleted: "Deleted {name}.",
@@ -57,7 +57,7 @@ const STRINGS = {
     "upload.types": "PDF、Word、PowerPoint、Excel、CSV、HTML、Markdown、纯文本。",
     "upload.none": "请至少选择或拖入一个文件。", uploading: "正在上传 {n} 个文件…",
     uploaded: "已上传 {n} 个文件。", "col.source": "文档", "col.status": "状态",
-    "col.chunks": "段落数", "col.size": "大小", "col.updated": "最近索引",
+    "col.chunks": "段落数", "col.ocr": "OCR 页数", "ocr.pages.title": "由扫描件经 OCR 识别的页数", "col.size": "大小", "col.updated": "最近索引",
     "col.actions": "操作", "status.indexed": "已索引", "status.failed": "失败",
     "status.pending": "等待中", reindex: "重新索引", delete: "删除",
     "delete.confirm": "从文档集中删除 {name}？", deleted: "已删除 {name}。",
@@ -580,7 +580,10 @@ function LibraryPage() {
       "aria-label": `${t("delete")} ${doc.source}`, onclick: () => act("delete", doc) }, t("delete"));
     return el("tr", { dataset: { id: doc.id, status: state } },
       el("th", { scope: "row" }, doc.source), statusCell,
-      el("td", { class: "num" }, doc.chunks ?? ""), el("td", { class: "num" }, formatSize(doc.size)),
+      el("td", { class: "num" }, doc.chunks ?? ""),
+      el("td", { class: "num", title: doc.ocr_pages ? t("ocr.pages.title") : "" },
+        doc.ocr_pages ? String(doc.ocr_pages) : ""),
+      el("td", { class: "num" }, formatSize(doc.size)),
       el("td", {}, formatTime(doc.updated_at)), el("td", { class: "actions" }, reindex, " ", remove));
   }
 
