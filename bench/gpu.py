@@ -64,7 +64,7 @@ def stderr_into(path: Path):
 
 
 def generation(model: Path, n_gpu_layers: int, threads: int, tokens: int, runs: int) -> dict:
-    Llama = gpu.import_llama_cpp().Llama
+    from llama_cpp import Llama
 
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     with stderr_into(log):  # verbose: llama.cpp's load log says how many layers it offloaded
@@ -138,8 +138,8 @@ def embedding(model_dir: Path, device: str, chunks: int, batch: int, runs: int) 
 
 
 def machine() -> dict:
-    """Versions from package metadata: importing llama_cpp (CUDA) before torch crashed the H200
-    run ("free(): invalid pointer"), so this process imports neither."""
+    """Versions from package metadata: this process imports neither llama_cpp nor torch (see
+    main)."""
     from importlib import metadata
 
     info = {"python": platform.python_version(), "cpus": gpu_threads(), "cpu": platform.processor()}
@@ -216,15 +216,17 @@ def main() -> None:
         result = generation_part(args) if args.part == "generation" else embedding_part(args)
         print(json.dumps(result), flush=True)
         return
-    # Each part in a process of its own: llama.cpp's CUDA build and torch's CUDA libraries in one
-    # process crashed on the H200 when llama_cpp was imported first.
+    # Each part in a process of its own: on the H200 a CUDA build of llama.cpp and CUDA torch in
+    # one process crashed, in either import order (README, "A stronger model, or a GPU").
     report: dict = {"machine": machine(), "params": {"threads": args.threads, "tokens": args.tokens,
                                                      "runs": args.runs, "chunks": args.chunks}}
     parts = ["generation"] + ([] if args.skip_embedding else ["embedding"])
     for part in parts:
-        cmd = [sys.executable, __file__, "--part", part] + sys.argv[1:]
-        child = subprocess.run([c for c in cmd if c != "--out" and not c.endswith(".json")],
-                               stdout=subprocess.PIPE, text=True)
+        cmd = [sys.executable, __file__, "--part", part, "--threads", str(args.threads),
+               "--tokens", str(args.tokens), "--runs", str(args.runs), "--chunks", str(args.chunks)]
+        cmd += ["--model", str(args.model)] if args.model else []
+        cmd += ["--embed-model", str(args.embed_model)] if args.embed_model else []
+        child = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         lines = child.stdout.strip().splitlines()
         if child.returncode != 0 or not lines:
             report[part] = f"failed: exit status {child.returncode}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from rag.config import SamplingParams
 from rag.errors import GenerationError
+from rag.gpu import gpu_offload_supported, llama_backend, layers_offloaded, model_layers, nvidia_gpu
+from rag.gpu import resolve_gpu_layers
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,7 @@ class Generator(Protocol):
         """Tokens `text` takes in this model's context."""
 
 
-REINSTALL_CUDA = ('CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-deps '
-                  '--no-cache-dir llama-cpp-python==0.3.36')
-
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def nvidia_gpu() -> str | None:
-    """Evidence that this machine has an NVIDIA GPU (its device, driver or tool), if any."""
-    for path in ("/dev/nvidia0", "/proc/driver/nvidia/version"):
-        if os.path.exists(path):
-            return path
-    return shutil.which("nvidia-smi")
+REINSTALL_CUDA = "make install-cuda (README: A stronger model, or a GPU)"
 
 
 def usable_cpus() -> int:
@@ -73,9 +59,13 @@ def log_offload(n_gpu_layers: int) -> None:
 class LlamaCppGenerator:
     """A GGUF model run in-process by llama-cpp-python, using the chat template stored in the file."""
 
-    def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int) -> None:
+    def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None,
+                 n_gpu_layers: int | str) -> None:
         from llama_cpp import Llama  # heavy: import on construction
 
+        self.gpu_layers_requested = n_gpu_layers  # as configured: a number or 'auto'
+        n_gpu_layers = resolve_gpu_layers(n_gpu_layers)
+        self.n_gpu_layers = n_gpu_layers
         log_offload(n_gpu_layers)
         # llama-cpp-python reads None as half of os.cpu_count() for generation (and all of them
         # for prompt processing), ignoring CPU affinity: "all cores" means the usable ones, for both.
@@ -90,6 +80,11 @@ class LlamaCppGenerator:
         self.path = model_path
         self.template = "gguf"
         metadata = getattr(self._llm, "metadata", None)  # None: a test double
+        backend = llama_backend()
+        self.model_layers = model_layers(metadata)
+        self.layers_offloaded = layers_offloaded(n_gpu_layers, self.model_layers, backend)
+        log.info("%s: %s of %s layers on the GPU (llama.cpp backend %s)", model_path.name,
+                 self.layers_offloaded, self.model_layers, backend)
         if metadata is not None and not metadata.get("tokenizer.chat_template"):
             # Without a template llama-cpp-python falls back to llama-2's, which small instruct
             # models were not trained on; ChatML is what most of them were.

@@ -39,27 +39,18 @@ def parse_gpu_layers(value: Any) -> int | str:
     return value
 
 
-def import_llama_cpp():
-    """llama_cpp, imported after torch when torch is installed: on the H200 a CUDA build of
-    llama.cpp imported first made the later `import torch` (CUDA) abort the process with
-    "free(): invalid pointer"; torch first, then llama_cpp, ran both (bench/gpu.py)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    import llama_cpp
-
-    return llama_cpp
-
-
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build has a GPU backend (it says nothing about a GPU being there)."""
-    return bool(import_llama_cpp().llama_supports_gpu_offload())
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def system_info() -> str:
     """llama.cpp's own description of its build: backends and CPU features."""
-    info = import_llama_cpp().llama_print_system_info()
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info()
     return (info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)).strip()
 
 
@@ -168,3 +159,22 @@ def resolve_embed_device(setting: str) -> str:
     if setting == AUTO:
         return "cuda" if torch_cuda() else "cpu"
     return setting
+
+
+def describe(n_gpu_layers: int | str, generator: Any = None, embedder: Any = None) -> dict[str, Any]:
+    """Where the models run, for `archivist doctor` and /v1/health.  `generator`, `embedder`: the
+    loaded models, if any (nothing is loaded here); without a loaded chat model the layers it
+    would get are worked out from the setting, and the model's layer count is unknown (null)."""
+    backend = llama_backend()
+    resolved = getattr(generator, "n_gpu_layers", None)
+    if resolved is None:
+        resolved = resolve_gpu_layers(n_gpu_layers)
+    layers = getattr(generator, "model_layers", None)
+    return {
+        "llama_cpp_backend": backend,
+        "gpu_found": gpu_present(),
+        "gpu_layers": {"requested": n_gpu_layers, "resolved": resolved, "model_layers": layers,
+                       "offloaded": layers_offloaded(resolved, layers, backend)},
+        "vram": vram(),
+        "embedding_device": getattr(embedder, "device", None),
+    }
