@@ -40,12 +40,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def log_offload(n_gpu_layers: int) -> None:
-    """Say where generation runs when llama.cpp cannot offload layers it was asked to."""
+def log_offload(n_gpu_layers: int | str) -> None:
+    """Say where generation runs when llama.cpp cannot offload layers it was asked to.  Takes
+    the setting as given: 'auto' resolves to 0 on a CPU build, yet a GPU left idle is still
+    worth the warning."""
     if n_gpu_layers == 0 or gpu_offload_supported():
         return
     gpu = nvidia_gpu()
-    if gpu or n_gpu_layers > 0:
+    if gpu or (isinstance(n_gpu_layers, int) and n_gpu_layers > 0):
         # Loud on purpose: "GPU offload silently not working" is a classic local-RAG complaint.
         # The default (-1, all layers) is no reason to warn on a machine without a GPU.
         log.warning("%s, but this llama.cpp build has no GPU backend: generation runs on the CPU. "
@@ -64,9 +66,9 @@ class LlamaCppGenerator:
         from llama_cpp import Llama  # heavy: import on construction
 
         self.gpu_layers_requested = n_gpu_layers  # as configured: a number or 'auto'
+        log_offload(n_gpu_layers)
         n_gpu_layers = resolve_gpu_layers(n_gpu_layers)
         self.n_gpu_layers = n_gpu_layers
-        log_offload(n_gpu_layers)
         # llama-cpp-python reads None as half of os.cpu_count() for generation (and all of them
         # for prompt processing), ignoring CPU affinity: "all cores" means the usable ones, for both.
         self.n_threads = n_threads or usable_cpus()
