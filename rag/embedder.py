@@ -41,6 +41,7 @@ class SentenceTransformerEmbedder:
 
         self.name = name
         self._model = SentenceTransformer(str(model_dir), device=device or "cpu", local_files_only=True)
+        self.device = str(self._model.device)  # what torch runs it on: "cpu", "cuda:0"
         self._batch_size = batch_size
         self._worker = _Worker(self._encode, batch_size)
         # A copy of the fast tokenizer's Rust backend counts tokens without "sequence too long"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from rag.config import SamplingParams
 from rag.errors import GenerationError
+from rag.gpu import gpu_offload_supported, llama_backend, layers_offloaded, model_layers, nvidia_gpu
+from rag.gpu import resolve_gpu_layers
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,7 @@ class Generator(Protocol):
         """Tokens `text` takes in this model's context."""
 
 
-REINSTALL_CUDA = ('CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-deps '
-                  '--no-cache-dir llama-cpp-python==0.3.36')
-
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def nvidia_gpu() -> str | None:
-    """Evidence that this machine has an NVIDIA GPU (its device, driver or tool), if any."""
-    for path in ("/dev/nvidia0", "/proc/driver/nvidia/version"):
-        if os.path.exists(path):
-            return path
-    return shutil.which("nvidia-smi")
+REINSTALL_CUDA = "make install-cuda (README: A stronger model, or a GPU)"
 
 
 def usable_cpus() -> int:
@@ -54,12 +40,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def log_offload(n_gpu_layers: int) -> None:
-    """Say where generation runs when llama.cpp cannot offload layers it was asked to."""
+def log_offload(n_gpu_layers: int | str) -> None:
+    """Say where generation runs when llama.cpp cannot offload layers it was asked to.  Takes
+    the setting as given: 'auto' resolves to 0 on a CPU build, yet a GPU left idle is still
+    worth the warning."""
     if n_gpu_layers == 0 or gpu_offload_supported():
         return
     gpu = nvidia_gpu()
-    if gpu or n_gpu_layers > 0:
+    if gpu or (isinstance(n_gpu_layers, int) and n_gpu_layers > 0):
         # Loud on purpose: "GPU offload silently not working" is a classic local-RAG complaint.
         # The default (-1, all layers) is no reason to warn on a machine without a GPU.
         log.warning("%s, but this llama.cpp build has no GPU backend: generation runs on the CPU. "
@@ -73,10 +61,14 @@ def log_offload(n_gpu_layers: int) -> None:
 class LlamaCppGenerator:
     """A GGUF model run in-process by llama-cpp-python, using the chat template stored in the file."""
 
-    def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int) -> None:
+    def __init__(self, model_path: Path, n_ctx: int, n_threads: int | None,
+                 n_gpu_layers: int | str) -> None:
         from llama_cpp import Llama  # heavy: import on construction
 
+        self.gpu_layers_requested = n_gpu_layers  # as configured: a number or 'auto'
         log_offload(n_gpu_layers)
+        n_gpu_layers = resolve_gpu_layers(n_gpu_layers)
+        self.n_gpu_layers = n_gpu_layers
         # llama-cpp-python reads None as half of os.cpu_count() for generation (and all of them
         # for prompt processing), ignoring CPU affinity: "all cores" means the usable ones, for both.
         self.n_threads = n_threads or usable_cpus()
@@ -90,6 +82,11 @@ class LlamaCppGenerator:
         self.path = model_path
         self.template = "gguf"
         metadata = getattr(self._llm, "metadata", None)  # None: a test double
+        backend = llama_backend()
+        self.model_layers = model_layers(metadata)
+        self.layers_offloaded = layers_offloaded(n_gpu_layers, self.model_layers, backend)
+        log.info("%s: %s of %s layers on the GPU (llama.cpp backend %s)", model_path.name,
+                 self.layers_offloaded, self.model_layers, backend)
         if metadata is not None and not metadata.get("tokenizer.chat_template"):
             # Without a template llama-cpp-python falls back to llama-2's, which small instruct
             # models were not trained on; ChatML is what most of them were.

@@ -21,6 +21,7 @@ from typing import Callable
 
 from rag.errors import ConfigError
 from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.gpu import resolve_embed_device
 from rag.gate import GenerationGate
 from rag.generator import Generator, LlamaCppGenerator
 from rag.model_repo import ModelRepository
@@ -50,7 +51,8 @@ class Models:
             if self._embedder is None:
                 cfg = self.settings.embedding
                 self._embedder = SentenceTransformerEmbedder(
-                    resolve_embed_model(cfg.embed_model), cfg.embed_model, batch_size=cfg.embed_batch_size)
+                    resolve_embed_model(cfg.embed_model), cfg.embed_model,
+                    batch_size=cfg.embed_batch_size, device=resolve_embed_device(cfg.embed_device))
             return self._embedder
 
     @property
@@ -112,6 +114,16 @@ class Models:
     def loaded_llm_name(self) -> str | None:
         """The chat model's file name if it is loaded (never triggers loading)."""
         return self._generator.name if self._generator else None
+
+    @property
+    def loaded_embedder(self) -> Embedder | None:
+        """The embedding model if it is loaded (never triggers loading)."""
+        return self._embedder
+
+    @property
+    def loaded_generator(self) -> Generator | None:
+        """The chat model if it is loaded (never triggers loading)."""
+        return self._generator
 
     @property
     def loaded_llm_sha256(self) -> str | None:

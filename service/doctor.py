@@ -52,17 +52,24 @@ def _offline(library: Library) -> dict[str, Any]:
             "offline_switches_missing": missing_env}
 
 
-def _gpu(s: Settings) -> dict[str, Any]:
-    from rag.generator import gpu_offload_supported, nvidia_gpu, usable_cpus
+def _gpu(library: Library) -> dict[str, Any]:
+    """Where the models run.  Runs after the offline checks, which loaded both models, so the
+    layers offloaded and the embedding device are those of the loaded models."""
+    from rag.generator import REINSTALL_CUDA, usable_cpus
+    from rag.gpu import describe, system_info
 
-    supported = gpu_offload_supported()
-    layers = s.llm.n_gpu_layers
+    s, models = library.settings, library.models
+    out = describe(s.llm.n_gpu_layers, models.loaded_generator, models.loaded_embedder)
+    supported = out["llama_cpp_backend"] != "CPU"
     if supported:
-        note = f"llama.cpp has a GPU backend; n_gpu_layers={layers} layers are offloaded."
+        note = (f"llama.cpp has a {out['llama_cpp_backend']} backend; "
+                f"{out['gpu_layers']['offloaded']} of {out['gpu_layers']['model_layers']} layers "
+                "are offloaded.")
     else:
-        note = ("llama.cpp was built for the CPU only. For a GPU, reinstall llama-cpp-python with "
-                "CMAKE_ARGS='-DGGML_CUDA=on' (see README).")
-    return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": layers, "gpu_found": nvidia_gpu(),
+        note = f"llama.cpp was built for the CPU only. For a GPU: {REINSTALL_CUDA}."
+    # The first keys are the ones this report had before; kept for scripts that read them.
+    return {"llama_cpp_gpu_offload": supported, "n_gpu_layers": s.llm.n_gpu_layers,
+            **out, "llama_cpp_system_info": system_info(),
             "n_threads": s.llm.n_threads or usable_cpus(), "note": note}
 
 
@@ -82,6 +89,6 @@ def run_checks(library: Library) -> dict[str, Any]:
         "config": s.model_dump(mode="json"),
         "models": _models(s),
         "offline": _offline(library),
-        "gpu": _gpu(s),
+        "gpu": _gpu(library),
         "index": _index(library),
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from rag.errors import ArchivistError
+from rag.gpu import describe
 from service.deps import LibraryDep
 
 router = APIRouter(tags=["operations"])
@@ -19,6 +22,12 @@ class Health(BaseModel):
     embed_model: str
     llm_model: str | None = Field(description="GGUF file name, once loaded.")
     llm_sha256: str | None = Field(None, description="The loaded chat model file's sha256.")
+    gpu: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Where the models run: llama_cpp_backend ('CPU', 'CUDA', 'Metal', ...), "
+        "gpu_found, gpu_layers {requested, resolved, model_layers, offloaded} (model_layers null "
+        "until the chat model is loaded), vram (MiB per GPU; null where not measurable), "
+        "embedding_device ('cpu', 'cuda:0'; null until the embedder is loaded).")
 
 
 @router.get("/v1/health", response_model=Health, summary="Service status")
@@ -32,7 +41,9 @@ def health(library: LibraryDep) -> Health:
     return Health(status=status, chunks=chunks, collection=settings.collection,
                   collections=library.names(), embed_model=settings.embedding.embed_model,
                   llm_model=library.models.loaded_llm_name,
-                  llm_sha256=library.models.loaded_llm_sha256)
+                  llm_sha256=library.models.loaded_llm_sha256,
+                  gpu=describe(settings.llm.n_gpu_layers, library.models.loaded_generator,
+                               library.models.loaded_embedder))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -17,6 +17,9 @@ from rag.generator import LlamaCppGenerator, log_offload, usable_cpus
     (False, None, -1, logging.INFO),  # the default on a CPU-only machine is no mistake
     (False, "/dev/nvidia0", 0, None),  # the CPU was asked for
     (True, "/dev/nvidia0", -1, None),  # offloads
+    (False, "/dev/nvidia0", "auto", logging.WARNING),  # auto runs on the CPU, the GPU sits idle
+    (False, None, "auto", logging.INFO),
+    (True, "/dev/nvidia0", "auto", None),
 ])
 def test_offload_message(monkeypatch, caplog, supported, gpu, layers, level):
     monkeypatch.setattr(generator, "gpu_offload_supported", lambda: supported)
@@ -61,3 +64,21 @@ def test_threads_are_passed_to_llama_cpp_for_generation_and_prompt(monkeypatch, 
 def test_the_real_model_runs_on_every_usable_cpu(real_generator):
     params = real_generator._llm.context_params
     assert real_generator.n_threads == params.n_threads == params.n_threads_batch == usable_cpus()
+
+
+@pytest.mark.parametrize("supported, expected", [(True, -1), (False, 0)])
+def test_auto_layers_reach_llama_cpp_resolved(monkeypatch, supported, expected):
+    from rag import gpu
+
+    seen = {}
+
+    class FakeLlama:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setattr(llama_cpp, "Llama", FakeLlama)
+    monkeypatch.setattr(gpu, "gpu_offload_supported", lambda: supported)
+    monkeypatch.setattr(gpu, "gpu_present", lambda: "/dev/nvidia0")
+    gen = LlamaCppGenerator(Path("m.gguf"), n_ctx=512, n_threads=1, n_gpu_layers="auto")
+    assert seen["n_gpu_layers"] == gen.n_gpu_layers == expected
+    assert gen.gpu_layers_requested == "auto"

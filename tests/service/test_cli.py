@@ -92,6 +92,12 @@ def test_doctor_reports_models_offline_check_and_gpu(env, capsys):
 
     assert report["gpu"]["llama_cpp_gpu_offload"] is bool(llama_cpp.llama_supports_gpu_offload())
     assert report["gpu"]["n_threads"] == len(os.sched_getaffinity(0))  # what llama.cpp is given
+    # This machine's truth: a CPU build, so none of the bundled model's 30 layers is offloaded
+    # (the default asks for all of them), and the embedder runs on the CPU.
+    assert report["gpu"]["llama_cpp_backend"] == "CPU" and "CPU :" in report["gpu"]["llama_cpp_system_info"]
+    assert report["gpu"]["gpu_layers"] == {"requested": -1, "resolved": -1, "model_layers": 30,
+                                           "offloaded": 0}
+    assert report["gpu"]["embedding_device"] == "cpu" and "vram" in report["gpu"]
     assert report["config"]["data_dir"] == str(env / "data")
     assert report["config"]["retrieval"]["min_score"] == 0.52  # the sections, as in effect
 

@@ -69,6 +69,11 @@ def test_health_and_docs(client):
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["chunks"] > 10
     assert health["llm_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # Where the models run, truthfully on this CPU-only build: nothing offloaded.
+    assert health["gpu"]["llama_cpp_backend"] == "CPU"
+    assert health["gpu"]["gpu_layers"]["offloaded"] == 0
+    assert health["gpu"]["gpu_layers"]["model_layers"] == 30
+    assert health["gpu"]["embedding_device"] == "cpu" and "vram" in health["gpu"]
     assert client.get("/docs").status_code == 200
     assert "/v1/ask" in client.get("/openapi.json").json()["paths"]
 
