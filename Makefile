@@ -22,7 +22,7 @@ LLAMA_VERSION := 0.3.36
 # pip's own wheel cache ignores build flags, so the built wheel is kept per set of flags.
 LLAMA_WHEELS := $(HOME)/.cache/archivist/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-12)
 
-.PHONY: install run test stress browser screenshots ingest serve eval bench-ingest lock clean
+.PHONY: install run test stress browser postgres screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -46,7 +46,7 @@ run: install
 	$(BIN)/archivist ingest
 	$(BIN)/archivist serve
 
-test: install browser
+test: install browser postgres
 	$(BIN)/python -m pytest
 
 # Hostile requests: the long schemathesis fuzz of every operation (tests marked `stress`), then
@@ -60,6 +60,12 @@ stress: install
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
 		|| echo "warning: could not install chromium; the browser tests will be skipped"
+
+# Debian's PostgreSQL server for the ARCHIVIST_DB_URL tests (tests/postgres_server.py starts a
+# throwaway cluster from it; nothing is configured system-wide).  Needs root, as in CI.
+postgres:
+	test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update && apt-get install -y postgresql) \
+		|| echo "warning: could not install postgresql; the PostgreSQL tests will be skipped"
 
 # docs/portal-ask.png and docs/portal-library.png, from the real-model browser test.
 screenshots: install browser
