@@ -75,6 +75,7 @@ class Database:
         if self._conn.broken:
             # The server restarted or the network dropped: the next statement reconnects,
             # rather than every later request failing on a dead connection.
+            self._conn.close()
             self._conn = _pg_connect(str(self._target))
         if params:
             sql = sql.replace("%", "%%").replace("?", "%s")

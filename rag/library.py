@@ -107,7 +107,7 @@ class Library:
         """Answers and conversations of every collection, in one file (opened on first use)."""
         with self._lock:
             if self._records is None:
-                self._records = Records(self.settings.records_path)
+                self._records = Records(self.settings.records_db)
             return self._records
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ class PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="archivist-pg-"))
         self.data = self.root / "data"
         self._as_postgres = os.geteuid() == 0
+        self._databases = 0
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
 
@@ -67,6 +68,10 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def fresh_database(self) -> str:
+        self._databases += 1
+        return self.create_database(f"test_{self._databases}")
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
@@ -85,3 +90,12 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     """A fresh, empty database for this test module."""
     name = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])[:60]
     return postgres_server.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """Run the test on both backends: None (SQLite files in the index folder, the default), then
+    an empty PostgreSQL database of its own (pass it as the db_url setting)."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_server").fresh_database()
