@@ -103,7 +103,7 @@ class Indexer:
         with writer_lock(s):
             old = generations.current(s.index_dir, self.name)
             new = generations.names(s.index_dir, self.name, old.generation + 1)
-            drop_generation(s.chroma, new)  # leftovers of a reindex that died before switching
+            drop_generation(s.chroma, new, s.db_url)  # leftovers of a reindex that died before switching
             Manifest.drop(s, new)
             view = self.collection.open_view(new)
             skip = collections.skipped(s.data_dir, self.name)
@@ -115,7 +115,7 @@ class Indexer:
                 raise
             generations.set_active(s.index_dir, self.name, new.generation)
             if not self.collection.views.switch(view, old):
-                drop_generation(s.chroma, old)
+                drop_generation(s.chroma, old, s.db_url)
             # Readers never read the manifest: the old generation's rows can go now.
             Manifest.drop(s, old)
         self._notify(report)

@@ -81,6 +81,12 @@ class Database:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return self._conn.execute(sql, params or None)
 
+    def copy(self, table: str, rows: list[tuple]) -> None:
+        """Bulk rows, in the table's column order, with PostgreSQL's COPY (PostgreSQL only)."""
+        with self._conn.cursor() as cursor, cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing; in SQLite it takes the write lock up front (BEGIN IMMEDIATE), so a

@@ -62,7 +62,7 @@ class Collection:
         return generations.current(self.settings.index_dir, self.name)
 
     def open_view(self, names: generations.IndexNames) -> IndexView:
-        return IndexView(self.settings.chroma, names, self.build_info())
+        return IndexView(self.settings.chroma, names, self.build_info(), self.settings.db_url)
 
     def close(self) -> None:
         self.views.close()

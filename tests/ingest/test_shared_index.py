@@ -1,4 +1,5 @@
-"""Ingest manifests and the writer lock with ARCHIVIST_DB_URL: manifests are rows of PostgreSQL,
+"""Ingest manifests, the lexical index and the writer lock with ARCHIVIST_DB_URL: manifests and
+the keyword index are rows of PostgreSQL,
 and writers on two hosts (here: two processes with index folders of their own) take turns on an
 advisory lock.  The manifest tests run on both backends."""
 
@@ -46,22 +47,26 @@ def test_manifest_rows(db_url, tmp_path):
     manifest.close()
 
 
-def test_ingest_list_and_reindex_keep_the_manifest_in_postgres(tmp_path, postgres_server):
+def test_ingest_search_list_and_reindex_keep_the_index_state_in_postgres(tmp_path, postgres_server):
     url = postgres_server.fresh_database()
     data = tmp_path / "data"
     data.mkdir()
     (data / "one.txt").write_text("The boathouse opens at nine.\n")
     (data / "two.txt").write_text("Junior members pay sixty euros.\n")
-    ws = Workspace.make(tmp_path, embedder=FakeEmbedder(), db_url=url)
+    ws = Workspace.make(tmp_path, embedder=FakeEmbedder(), db_url=url, min_score=0.1)
     assert ws.indexer.ingest().added == 2
-    assert not ws.collection.current_names().manifest_path.exists()  # nothing in SQLite
+    first = ws.collection.current_names()
+    assert not first.manifest_path.exists() and not first.lexical_path.exists()  # no SQLite
     assert {d.source for d in ws.indexer.documents() if d.status == "indexed"} == {"one.txt", "two.txt"}
     assert ws.indexer.ingest().unchanged == 2  # the manifest is read back from PostgreSQL
+    assert ws.assistant.search("When does the boathouse open?")[0].source == "one.txt"
     ws.indexer.reindex()
     db = Database(url, "probe", [], [])
-    names = db.execute("SELECT DISTINCT index_name FROM manifest_files").fetchall()
-    assert names == [(ws.collection.current_names().chroma_collection,)]  # the old rows went
+    current = [(ws.collection.current_names().chroma_collection,)]
+    for table in ("manifest_files", "lexical_chunks"):  # the old generation's rows went
+        assert db.execute(f"SELECT DISTINCT index_name FROM {table}").fetchall() == current
     assert len(ws.indexer.documents()) == 2
+    assert ws.assistant.search("junior members")[0].source == "two.txt"
     db.close()
     ws.library.close()
 
