@@ -77,3 +77,19 @@ def test_components_default_to_the_tuned_settings():
     assert RetrievalConfig() == s.retrieval and SamplingParams() == s.sampling
     tuned = RetrievalConfig()
     assert (tuned.min_score, tuned.lexical_weight, tuned.min_lexical_cjk) == (0.52, 0.5, 0.45)
+
+
+def test_db_url_picks_where_the_shared_state_lives(monkeypatch, tmp_path):
+    s = load_settings(index_dir=tmp_path)
+    assert s.db_url is None  # the default: SQLite files in the index folder
+    assert s.records_db == tmp_path / "answers.sqlite3" and s.keys_db == tmp_path / "keys.sqlite3"
+    url = "postgresql://archivist:secret@db:5432/archivist"
+    monkeypatch.setenv("ARCHIVIST_DB_URL", url)
+    s = load_settings()
+    assert s.db_url == s.records_db == s.keys_db == url
+    assert "secret" not in repr(s.store)  # the password stays out of logs and `doctor`
+    monkeypatch.setenv("ARCHIVIST_DB_URL", "")
+    assert load_settings().db_url is None
+    monkeypatch.setenv("ARCHIVIST_DB_URL", "mysql://db/archivist")
+    with pytest.raises(ConfigError, match="postgresql://"):
+        load_settings()
