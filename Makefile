@@ -41,7 +41,7 @@ CUDA_ARCHS ?= 90
 LLAMA_CUDA_ARGS = -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: install install-cuda run test stress browser fonts screenshots ingest serve eval bench-ingest lock clean
+.PHONY: install install-cuda run test stress browser fonts postgres screenshots ingest serve eval bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -75,7 +75,7 @@ run: install
 	$(BIN)/archivist ingest
 	$(BIN)/archivist serve
 
-test: install browser fonts
+test: install browser fonts postgres
 	$(BIN)/python -m pytest
 
 # Hostile requests: the long schemathesis fuzz of every operation (tests marked `stress`), then
@@ -96,6 +96,12 @@ fonts:
 	test -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc || ! command -v apt-get >/dev/null || \
 		(apt-get update && apt-get install -y fonts-wqy-zenhei) \
 		|| echo "warning: could not install fonts-wqy-zenhei; the OCR tests will be skipped"
+
+# Debian's PostgreSQL server for the ARCHIVIST_DB_URL tests (tests/postgres_server.py starts a
+# throwaway cluster from it; nothing is configured system-wide).  Needs root, as in CI.
+postgres:
+	test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update && apt-get install -y postgresql) \
+		|| echo "warning: could not install postgresql; the PostgreSQL tests will be skipped"
 
 # docs/portal-ask.png and docs/portal-library.png, from the real-model browser test.
 screenshots: install browser

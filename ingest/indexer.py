@@ -68,7 +68,7 @@ class Indexer:
         return report
 
     def _run(self, view: IndexView, work: Callable[[Ingestor], IngestReport]) -> IngestReport:
-        manifest = Manifest(view.names.manifest_path)
+        manifest = Manifest.open(self.settings, view.names)
         ingestor = self._ingestor(view, manifest)
         try:
             return work(ingestor)
@@ -109,7 +109,8 @@ class Indexer:
         with writer_lock(s):
             old = generations.current(s.index_dir, self.name)
             new = generations.names(s.index_dir, self.name, old.generation + 1)
-            drop_generation(s.chroma, new)  # leftovers of a reindex that died before switching
+            drop_generation(s.chroma, new, s.db_url)  # leftovers of a reindex that died before switching
+            Manifest.drop(s, new)
             view = self.collection.open_view(new)
             skip = collections.skipped(s.data_dir, self.name)
             try:
@@ -120,7 +121,9 @@ class Indexer:
                 raise
             generations.set_active(s.index_dir, self.name, new.generation)
             if not self.collection.views.switch(view, old):
-                drop_generation(s.chroma, old)
+                drop_generation(s.chroma, old, s.db_url)
+            # Readers never read the manifest: the old generation's rows can go now.
+            Manifest.drop(s, old)
         self._notify(report)
         return report
 
@@ -128,9 +131,9 @@ class Indexer:
     def documents(self) -> list[Document]:
         """Every file of the collection: on disk, in the manifest, or both, by source."""
         records = {}
-        manifest_path = self.collection.current_names().manifest_path
-        if manifest_path.exists():
-            manifest = Manifest(manifest_path)
+        names = self.collection.current_names()
+        if Manifest.exists(self.settings, names):
+            manifest = Manifest.open(self.settings, names)
             try:
                 records = manifest.all()
             finally:

@@ -93,7 +93,8 @@ class IngestConfig(Section):
 
 
 class StoreConfig(Section):
-    """Where the vectors live: embedded Chroma in the index folder, or a Chroma server."""
+    """Where the vectors live: embedded Chroma in the index folder, or a Chroma server; and where
+    the shared state lives: SQLite files in the index folder, or a PostgreSQL database."""
 
     chroma_url: str | None = Field(
         None, pattern=r"^https?://[^/\s]+/?$",
@@ -105,7 +106,23 @@ class StoreConfig(Section):
         None, description="Sent to the Chroma server as `Authorization: Bearer <token>` (a "
         "server started with token authentication, or a proxy in front of it).")
 
-    _empty_is_none = field_validator("chroma_url", "chroma_token", mode="before")(_none_if_empty)
+    db_url: SecretStr | None = Field(
+        None, description="A PostgreSQL database (postgresql://user:password@host:5432/name) "
+        "holding the answer records, conversations, response cache, API keys, sessions and "
+        "ingest manifests, and the ingest writer lock (an advisory lock), so that several hosts "
+        "share them. Empty: SQLite files in index_dir. One database per Archivist deployment.")
+
+    _empty_is_none = field_validator("chroma_url", "chroma_token", "db_url",
+                                     mode="before")(_none_if_empty)
+
+    @field_validator("db_url")
+    @classmethod
+    def _postgres_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("postgresql://",
+                                                                      "postgres://")):
+            raise ValueError("db_url must be a postgresql:// URL (e.g. "
+                             "postgresql://archivist:secret@db:5432/archivist)")
+        return url
 
 
 class QueryConfig(Section):

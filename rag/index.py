@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 from rag.errors import IndexNeedsRepairError
 from rag.generations import IndexNames
 from rag.lexical import LexicalIndex
+from rag.lexical_pg import PgLexicalIndex
 from rag.store import ChromaTarget, ChunkStore
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,14 @@ log = logging.getLogger(__name__)
 class IndexView:
     """One generation of one collection's index, open for reading (and for the writer's use)."""
 
-    def __init__(self, chroma: ChromaTarget, names: IndexNames, build_info: dict[str, str]) -> None:
+    def __init__(self, chroma: ChromaTarget, names: IndexNames, build_info: dict[str, str],
+                 db_url: str | None = None) -> None:
+        """`db_url`: the lexical index is in this PostgreSQL database, not a SQLite file."""
         self.names = names
         self._chroma = chroma
+        self._db_url = db_url
         self.store = ChunkStore(chroma, names.chroma_collection, build_info)
-        self.lexical = LexicalIndex(names.lexical_path)
+        self.lexical = open_lexical(names, db_url)
 
     @property
     def generation(self) -> int:
@@ -57,13 +61,24 @@ class IndexView:
     def drop(self) -> None:
         """Close, and delete this generation: its Chroma collection and its files."""
         self.close()
-        drop_generation(self._chroma, self.names)
+        drop_generation(self._chroma, self.names, self._db_url)
 
 
-def drop_generation(chroma: ChromaTarget, names: IndexNames) -> None:
-    """Delete a generation nobody reads: its Chroma collection and its files."""
+def open_lexical(names: IndexNames, db_url: str | None = None) -> LexicalIndex | PgLexicalIndex:
+    return PgLexicalIndex(db_url, names.chroma_collection) if db_url else LexicalIndex(names.lexical_path)
+
+
+def drop_generation(chroma: ChromaTarget, names: IndexNames, db_url: str | None = None) -> None:
+    """Delete a generation nobody reads: its Chroma collection and its files (and its lexical
+    rows in PostgreSQL)."""
     ChunkStore.drop(chroma, names.chroma_collection)
     names.remove_files()
+    if db_url:
+        lexical = PgLexicalIndex(db_url, names.chroma_collection)
+        try:
+            lexical.drop()
+        finally:
+            lexical.close()
 
 
 class IndexViews:

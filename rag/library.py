@@ -62,7 +62,7 @@ class Collection:
         return generations.current(self.settings.index_dir, self.name)
 
     def open_view(self, names: generations.IndexNames) -> IndexView:
-        return IndexView(self.settings.chroma, names, self.build_info())
+        return IndexView(self.settings.chroma, names, self.build_info(), self.settings.db_url)
 
     def close(self) -> None:
         self.views.close()
@@ -107,7 +107,7 @@ class Library:
         """Answers and conversations of every collection, in one file (opened on first use)."""
         with self._lock:
             if self._records is None:
-                self._records = Records(self.settings.records_path)
+                self._records = Records(self.settings.records_db)
             return self._records
 
     def close(self) -> None:

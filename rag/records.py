@@ -1,4 +1,5 @@
-"""Answers, conversations and the response cache, in one SQLite file next to the index.
+"""Answers, conversations and the response cache, in one SQLite file next to the index (or in
+PostgreSQL with ARCHIVIST_DB_URL, shared by every host of a deployment).
 
 Each record belongs to the collection it was made in; readers of one collection never see
 another's (the callers check: they know who may read what).
@@ -18,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from rag.db import connect, migrate
+from rag.db import Database
 from rag.types import Answer
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -54,6 +55,33 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
 ]
 
+# The same schema in PostgreSQL, which starts at the latest SQLite version (no old files to
+# carry over).  DOUBLE PRECISION: PostgreSQL's REAL is 4 bytes, too coarse for timestamps.
+PG_MIGRATIONS: list[tuple[str, str]] = [
+    ("001_answers_conversations", """
+        CREATE TABLE answers (
+            id          TEXT PRIMARY KEY,
+            created_at  DOUBLE PRECISION NOT NULL,
+            question    TEXT NOT NULL,
+            query       TEXT NOT NULL,
+            cache_key   TEXT,
+            answer      TEXT NOT NULL,
+            provenance  TEXT NOT NULL,
+            collection  TEXT NOT NULL DEFAULT 'default'
+        );
+        CREATE INDEX answers_by_cache_key ON answers (cache_key);
+        CREATE INDEX answers_by_collection ON answers (collection, created_at);
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL,
+                                    collection TEXT NOT NULL DEFAULT 'default');
+        CREATE TABLE turns (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            position        INTEGER NOT NULL,
+            answer_id       TEXT NOT NULL REFERENCES answers (id),
+            PRIMARY KEY (conversation_id, position)
+        );
+    """),
+]
+
 
 def cache_key(question: str, provenance: dict, model_key: str) -> str:
     """Same question (up to case and spacing), index version, models and parameters."""
@@ -62,10 +90,10 @@ def cache_key(question: str, provenance: dict, model_key: str) -> str:
 
 
 class Records:
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path)
+    def __init__(self, target: Path | str) -> None:
+        """`target`: the SQLite file, or a postgresql:// URL (Settings.records_db)."""
+        self._db = Database(target, "records", MIGRATIONS, PG_MIGRATIONS)
         self._lock = threading.Lock()
-        migrate(self._db, MIGRATIONS)
 
     def close(self) -> None:
         self._db.close()
@@ -117,10 +145,15 @@ class Records:
 
     def add_turn(self, collection: str, conversation_id: str, answer_id: str) -> None:
         """Append an answer to the conversation, which starts with its first turn."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR IGNORE INTO conversations (id, created_at, collection) "
-                             "VALUES (?, ?, ?)", (conversation_id, time.time(), collection))
+        with self._lock, self._db.transaction():
+            self._db.execute("INSERT INTO conversations (id, created_at, collection) "
+                             "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                             (conversation_id, time.time(), collection))
+            if self._db.postgres:
+                # Another host may be adding a turn too: take turns on the conversation's row
+                # (SQLite's BEGIN IMMEDIATE already locks the whole file).
+                self._db.execute("SELECT 1 FROM conversations WHERE id = ? FOR UPDATE",
+                                 (conversation_id,))
             position = self._db.execute(
                 "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE conversation_id = ?",
                 (conversation_id,)).fetchone()[0]

@@ -128,12 +128,28 @@ class Settings(BaseSettings):
                             token.get_secret_value() if token else None)
 
     @property
+    def db_url(self) -> str | None:
+        """The PostgreSQL database holding the shared state, if one does (rag/db.py)."""
+        url = self.store.db_url
+        return url.get_secret_value() if url else None
+
+    @property
     def keys_path(self) -> Path:
         return self.index_dir / "keys.sqlite3"
 
     @property
     def records_path(self) -> Path:
         return self.index_dir / "answers.sqlite3"
+
+    @property
+    def keys_db(self) -> Path | str:
+        """Where the API keys and sessions live: the SQLite file, or the database URL."""
+        return self.db_url or self.keys_path
+
+    @property
+    def records_db(self) -> Path | str:
+        """Where answer records, conversations and the response cache live."""
+        return self.db_url or self.records_path
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -65,11 +65,13 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
             yield
             if watcher:
                 await run_in_threadpool(watcher.stop)
+            # A PostgreSQL key store holds a server connection (a SQLite one a file handle).
+            app.state.keys.close()
 
     app = FastAPI(title="Archivist", version="0.1.0", lifespan=lifespan,
                   description="Offline question answering over your documents, with citations.")
     app.state.library = library
-    app.state.keys = KeyStore(settings.keys_path)
+    app.state.keys = KeyStore(settings.keys_db)
     if not app.state.keys.any_keys():
         log.warning("no API keys: every request is trusted, so serve on loopback only "
                     "(`archivist keys create --role admin` to add one)")

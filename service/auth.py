@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.db import connect, migrate
+from rag.db import Database
 from rag.errors import ArchivistError
 
 ROLES = ("reader", "editor", "admin")
@@ -33,6 +33,15 @@ MIGRATIONS = [
                            revoked_at REAL);
         CREATE TABLE sessions (hash TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES keys (id),
                                expires_at REAL NOT NULL)"""),
+]
+# The same in PostgreSQL (DOUBLE PRECISION: its REAL is 4 bytes, too coarse for timestamps).
+PG_MIGRATIONS = [
+    ("001_keys", """
+        CREATE TABLE keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
+                           collections TEXT NOT NULL, note TEXT,
+                           created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION);
+        CREATE TABLE sessions (hash TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES keys (id),
+                               expires_at DOUBLE PRECISION NOT NULL)"""),
 ]
 
 
@@ -71,9 +80,9 @@ def _hash(secret: str) -> str:
 
 
 class KeyStore:
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path)
-        migrate(self._db, MIGRATIONS)
+    def __init__(self, target: Path | str) -> None:
+        """`target`: the SQLite file, or a postgresql:// URL (Settings.keys_db)."""
+        self._db = Database(target, "keys", MIGRATIONS, PG_MIGRATIONS)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -105,7 +114,7 @@ class KeyStore:
                  "created_at": r[4], "revoked": r[5] is not None} for r in rows]
 
     def revoke(self, key_id: str) -> bool:
-        with self._lock:
+        with self._lock, self._db.transaction():
             changed = self._db.execute("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                                        (time.time(), key_id)).rowcount
             self._db.execute("DELETE FROM sessions WHERE key_id = ?", (key_id,))

@@ -14,6 +14,7 @@ from rag.settings import Settings
 from rag.shared_models import Models
 from tests.corpus import write_corpus
 from tests.fakes import FakeEmbedder
+from tests.postgres_server import db_url, postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 enforce_offline()  # before any test imports a model library
 _GUARD = NetworkGuard().__enter__()

@@ -26,7 +26,7 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    keys = KeyStore(library.settings.keys_path)
+    keys = KeyStore(library.settings.keys_db)
     try:
         protected = keys.any_keys()
     finally:
@@ -52,7 +52,7 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
 def cmd_keys(library: Library, args: argparse.Namespace) -> int:
     from service.auth import KeyStore
 
-    keys = KeyStore(library.settings.keys_path)
+    keys = KeyStore(library.settings.keys_db)
     try:
         if args.action == "create":
             for name in args.collection or []:

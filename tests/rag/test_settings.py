@@ -88,3 +88,19 @@ def test_ocr_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("ARCHIVIST_OCR_TIMEOUT_S", "30")
     ingest = load_settings().ingest
     assert (ingest.ocr, ingest.ocr_max_pages, ingest.ocr_timeout_s) == ("off", 5, 30.0)
+
+
+def test_db_url_picks_where_the_shared_state_lives(monkeypatch, tmp_path):
+    s = load_settings(index_dir=tmp_path)
+    assert s.db_url is None  # the default: SQLite files in the index folder
+    assert s.records_db == tmp_path / "answers.sqlite3" and s.keys_db == tmp_path / "keys.sqlite3"
+    url = "postgresql://archivist:secret@db:5432/archivist"
+    monkeypatch.setenv("ARCHIVIST_DB_URL", url)
+    s = load_settings()
+    assert s.db_url == s.records_db == s.keys_db == url
+    assert "secret" not in repr(s.store)  # the password stays out of logs and `doctor`
+    monkeypatch.setenv("ARCHIVIST_DB_URL", "")
+    assert load_settings().db_url is None
+    monkeypatch.setenv("ARCHIVIST_DB_URL", "mysql://db/archivist")
+    with pytest.raises(ConfigError, match="postgresql://"):
+        load_settings()

@@ -14,8 +14,8 @@ from tests.fakes import FakeEmbedder, FakeGenerator
 
 
 @pytest.fixture
-def world(tmp_path):
-    settings = make_settings(tmp_path, min_score=0.1)
+def world(tmp_path, db_url):
+    settings = make_settings(tmp_path, min_score=0.1, db_url=db_url)
     settings.data_dir.mkdir(parents=True)
     library = Library(settings, Models(settings, embedder=FakeEmbedder(), generator=FakeGenerator()))
     for name, text in (("finance", "The budget is 40,000 euros."), ("hr", "Leave is 25 days.")):
@@ -23,8 +23,11 @@ def world(tmp_path):
         (settings.data_dir / name / "doc.txt").write_text(text + "\n")
         Workspace(library, name).indexer.ingest()
     client = local_client(create_app(settings, library=library))
+    keys = KeyStore(settings.keys_db)
     with client:
-        yield client, KeyStore(settings.keys_path)
+        yield client, keys
+    keys.close()
+    library.close()
 
 
 def search(client, collection, key=None):
@@ -96,16 +99,20 @@ def test_admin_manages_keys_over_http(world):
     assert client.delete(f"/v1/keys/{reader_id}", headers={"X-API-Key": admin}).status_code == 204
 
 
-def test_cli_keys_and_the_serve_guard(tmp_path, monkeypatch, capsys):
+def test_cli_keys_and_the_serve_guard(tmp_path, monkeypatch, capsys, db_url):
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    if db_url:
+        monkeypatch.setenv("ARCHIVIST_DB_URL", db_url)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "without API keys" in capsys.readouterr().err
     assert main(["keys", "create", "--role", "reader", "--collection", "nosuch"]) == 2
     capsys.readouterr()
     assert main(["keys", "create", "--role", "editor"]) == 0
     key = capsys.readouterr().out.strip()
-    assert KeyStore(tmp_path / "index" / "keys.sqlite3").verify(key).role == "editor"
+    keys = KeyStore(db_url or tmp_path / "index" / "keys.sqlite3")
+    assert keys.verify(key).role == "editor"
+    keys.close()
     assert main(["keys", "list", "--json"]) == 0
     assert key not in capsys.readouterr().out  # shown once, never again

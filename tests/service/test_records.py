@@ -12,10 +12,12 @@ QUESTION = "What is the maximum load of the Orion crane?"
 
 
 @pytest.fixture
-def ws(tmp_path, data_dir, real_embedder, real_generator):
-    ws = Workspace.make(tmp_path, embedder=real_embedder, generator=real_generator)
+def ws(tmp_path, data_dir, real_embedder, real_generator, db_url):
+    """On both backends: SQLite files, and PostgreSQL (ARCHIVIST_DB_URL)."""
+    ws = Workspace.make(tmp_path, embedder=real_embedder, generator=real_generator, db_url=db_url)
     ws.indexer.ingest()
-    return ws
+    yield ws
+    ws.library.close()
 
 
 def test_a_repeated_question_is_answered_from_its_record(ws):
