@@ -53,6 +53,8 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         serve_at = app.state.serve_at  # (host, port) under `archivist serve`
+        if app.state.keys.closed:  # the app served before, and its last shutdown closed them
+            app.state.keys = KeyStore(settings.keys_db)
         with handoff.register(settings, *serve_at) if serve_at else nullcontext() as token:
             app.state.local_token = token
             await run_in_threadpool(start_up, library)

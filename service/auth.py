@@ -84,9 +84,11 @@ class KeyStore:
         """`target`: the SQLite file, or a postgresql:// URL (Settings.keys_db)."""
         self._db = Database(target, "keys", MIGRATIONS, PG_MIGRATIONS)
         self._lock = threading.Lock()
+        self.closed = False
 
     def close(self) -> None:
         self._db.close()
+        self.closed = True
 
     def any_keys(self) -> bool:
         """Whether keys are in force.  Revoked keys count: revoking the last key must lock the
