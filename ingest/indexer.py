@@ -142,8 +142,11 @@ class Indexer:
                             collections.skipped(self.settings.data_dir, self.name)))
         ocr = {}
         if records:
-            with self.collection.views.reading(check=False) as view:
-                ocr = view.lexical.ocr_pages()
+            try:
+                with self.collection.views.reading(check=False) as view:
+                    ocr = view.lexical.ocr_pages()
+            except ArchivistError:  # e.g. built with another model: the list is how users see it
+                log.warning("scanned-page counts unavailable for %s", self.name, exc_info=True)
         return [describe(self.name, source, on_disk.get(source), records.get(source),
                          ocr.get(source, 0))
                 for source in sorted(records.keys() | on_disk.keys())]
