@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag.errors import StoreUnavailableError
 from rag.library import Library
 from rag.shared_models import Models
 from service.app import create_app
@@ -55,8 +56,12 @@ def test_replicas_share_the_index_its_generations_keys_and_conversations(
         before = _hits(b)
         a.indexer.reindex()  # generation 1, and generation 0 dropped from the servers
         assert _hits(b) == before
-        with b.collection.views.reading() as view:
-            assert view.generation == 1
+        with b.collection.views.reading() as stale:
+            assert stale.generation == 1
+            a.indexer.reindex()  # generation 2; A drops generation 1 while B still reads it
+            with pytest.raises(StoreUnavailableError, match="reindex elsewhere"):
+                stale.store.query([1.0] * 64, 4)
+        assert _hits(b) == before  # B's next request reads generation 2
 
         keys = KeyStore(a.settings.keys_db)
         admin = keys.create("admin")
