@@ -107,7 +107,7 @@ class Indexer:
         self._require_data_dir()
         s = self.settings
         with writer_lock(s):
-            old = generations.current(s.index_dir, self.name)
+            old = self.collection.pointer.current(self.name)
             new = generations.names(s.index_dir, self.name, old.generation + 1)
             drop_generation(s.chroma, new, s.db_url)  # leftovers of a reindex that died before switching
             Manifest.drop(s, new)
@@ -119,7 +119,7 @@ class Indexer:
             except BaseException:
                 view.drop()
                 raise
-            generations.set_active(s.index_dir, self.name, new.generation)
+            self.collection.pointer.set_active(self.name, new.generation)
             if not self.collection.views.switch(view, old):
                 drop_generation(s.chroma, old, s.db_url)
             # Readers never read the manifest: the old generation's rows can go now.

@@ -3,7 +3,9 @@
 A collection's index is a Chroma collection, a lexical SQLite file and a manifest SQLite file.
 Generation 0 keeps the names of the single-index days; `archivist reindex` builds generation N+1
 under new names beside the active one, then switches a small JSON pointer in the index folder
-with one atomic rename, so readers never see a half-built index.
+with one atomic rename, so readers never see a half-built index.  With ARCHIVIST_DB_URL the
+pointer is a row of the shared database instead (Pointer), so every host switches together: each
+request reads it (one indexed lookup), and a replica's next request opens the new generation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +59,7 @@ def set_active(index_dir: Path, collection: str, generation: int) -> None:
     """Atomic: a reader sees the old pointer or the new one, never a torn file."""
     data = _read(index_dir)
     data[collection] = generation
+    index_dir.mkdir(parents=True, exist_ok=True)  # with a Chroma server it may hold nothing else
     fd, tmp = tempfile.mkstemp(prefix=".generations-", dir=index_dir)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, sort_keys=True)
@@ -86,3 +90,53 @@ def every_current(index_dir: Path) -> dict[str, IndexNames]:
     found = {path.name[len("lexical-"):-len(".sqlite3")] for path in index_dir.glob("lexical-*.sqlite3")}
     found |= set(_read(index_dir))
     return {name: current(index_dir, name) for name in sorted(found)}
+
+
+class Pointer:
+    """Which generation of each collection is current, for one Library: the index folder's
+    generations.json, or with `db_url` a row of the shared database."""
+
+    _PG_MIGRATIONS = [("001_generations", "CREATE TABLE index_generations ("
+                       "collection TEXT PRIMARY KEY, generation INTEGER NOT NULL)")]
+
+    def __init__(self, index_dir: Path, db_url: str | None = None) -> None:
+        self.index_dir = index_dir
+        self.db_url = db_url
+        self._db = None
+        self._lock = threading.Lock()  # one connection, shared by request threads
+
+    def _database(self):
+        if self._db is None:
+            from rag.db import Database
+
+            self._db = Database(self.db_url, "generations", [], self._PG_MIGRATIONS)
+        return self._db
+
+    def active(self, collection: str) -> int:
+        if self.db_url:
+            with self._lock:
+                row = self._database().execute(
+                    "SELECT generation FROM index_generations WHERE collection = ?",
+                    (collection,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            # no row yet: a deployment moving to the database keeps its folder's generation
+        return active(self.index_dir, collection)
+
+    def set_active(self, collection: str, generation: int) -> None:
+        if not self.db_url:
+            set_active(self.index_dir, collection, generation)
+            return
+        with self._lock:
+            self._database().execute(
+                "INSERT INTO index_generations VALUES (?, ?) ON CONFLICT (collection) "
+                "DO UPDATE SET generation = excluded.generation", (collection, generation))
+
+    def current(self, collection: str) -> IndexNames:
+        return names(self.index_dir, collection, self.active(collection))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

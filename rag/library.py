@@ -24,8 +24,9 @@ IngestListener = Callable[[str, Any], None]
 
 class Collection:
     def __init__(self, settings: Settings, models: Models, records: Callable[[], Records],
-                 listeners: list[IngestListener]) -> None:
+                 listeners: list[IngestListener], pointer: generations.Pointer) -> None:
         self.settings = settings
+        self.pointer = pointer  # the library's: which generation of each collection is current
         self.name = settings.collection
         self.models = models
         self._records = records
@@ -59,7 +60,7 @@ class Collection:
                 "chunking": self.settings.chunking.fingerprint()}
 
     def current_names(self) -> generations.IndexNames:
-        return generations.current(self.settings.index_dir, self.name)
+        return self.pointer.current(self.name)
 
     def open_view(self, names: generations.IndexNames) -> IndexView:
         return IndexView(self.settings.chroma, names, self.build_info(), self.settings.db_url)
@@ -77,6 +78,7 @@ class Library:
         self.listeners: list[IngestListener] = []
         self._collections: dict[str, Collection] = {}
         self._records: Records | None = None
+        self.pointer = generations.Pointer(settings.index_dir, settings.db_url)
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -90,7 +92,7 @@ class Library:
             if found is None:
                 collections.folder(self.settings.data_dir, collections.check_name(name))  # 404
                 found = Collection(self.settings.for_collection(name), self.models,
-                                   self.records_store, self.listeners)
+                                   self.records_store, self.listeners, self.pointer)
                 self._collections[name] = found
             return found
 
@@ -118,4 +120,5 @@ class Library:
             if self._records is not None:
                 self._records.close()
                 self._records = None
+        self.pointer.close()
         self.models.close()

@@ -100,10 +100,18 @@ def _guard(target: ChromaTarget) -> Iterator[None]:
         return
     import httpx
 
+    from chromadb.errors import NotFoundError as ChromaNotFound
+
     try:
         yield
     except (httpx.TransportError, ConnectionError) as exc:
         raise _unavailable(target, exc) from exc
+    except ChromaNotFound as exc:  # another replica's reindex dropped it while this one read it
+        raise StoreUnavailableError(
+            f"A collection this request was reading is gone from the Chroma server at "
+            f"{target.url} ({exc}).",
+            hint="A reindex elsewhere replaced it: ask again, the next request reads the new "
+                 "one.") from exc
 
 
 class ChunkStore:
