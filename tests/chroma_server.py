@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from tests.server import free_port
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from tests.server import free_port, start_process
 
 
 class ChromaServer:
@@ -25,19 +21,10 @@ class ChromaServer:
 
     def start(self) -> ChromaServer:
         chroma = Path(sys.executable).parent / "chroma"
-        self._proc = subprocess.Popen(
+        self._proc = start_process(
             [str(chroma), "run", "--path", str(self.path), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with _NO_PROXY.open(f"{self.url}/api/v2/heartbeat", timeout=2):
-                    return self
-            except OSError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chroma run did not start on port {self.port}")
-                time.sleep(0.1)
+             "--port", str(self.port)], f"{self.url}/api/v2/heartbeat", "chroma run")
+        return self
 
     def stop(self) -> None:
         if self._proc is not None:

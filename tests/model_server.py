@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 
 from rag.models import resolve_llm_model
-from tests.server import free_port
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from tests.server import free_port, start_process
 
 
 class ModelServer:
@@ -22,20 +18,11 @@ class ModelServer:
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> ModelServer:
-        self._proc = subprocess.Popen(
+        self._proc = start_process(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_llm_model(None)),
              "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096",
-             "--n_threads", "2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with _NO_PROXY.open(f"{self.url}/models", timeout=2):
-                    return self
-            except OSError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start on port {self.port}")
-                time.sleep(0.2)
+             "--n_threads", "2"], f"{self.url}/models", "llama_cpp.server", timeout_s=120)
+        return self
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,3 +37,23 @@ def serve(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def start_process(command: list[str], ready_url: str, what: str, timeout_s: float = 60) -> subprocess.Popen:
+    """Start a server process and return once `ready_url` answers (RuntimeError if it exits or
+    takes longer than `timeout_s`)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with _NO_PROXY.open(ready_url, timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=30)
+                raise RuntimeError(f"{what} did not start ({ready_url} never answered)")
+            time.sleep(0.1)
