@@ -83,6 +83,27 @@ def _index(library: Library) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
+def _database(s: Settings) -> dict[str, Any] | None:
+    """Whether the shared PostgreSQL database (ARCHIVIST_DB_URL) answers; None when unused."""
+    if not s.db_url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(s.db_url)
+    shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()  # no password
+    try:
+        import psycopg
+
+        with psycopg.connect(s.db_url, connect_timeout=5) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        return {"url": shown, "ok": True, "server_version": version}
+    except Exception as exc:  # psycopg.Error, or a URL it cannot parse: say which and why
+        reason = str(exc).replace(s.db_url, shown).strip().splitlines()[0]
+        return {"url": shown, "ok": False, "error": reason,
+                "hint": "Check that PostgreSQL runs there and that ARCHIVIST_DB_URL's user, "
+                        "password and database are right."}
+
+
 def run_checks(library: Library) -> dict[str, Any]:
     s = library.settings
     return {
@@ -91,4 +112,5 @@ def run_checks(library: Library) -> dict[str, Any]:
         "offline": _offline(library),
         "gpu": _gpu(library),
         "index": _index(library),
+        "database": _database(s),
     }

@@ -118,3 +118,17 @@ def test_a_dropped_postgres_connection_is_replaced(postgres_server):
     assert keys.verify(secret).role == "editor"  # ... and the next one reconnects
     keys.close()
     admin.close()
+
+
+def test_doctor_says_whether_the_database_answers_without_showing_its_password(postgres_server, tmp_path):
+    from service.doctor import _database
+    from tests.conftest import make_settings
+    from tests.server import free_port
+
+    assert _database(make_settings(tmp_path)) is None  # SQLite: nothing to check
+    good = _database(make_settings(tmp_path, db_url=postgres_server.fresh_database()))
+    assert good["ok"] and good["server_version"].startswith("15")
+    dead = f"postgresql://archivist:s3cret@127.0.0.1:{free_port()}/archivist"
+    bad = _database(make_settings(tmp_path, db_url=dead))
+    assert not bad["ok"] and bad["error"] and "ARCHIVIST_DB_URL" in bad["hint"]
+    assert "s3cret" not in str(bad) and bad["url"] == bad["url"].replace("archivist:", "")
