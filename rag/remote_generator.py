@@ -157,7 +157,7 @@ class OpenAICompatibleGenerator:
         if self._tokenize is False or time.monotonic() < self._unreachable_until:
             return estimate_tokens(text)
         routes = [self._tokenize] if self._tokenize else list(_TOKENIZE_ROUTES)
-        for url in self._order():
+        for url in self.urls:  # not self._order(): counting must not take a generation's turn
             root = url[:-3] if url.endswith("/v1") else url
             for path, key, read in routes:
                 try:
