@@ -142,7 +142,7 @@ def machine() -> dict:
     main)."""
     from importlib import metadata
 
-    info = {"python": platform.python_version(), "cpus": gpu_threads(), "cpu": platform.processor()}
+    info = {"python": platform.python_version(), "cpus": gpu.usable_cpus(), "cpu": platform.processor()}
     if Path("/proc/cpuinfo").exists():
         info["cpu"] = next((line.split(":", 1)[1].strip() for line in
                             Path("/proc/cpuinfo").read_text().splitlines()
@@ -154,13 +154,6 @@ def machine() -> dict:
             info[dist] = None
     info["gpus"] = gpu.vram()
     return info
-
-
-def gpu_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def default_model() -> Path:
@@ -203,7 +196,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, help="GGUF file (default: the bundled SmolLM2)")
     ap.add_argument("--embed-model", type=Path, help="sentence-transformers directory "
                     "(default: the bundled all-MiniLM-L6-v2)")
-    ap.add_argument("--threads", type=int, default=gpu_threads())
+    ap.add_argument("--threads", type=int, default=gpu.usable_cpus())
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--chunks", type=int, default=2048)

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import ocr  # noqa: E402
+from rag.gpu import usable_cpus  # noqa: E402
 from tests.scans import CHINESE_PAGES, ENGLISH_PAGES, save_pdf, save_png, save_tiff  # noqa: E402
 
 DPIS = (100, 150, 200, 300)
@@ -141,7 +142,7 @@ def measure_retrieval(root: Path) -> None:
 
 
 def main() -> None:
-    print(f"usable cores: {ocr.usable_cores()}, load average {os.getloadavg()[0]:.1f}, "
+    print(f"usable cores: {usable_cpus()}, load average {os.getloadavg()[0]:.1f}, "
           f"render resolution in use: {ocr.RENDER_DPI} dpi\n")
     with tempfile.TemporaryDirectory() as tmp:
         measure_resolutions(Path(tmp))

@@ -14,11 +14,12 @@ image, so pages are rendered in the workers too.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rag.gpu import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +155,6 @@ def _task(path: str, index: int, dpi: int) -> tuple[int, str, float | None]:
 
 # --- in the ingesting process ------------------------------------------------------------------
 
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Ocr:
     """Reads pages of files with a pool of worker processes, started on first use.
 
@@ -174,7 +168,7 @@ class Ocr:
                  dpi: int = RENDER_DPI, grace_s: float = 30.0) -> None:
         self.max_pages = max_pages
         self.timeout_s = timeout_s
-        self.workers = workers or usable_cores()
+        self.workers = workers or usable_cpus()
         self.dpi = dpi
         self.grace_s = grace_s
         self._pool: ProcessPoolExecutor | None = None

@@ -4,7 +4,6 @@ OpenAI-compatible server without touching the answer logic."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -12,7 +11,7 @@ from typing import Iterator, Protocol
 from rag.config import SamplingParams
 from rag.errors import GenerationError
 from rag.gpu import gpu_offload_supported, llama_backend, layers_offloaded, model_layers, nvidia_gpu
-from rag.gpu import resolve_gpu_layers
+from rag.gpu import resolve_gpu_layers, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +29,6 @@ class Generator(Protocol):
 
 
 REINSTALL_CUDA = "make install-cuda (README: A stronger model, or a GPU)"
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (taskset, cpuset), which can be fewer than the machine has."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def log_offload(n_gpu_layers: int | str) -> None:

@@ -22,6 +22,14 @@ _BACKEND_WORDS = (("CUDA", "CUDA"), ("ROCm", "ROCm"), ("HIP", "ROCm"), ("Metal",
                   ("MTL", "Metal"), ("Vulkan", "Vulkan"), ("SYCL", "SYCL"), ("OpenCL", "OpenCL"))
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset, cpuset), which can be fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def parse_gpu_layers(value: Any) -> int | str:
     """ARCHIVIST_N_GPU_LAYERS: 'auto', or a layer count (-1: all, 0: none)."""
     if isinstance(value, str):
