@@ -76,9 +76,9 @@ class ChromaTarget:
         return self.url if self.url else str(self.path)
 
 
-def _unavailable(target: ChromaTarget, exc: BaseException) -> StoreUnavailableError:
+def _unavailable(url: str | None, exc: BaseException) -> StoreUnavailableError:
     return StoreUnavailableError(
-        f"The Chroma server at {target.url} did not answer ({exc}).",
+        f"The Chroma server at {url} did not answer ({exc}).",
         hint="Check that it is running (`chroma run --path DIR --port PORT`) and reachable from "
         "here, and that ARCHIVIST_CHROMA_URL (and ARCHIVIST_CHROMA_TOKEN, if it needs one) are "
         "right; `archivist doctor` shows them.")
@@ -105,7 +105,7 @@ def _guard(target: ChromaTarget) -> Iterator[None]:
     try:
         yield
     except (httpx.TransportError, ConnectionError) as exc:
-        raise _unavailable(target, exc) from exc
+        raise _unavailable(target.url, exc) from exc
     except ChromaNotFound as exc:  # another replica's reindex dropped it while this one read it
         raise StoreUnavailableError(
             f"A collection this request was reading is gone from the Chroma server at "
@@ -311,7 +311,7 @@ def _http_client(url: str, token: str | None):
                                    port=parts.port or (443 if parts.scheme == "https" else 80),
                                    ssl=parts.scheme == "https", headers=headers, settings=settings)
     except ValueError as exc:  # chromadb's way of saying: no server, or it refused the token
-        raise _unavailable(ChromaTarget(Path(), url), exc) from exc
+        raise _unavailable(url, exc) from exc
 
 
 def forget_client(target: ChromaTarget) -> None:
