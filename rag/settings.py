@@ -128,6 +128,12 @@ class Settings(BaseSettings):
                             token.get_secret_value() if token else None)
 
     @property
+    def shares_state(self) -> bool:
+        """Vectors on a Chroma server and everything else in PostgreSQL: several `archivist
+        serve` processes (replicas) and CLI commands may then work on the index at once."""
+        return bool(self.store.chroma_url and self.store.db_url)
+
+    @property
     def db_url(self) -> str | None:
         """The PostgreSQL database holding the shared state, if one does (rag/db.py)."""
         url = self.store.db_url

@@ -14,6 +14,11 @@ loopback URL and a random token; readable by the owner only), and:
 
 Anyone who can read server.json can already rewrite the index files, so the token grants nothing
 new.  A registration left by a killed server is recognised by its dead pid and ignored.
+
+None of this applies when a Chroma server holds the vectors and PostgreSQL the rest
+(`Settings.shares_state`): nothing then lives in one process's memory, writers serialize on
+PostgreSQL's advisory lock (rag/db.py), each replica notices a new index version at its next
+request, and any number of servers and CLI commands share the index directly.
 """
 
 from __future__ import annotations
@@ -57,7 +62,10 @@ def _alive(pid: int) -> bool:
 
 
 def running_server(settings: Settings) -> ServerInfo | None:
-    """The live server registered on this index, if any."""
+    """The live server registered on this index, if any (never one with shared state: commands
+    then write to the servers themselves)."""
+    if settings.shares_state:
+        return None
     try:
         raw = json.loads(_path(settings).read_text(encoding="utf-8"))
         info = ServerInfo(int(raw["pid"]), str(raw["url"]), str(raw["token"]))
@@ -77,10 +85,14 @@ def ensure_not_served(settings: Settings) -> None:
 
 
 @contextmanager
-def register(settings: Settings, host: str, port: int) -> Iterator[str]:
+def register(settings: Settings, host: str, port: int) -> Iterator[str | None]:
     """Register this process as the index's server for the duration; yields the token.  The app's
     lifespan holds it: uvicorn ends a process stopped by a signal by raising the signal again once
-    the app has shut down, so code after uvicorn.run() would never run."""
+    the app has shut down, so code after uvicorn.run() would never run.  With shared state
+    nothing is registered: replicas need no owner (yields None)."""
+    if settings.shares_state:
+        yield None
+        return
     ensure_not_served(settings)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     info = {"pid": os.getpid(), "url": f"http://{'[' + local + ']' if ':' in local else local}:{port}",

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import uvicorn
@@ -42,10 +43,12 @@ def serve(app) -> Iterator[str]:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def start_process(command: list[str], ready_url: str, what: str, timeout_s: float = 60) -> subprocess.Popen:
+def start_process(command: list[str], ready_url: str, what: str, timeout_s: float = 60,
+                  env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start a server process and return once `ready_url` answers (RuntimeError if it exits or
     takes longer than `timeout_s`)."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, cwd=cwd)
     deadline = time.monotonic() + timeout_s
     while True:
         try:

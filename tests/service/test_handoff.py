@@ -108,6 +108,22 @@ def test_commands_that_replace_the_index_refuse_while_it_is_served(env, capsys):
     assert json.loads(capsys.readouterr().out)["added"] == 1
 
 
+def test_with_shared_state_servers_register_nothing_and_commands_write_themselves(env):
+    """A Chroma server and PostgreSQL hold everything: replicas need no owner (the topology test,
+    tests/service/test_topology.py, runs two of them and the CLI against real servers)."""
+    settings = make_settings(env, chroma_url="http://chroma:8001",
+                             db_url="postgresql://archivist@db/archivist")
+    assert settings.shares_state
+    with handoff.register(settings, "127.0.0.1", free_port()) as token:
+        assert token is None and not (env / "index" / handoff.REGISTRY).exists()
+        handoff.ensure_not_served(settings)  # a second replica on this host may start
+        assert handoff.running_server(settings) is None  # `archivist ingest` hands nothing over
+    one_side = make_settings(env, chroma_url="http://chroma:8001")  # SQLite still on this host
+    assert not one_side.shares_state
+    with handoff.register(one_side, "127.0.0.1", free_port()) as token:
+        assert token and handoff.running_server(one_side).pid == os.getpid()
+
+
 def test_a_registration_left_by_a_killed_server_is_ignored(env, capsys):
     settings = make_settings(env)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
