@@ -38,6 +38,13 @@ def _string_list(value: Any) -> Any:
     return value
 
 
+def _http_urls(urls: list[str]) -> list[str]:
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)")
+    return urls
+
+
 class EmbeddingConfig(Section):
     embed_model: str = Field(
         "all-MiniLM-L6-v2",
@@ -48,6 +55,34 @@ class EmbeddingConfig(Section):
         "cpu", description="Where the embedding model runs (torch device): 'cuda' needs a CUDA "
         "build of torch; 'auto' picks cuda when torch sees a GPU. Vectors from the GPU differ "
         "from the CPU's in the last digits only, so an index need not be rebuilt.")
+    embed_url: list[str] = Field(
+        default_factory=list,
+        description="OpenAI-compatible embedding servers to embed on instead of loading "
+        "embed_model here, comma-separated, each its /v1 address: another `archivist serve` (e.g. "
+        "one on a GPU host; its vectors and fingerprint are those of its own model, so an index "
+        "built locally with the same model stays usable), llama.cpp's llama-server --embeddings, "
+        "vLLM. Used in turn; one that fails is skipped for the next. Empty: embed here.")
+    embed_served_model: str | None = Field(
+        None, description="The `model` sent to the embedding servers: for `archivist serve`, a "
+        "collection's name or its embedding model's; vLLM needs the name it serves. Empty: "
+        "embed_model.")
+    embed_api_key: SecretStr | None = Field(
+        None, description="Sent to the embedding servers as `Authorization: Bearer <key>`.")
+    embed_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for an embedding server's reply (connecting: at "
+        "most 5 s).")
+    embed_retries: int = Field(
+        2, ge=0, description="Extra rounds over the embedding servers, with a growing pause, "
+        "before embedding fails with 503.")
+
+    _embed_empty_is_none = field_validator("embed_served_model", "embed_api_key",
+                                           mode="before")(_none_if_empty)
+    _embed_urls = field_validator("embed_url", mode="before")(_string_list)
+
+    @field_validator("embed_url")
+    @classmethod
+    def _embed_http_urls(cls, urls: list[str]) -> list[str]:
+        return _http_urls(urls)
 
 
 class ChunkingConfig(Section):
@@ -282,11 +317,8 @@ class LlmConfig(Section):
 
     @field_validator("llm_url")
     @classmethod
-    def _http_urls(cls, urls: list[str]) -> list[str]:
-        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)")
-        return urls
+    def _llm_http_urls(cls, urls: list[str]) -> list[str]:
+        return _http_urls(urls)
 
 
 class SamplingParams(Section):

@@ -11,15 +11,14 @@ search never touches this module, so it keeps working.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import threading
 import time
 from typing import Iterator
 
 from rag.config import LlmConfig, SamplingParams
 from rag.errors import GenerationError
+from rag.server_pool import ServerPool, describe
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +46,15 @@ class OpenAICompatibleGenerator:
     def __init__(self, cfg: LlmConfig) -> None:
         import httpx  # the client of chromadb and the OpenAI SDK; imported on construction
 
-        self.urls = [url.rstrip("/") for url in cfg.llm_url]
+        self._pool = ServerPool(cfg.llm_url, cfg.llm_retries)
+        self.urls = self._pool.urls
         self.context_window = cfg.n_ctx
         self._model = cfg.llm_served_model
-        self._retries = cfg.llm_retries
         key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None
         # trust_env=False: proxy variables must not send a loopback model server's traffic away
         self._http = httpx.Client(
             timeout=httpx.Timeout(cfg.llm_timeout_s, connect=min(5.0, cfg.llm_timeout_s)),
             headers={"Authorization": f"Bearer {key}"} if key else None, trust_env=False)
-        self._turn = itertools.count()
-        self._lock = threading.Lock()
         self._tokenize: tuple[str, str, object] | None | bool = None  # unknown / route / False
         self._unreachable_until = 0.0
         # What the answer records and cache keys call this model: stable, and known without
@@ -81,24 +78,17 @@ class OpenAICompatibleGenerator:
         finally:
             response.close()
 
-    def _order(self) -> list[str]:
-        with self._lock:
-            start = next(self._turn) % len(self.urls)
-        return self.urls[start:] + self.urls[:start]
-
     def _first_to_answer(self, body: dict):
         import httpx
 
         problems: dict[str, str] = {}
-        for attempt in range(self._retries + 1):
-            if attempt:
-                time.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
-            for url in self._order():
+        for attempt, urls in enumerate(self._pool.rounds()):
+            for url in urls:
                 try:
                     request = self._http.build_request("POST", f"{url}/chat/completions", json=body)
                     response = self._http.send(request, stream=True)
                 except httpx.TransportError as exc:
-                    problems[url] = _describe(exc)
+                    problems[url] = describe(exc)
                     continue
                 if response.status_code >= 500 or response.status_code == 429:
                     problems[url] = f"HTTP {response.status_code}"
@@ -114,7 +104,7 @@ class OpenAICompatibleGenerator:
                              "the server's context is at least ARCHIVIST_N_CTX tokens.")
                 return url, response
             log.warning("no model server answered (attempt %d of %d): %s", attempt + 1,
-                        self._retries + 1, problems)
+                        self._pool.retries + 1, problems)
         raise ModelServerUnavailableError(
             "No model server answered: " + "; ".join(f"{u} ({why})" for u, why in problems.items()),
             hint="Check that the model server is running and reachable there (e.g. `python -m "
@@ -141,7 +131,7 @@ class OpenAICompatibleGenerator:
                     yield piece
             problem = None if finished else "the connection closed before the reply's end"
         except (httpx.TransportError, ValueError) as exc:
-            problem = _describe(exc)
+            problem = describe(exc)
         if problem:
             raise GenerationError(f"The model server at {url} stopped in the middle of a reply "
                                   f"({problem}).",
@@ -157,7 +147,7 @@ class OpenAICompatibleGenerator:
         if self._tokenize is False or time.monotonic() < self._unreachable_until:
             return estimate_tokens(text)
         routes = [self._tokenize] if self._tokenize else list(_TOKENIZE_ROUTES)
-        for url in self.urls:  # not self._order(): counting must not take a generation's turn
+        for url in self.urls:  # not the pool's order: counting must not take a generation's turn
             root = url[:-3] if url.endswith("/v1") else url
             for path, key, read in routes:
                 try:
@@ -191,9 +181,5 @@ class OpenAICompatibleGenerator:
                     return None
                 problems.append(f"{url} (server error)")
             except httpx.HTTPError as exc:
-                problems.append(f"{url} ({_describe(exc)})")
+                problems.append(f"{url} ({describe(exc)})")
         return "; ".join(problems)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -50,6 +50,11 @@ class Models:
         with self._lock:
             if self._embedder is None:
                 cfg = self.settings.embedding
+                if cfg.embed_url:  # nothing loaded here; EmbeddingServerUnavailableError if down
+                    from rag.remote_embedder import OpenAICompatibleEmbedder
+
+                    self._embedder = OpenAICompatibleEmbedder(cfg)
+                    return self._embedder
                 self._embedder = SentenceTransformerEmbedder(
                     resolve_embed_model(cfg.embed_model), cfg.embed_model,
                     batch_size=cfg.embed_batch_size, device=resolve_embed_device(cfg.embed_device))
@@ -174,9 +179,15 @@ class Models:
                         "search works meanwhile.", problem)
 
     def close(self) -> None:
-        """Free the chat model now (llama.cpp otherwise complains at interpreter exit)."""
+        """Free the chat model now (llama.cpp otherwise complains at interpreter exit), and an
+        embedding server's connections."""
         with self._lock:
             close = getattr(self._generator, "close", None)
             if close and not self._injected_generator:
                 close()
                 self._generator = None
+            from rag.remote_embedder import OpenAICompatibleEmbedder
+
+            if isinstance(self._embedder, OpenAICompatibleEmbedder):
+                self._embedder.close()
+                self._embedder = None

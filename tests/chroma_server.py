@@ -26,6 +26,10 @@ class ChromaServer:
              "--port", str(self.port)], f"{self.url}/api/v2/heartbeat", "chroma run")
         return self
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()

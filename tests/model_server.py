@@ -24,6 +24,10 @@ class ModelServer:
              "--n_threads", "2"], f"{self.url}/models", "llama_cpp.server", timeout_s=120)
         return self
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.kill()  # as a crash would: no goodbye to clients mid-reply

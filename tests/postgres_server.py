@@ -24,7 +24,9 @@ PG_BIN = Path(os.environ.get("ARCHIVIST_TEST_PG_BIN", "/usr/lib/postgresql/15/bi
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """durable: fsync on, as in production (benchmarks); tests run without it."""
+        self.durable = durable
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="archivist-pg-"))
         self.data = self.root / "data"
@@ -48,7 +50,7 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
         # fsync off: a test cluster need not survive a power cut, and 2 shared cores are slow.
-        options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} -F "
+        options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} {'' if self.durable else '-F'} "
                    "-c max_connections=200 -c shared_buffers=32MB")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
                   "-w", "-t", "60", "start")

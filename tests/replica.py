@@ -55,6 +55,10 @@ class Replica:
     def log(self) -> str:
         return (self.root / "serve.log").read_text(errors="replace")
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()

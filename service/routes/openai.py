@@ -77,7 +77,8 @@ class ChatCompletionRequest(BaseModel):
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # user, dimensions: not supported, ignored
 
-    model: str = Field(description="A collection name: its embedding model is used.")
+    model: str = Field(description="A collection name, or the name of the default collection's "
+                       "embedding model (e.g. 'all-MiniLM-L6-v2'): that model is used.")
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
 
@@ -171,7 +172,12 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
 
 @router.post("/v1/embeddings", summary="Embed texts with a collection's embedding model")
 def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -> dict:
-    collection = model_collection(library, who, body.model)
+    default = library.settings.collection
+    if (body.model not in library.names() and who.can("read", default)
+            and body.model == library.settings.embedding.embed_model):
+        collection = library.collection(default)  # another Archivist embedding through this one
+    else:
+        collection = model_collection(library, who, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_EMBED_INPUTS or not all(t.strip() for t in texts):
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",
@@ -188,4 +194,6 @@ def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -
     return {"object": "list", "model": body.model,
             "data": [{"object": "embedding", "index": i, "embedding": encoded(v)}
                      for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            # what an Archivist using this server (ARCHIVIST_EMBED_URL) records in its index
+            "archivist": {"fingerprint": embedder.fingerprint, "max_tokens": embedder.max_tokens}}
