@@ -115,6 +115,11 @@ class Manifest:
             "error = excluded.error, chunks = excluded.chunks, updated_at = excluded.updated_at",
             self._key + values)
 
+    def copy_from(self, other: Manifest) -> None:
+        """Every record of `other` (another index's manifest) into this one (import)."""
+        for r in other.all().values():
+            self._put(r.source, r.file_hash, r.size, r.mtime_ns, r.status, r.error, r.chunks)
+
     def record_indexed(self, source: str, file_hash: str, size: int, mtime_ns: int, chunks: int) -> None:
         self._put(source, file_hash, size, mtime_ns, "indexed", None, chunks)
 

@@ -263,11 +263,61 @@ def _vectors_onto_server(settings: Settings, staging: Path, force: bool) -> None
     shutil.rmtree(staging / "chroma", ignore_errors=True)  # on the server now, not in index_dir
 
 
+def _state_into_database(settings: Settings, staging: Path, force: bool) -> None:
+    """The keyword index, manifest and current generation of each collection, from the archive's
+    SQLite files into PostgreSQL (nothing is embedded again); the files then leave the staging
+    folder, as the vectors do for a Chroma server."""
+    from ingest.manifest import Manifest
+    from rag.lexical import LexicalIndex
+    from rag.lexical_pg import PgLexicalIndex
+
+    pointer = generations.Pointer(settings.index_dir, settings.db_url)
+    try:
+        wanted = generations.every_current(staging)
+        if not force:
+            from rag.db import Database
+
+            db = Database(settings.db_url, "generations", [], generations.Pointer._PG_MIGRATIONS)
+            try:
+                taken = [c for c in wanted if db.execute(
+                    "SELECT 1 FROM index_generations WHERE collection = ?", (c,)).fetchone()]
+            finally:
+                db.close()
+            if taken:
+                raise SnapshotError(
+                    f"The database already holds the collection(s) {', '.join(sorted(taken))}.",
+                    hint="Pass --force to replace them, or point ARCHIVIST_DB_URL at another "
+                         "database.")
+        for collection, names in wanted.items():
+            source, target = LexicalIndex(names.lexical_path), PgLexicalIndex(settings.db_url,
+                                                                             names.chroma_collection)
+            try:
+                target.reset()
+                for name in sorted(source.sources()):
+                    target.replace_source(name, source.chunks_of(name))
+                target.bump_version()  # replicas serving an older copy notice the change
+            finally:
+                source.close()
+                target.close()
+            Manifest.drop(settings, names)
+            old, new = Manifest(names.manifest_path), Manifest.open(settings, names)
+            try:
+                new.copy_from(old)
+            finally:
+                old.close()
+                new.close()
+            pointer.set_active(collection, names.generation)
+            names.remove_files()
+    finally:
+        pointer.close()
+
+
 def import_index(settings: Settings, archive: Path, force: bool = False) -> dict:
     """Replace settings.index_dir with the archive's index; returns the archive's manifest.
 
     With a Chroma server the archive's vectors are copied onto it (replacing collections of the
-    same names, which --force allows), so an embedded index moves onto the server this way."""
+    same names, which --force allows), and with a database the keyword index, manifests and
+    generations go into it: an embedded index moves onto the servers this way."""
     index_dir = settings.index_dir
     if _non_empty(index_dir) and not force:  # cheap early refusal; checked again under the lock
         raise SnapshotError(f"{index_dir} already holds an index.",
@@ -283,7 +333,10 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
                 raise SnapshotError(f"{index_dir} already holds an index.", hint="Pass --force to replace it.")
             if settings.chroma.remote:
                 _vectors_onto_server(settings, staging, force)
+            if settings.db_url:
+                _state_into_database(settings, staging, force)
             forget_client(settings.chroma)
+            index_dir.mkdir(exist_ok=True)  # the database's lock, unlike a lock file, makes none
             old = [p for p in index_dir.iterdir() if p.name not in _SKIP_NAMES]
             if old:
                 backup = index_dir.parent / f"{index_dir.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -315,3 +315,10 @@ class LexicalIndex:
                 "AND start >= ? AND \"end\" <= ? ORDER BY start",
                 (chunk.source, chunk.file_hash, start, end)).fetchall()
         return [_chunk(r) for r in rows]
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        """Every chunk of one file, in order (copying an index into PostgreSQL)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks WHERE source = ? ORDER BY ordinal",
+                                    (source,)).fetchall()
+        return [_chunk(r) for r in rows]

@@ -113,6 +113,32 @@ def test_an_embedded_index_moves_onto_the_server_by_export_and_import(tmp_path, 
     assert _results(Workspace.of(back, embedder=FakeEmbedder())) == _results(embedded)
 
 
+def test_an_embedded_index_moves_onto_chroma_and_postgresql_by_export_and_import(
+        tmp_path, data_dir, chroma, postgres_server):
+    """The whole migration of docs/deploy.md: vectors onto the Chroma server, the keyword index,
+    manifest and generation into PostgreSQL; nothing embedded again, nothing left locally."""
+    embedded = Workspace.make(tmp_path, embedder=FakeEmbedder(), collection="default")
+    assert embedded.indexer.ingest().failed == 0
+    embedded.indexer.reindex()  # generation 1: the pointer must come along too
+    archive = tmp_path / "snap.tar.gz"
+    export_index(embedded.settings, archive)
+
+    db_url = postgres_server.fresh_database()
+    target = make_settings(tmp_path / "moved", chroma_url=chroma.url, db_url=db_url,
+                           collection="default")
+    target = target.model_copy(update={"data_dir": embedded.settings.data_dir})
+    import_index(target, archive, force=True)  # force: the other tests' collections are there
+    moved = Workspace.of(target, embedder=FakeEmbedder())
+    assert _results(moved) == _results(embedded)
+    assert moved.collection.views.reading().__enter__().generation == 1
+    assert not list(target.index_dir.rglob("*.sqlite3"))
+    assert moved.indexer.ingest().chunks_embedded == 0  # the manifest came along: nothing to redo
+    with pytest.raises(SnapshotError, match="database already holds the collection"):
+        import_index(make_settings(tmp_path / "again", db_url=db_url)  # embedded vectors
+                     .model_copy(update={"data_dir": embedded.settings.data_dir}), archive)
+    moved.library.close()
+
+
 def test_the_token_is_sent_and_a_refusal_says_where(tmp_path):
     seen: list[str | None] = []
 
