@@ -7,6 +7,7 @@ public interface that outside tools rely on: keep them stable.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from rag.config import (SECTIONS, AnswerConfig, ChunkingConfig, EmbeddingConfig,
                         StoreConfig)
 from rag.errors import ConfigError
 from rag.store import ChromaTarget
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV = "ARCHIVIST_CONFIG"
 DEFAULT_CONFIG_FILE = "archivist.toml"
@@ -158,8 +161,28 @@ class Settings(BaseSettings):
         return self.db_url or self.records_path
 
 
+def misspelt_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """ARCHIVIST_* variables that are no setting but look like one: {given: meant}.  A typo in
+    archivist.toml is an error; one in the environment would otherwise be silently ignored (say,
+    ARCHIVIST_CHROMA_ULR, and the index quietly stays local).  Other ARCHIVIST_* names are left
+    alone: tools may have their own."""
+    import difflib
+
+    known = [f"{ENV_PREFIX}{name.upper()}" for name in _flat_names()] + [CONFIG_ENV]
+    found = {}
+    for key in (os.environ if environ is None else environ):
+        key = key.upper()
+        if key.startswith(ENV_PREFIX) and key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+            if close:
+                found[key] = close[0]
+    return found
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning validation errors into one readable ConfigError."""
+    for given, meant in misspelt_variables().items():
+        log.warning("%s is not a setting and is ignored: did you mean %s?", given, meant)
     config_file = os.environ.get(CONFIG_ENV)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"{CONFIG_ENV} points at {config_file}, which does not exist.",

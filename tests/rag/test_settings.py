@@ -45,6 +45,18 @@ def test_invalid_values_explain_themselves(monkeypatch, env, value, message):
     assert "archivist doctor" in err.value.hint
 
 
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles(monkeypatch, caplog):
+    from rag.settings import misspelt_variables
+
+    monkeypatch.setenv("ARCHIVIST_CHROMA_ULR", "http://chroma:8001")
+    monkeypatch.setenv("ARCHIVIST_STRESS", "1")  # another tool's variable: not a near miss
+    assert misspelt_variables() == {"ARCHIVIST_CHROMA_ULR": "ARCHIVIST_CHROMA_URL"}
+    with caplog.at_level("WARNING"):
+        assert load_settings().store.chroma_url is None  # ignored, but not silently
+    assert "ARCHIVIST_CHROMA_ULR is not a setting and is ignored: did you mean " \
+           "ARCHIVIST_CHROMA_URL?" in caplog.text
+
+
 def test_typos_in_the_config_file_are_rejected(tmp_path):
     (tmp_path / "archivist.toml").write_text("topk = 3\n")
     with pytest.raises(ConfigError, match="topk"):
