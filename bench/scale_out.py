@@ -50,6 +50,7 @@ from tests.server import free_port, start_process  # noqa: E402
 EVAL_SETS = [ROOT / "tests/eval/questions.en.jsonl", ROOT / "tests/eval/questions.zh.jsonl",
              ROOT / "tests/eval/questions.none.jsonl"]
 CLIENTS = 4
+OUT = ROOT / "bench" / "results" / "scale-out.json"
 
 
 class LlamaServer:
@@ -93,7 +94,7 @@ def small_corpus(dest: Path, pages: int) -> Path:
 def timed_ingest(host: Path, corpus: Path, **settings: str) -> dict:
     shutil.copytree(corpus, host / "data")
     started = time.perf_counter()
-    done = run_cli(host, "ingest", "--json", **settings)
+    done = run_cli(host, "ingest", "--json", timeout_s=4 * 3600, **settings)
     seconds = time.perf_counter() - started
     report = json.loads(done.stdout)
     return {"seconds": round(seconds, 1), "chunks": report["chunks_total"],
@@ -204,18 +205,23 @@ def _public_figures(work: Path, shared: dict) -> dict:
     embedded.mkdir()
     served.mkdir()
     ingest = timed_ingest(embedded, corpus)
-    run_cli(embedded, "export", str(work / "public.tar.gz"))
+    run_cli(embedded, "export", str(work / "public.tar.gz"), timeout_s=3600)
     (served / "data").symlink_to(embedded / "data")
     started = time.perf_counter()
-    run_cli(served, "import", str(work / "public.tar.gz"), **shared)
+    run_cli(served, "import", str(work / "public.tar.gz"), timeout_s=3600, **shared)
     moved = time.perf_counter() - started
     figures = {}
     for name, host, settings in (("embedded", embedded, {}), ("servers", served, shared)):
-        done = run_cli(host, "eval", "--json", *map(str, EVAL_SETS), **settings)
+        done = run_cli(host, "eval", "--json", *map(str, EVAL_SETS), timeout_s=3600, **settings)
         figures[name] = {r["name"]: {k: r[k] for k in ("hit_at_1", "hit_at_5", "mrr_at_10",
                                                        "refused_unanswerable")}
                          for r in json.loads(done.stdout)}
     return {"ingest_embedded": ingest, "import_to_servers_s": round(moved, 1), **figures}
+
+
+def save(report: dict) -> None:
+    """After each part: a long run that fails late keeps what it measured."""
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def run(pages: int, llama_server: Path | None, seconds: float, public: bool) -> dict:
@@ -237,11 +243,14 @@ def run(pages: int, llama_server: Path | None, seconds: float, public: bool) -> 
                   "model_server": "llama-server --parallel 2" if llama_server else "llama_cpp.server",
                   "ingest": {"embedded": embedded, "servers": servers,
                              "servers_vs_embedded": round(servers["seconds"] / embedded["seconds"], 2)},
-                  "storage": storage(chroma, shared["db_url"], servers["chunks"]),
-                  "throughput": throughput(work, corpus, shared, seconds,
-                                           {"chroma": chroma.pid, "model server": model.pid})}
+                  "storage": storage(chroma, shared["db_url"], servers["chunks"])}
+        save(report)
+        report["throughput"] = throughput(work, corpus, shared, seconds,
+                                          {"chroma": chroma.pid, "model server": model.pid})
+        save(report)
         if public:
             report["public"] = public_figures(work, postgres)
+            save(report)
         return report
     finally:
         model.stop()
@@ -285,8 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = run(args.pages, args.llama_server, args.seconds, args.public)
-    out = ROOT / "bench" / "results" / "scale-out.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

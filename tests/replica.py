@@ -24,10 +24,10 @@ def archivist_env(root: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def run_cli(root: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+def run_cli(root: Path, *args: str, timeout_s: float = 600, **settings: str) -> subprocess.CompletedProcess:
     """`archivist ARGS` with that environment; raises with its output when it fails."""
     done = subprocess.run([str(ARCHIVIST), *args], env=archivist_env(root, **settings), cwd=root,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise AssertionError(f"archivist {' '.join(args)} failed ({done.returncode}):\n"
                              f"{done.stdout}\n{done.stderr}")
