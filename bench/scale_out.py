@@ -113,7 +113,9 @@ def storage(chroma: ChromaServer, db_url: str, chunks: int) -> dict:
 
     chroma_bytes = sum(p.stat().st_size for p in chroma.path.rglob("*") if p.is_file())
     with psycopg.connect(db_url) as conn:
-        pg_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        # less what an empty database takes (template1), which a larger index does not repeat
+        pg_bytes = conn.execute("SELECT pg_database_size(current_database()) - "
+                                "pg_database_size('template1')").fetchone()[0]
     per_million = 1e6 / max(chunks, 1) / 2**30
     return {"chroma_mb": round(chroma_bytes / 2**20, 1), "postgres_mb": round(pg_bytes / 2**20, 1),
             "chroma_gb_per_million_chunks": round(chroma_bytes * per_million, 2),
