@@ -58,6 +58,18 @@ def table() -> str:
                 f"embedded tokens/s {o['embedded_tokens_per_s']:.0f} vs {n['embedded_tokens_per_s']:.0f}; "
                 f"share of each chunk's tokens embedded {o['share_seen']:.0%} vs {n['share_seen']:.0%}",
                 "no slower than naive (≥ 1.00×)", o["seconds"] <= n["seconds"])
+            for ours_q, naive_q in zip(o.get("retrieval", []), n.get("retrieval", [])):
+                if ours_q["answerable"]:
+                    row(1, f"retrieval on that index, {ours_q['name']} ({ours_q['answerable']} questions)",
+                        f"hit@5 / MRR@10: Archivist {ours_q['hit_at_5']:.3f} / {ours_q['mrr_at_10']:.3f}, "
+                        f"naive {naive_q['hit_at_5']:.3f} / {naive_q['mrr_at_10']:.3f}",
+                        "equal or better", ours_q["hit_at_5"] >= naive_q["hit_at_5"]
+                        and ours_q["mrr_at_10"] >= naive_q["mrr_at_10"])
+                else:
+                    row(1, f"retrieval on that index, {ours_q['name']} ({ours_q['unanswerable']} "
+                        "unanswerable)", f"refused by retrieval: Archivist "
+                        f"{ours_q['refused_unanswerable']:.2f}, naive {naive_q['refused_unanswerable']:.2f}",
+                        "", None)
         for r in ingest["resync"]:
             target, ok = "", None
             if r["scenario"] == "unchanged":
