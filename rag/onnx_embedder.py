@@ -133,6 +133,10 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or usable_cpus()
         options.inter_op_num_threads = 1
+        # onnxruntime's threads spin between operators by default; on shared or oversubscribed
+        # cores that steals the time the other thread needs (measured on 2 loaded cores: 1.09x
+        # torch spinning, 1.40x without; bench/embed_speed.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
