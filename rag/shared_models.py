@@ -32,6 +32,28 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def load_embedder(settings: Settings) -> Embedder:
+    """The configured embedding model (ARCHIVIST_EMBED_BACKEND picks what runs it on the CPU), or
+    the embedding servers of ARCHIVIST_EMBED_URL."""
+    cfg = settings.embedding
+    if cfg.embed_url:  # nothing loaded here; EmbeddingServerUnavailableError if none answers
+        from rag.remote_embedder import OpenAICompatibleEmbedder
+
+        return OpenAICompatibleEmbedder(cfg)
+    model_dir = resolve_embed_model(cfg.embed_model)
+    device = resolve_embed_device(cfg.embed_device)
+    if cfg.embed_backend == "torch" or device != "cpu":
+        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch_size=cfg.embed_batch_size,
+                                           device=device)
+    from rag import onnx_embedder
+
+    if cfg.embed_backend == "onnx-int8":
+        return onnx_embedder.OnnxEmbedder(onnx_embedder.int8_path(), model_dir, cfg.embed_model,
+                                          cfg.embed_batch_size, expected_sha256=onnx_embedder.INT8_SHA256)
+    return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir, cfg.embed_model,
+                                      cfg.embed_batch_size)
+
+
 class Models:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  generator: Generator | None = None) -> None:
@@ -49,15 +71,7 @@ class Models:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                cfg = self.settings.embedding
-                if cfg.embed_url:  # nothing loaded here; EmbeddingServerUnavailableError if down
-                    from rag.remote_embedder import OpenAICompatibleEmbedder
-
-                    self._embedder = OpenAICompatibleEmbedder(cfg)
-                    return self._embedder
-                self._embedder = SentenceTransformerEmbedder(
-                    resolve_embed_model(cfg.embed_model), cfg.embed_model,
-                    batch_size=cfg.embed_batch_size, device=resolve_embed_device(cfg.embed_device))
+                self._embedder = load_embedder(self.settings)
             return self._embedder
 
     @property

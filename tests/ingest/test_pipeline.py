@@ -147,3 +147,17 @@ def test_changing_the_embedding_model_is_refused_until_rebuild(tmp_path, data_di
         other.indexer.ingest()
     report = other.indexer.ingest(rebuild=True)
     assert report.added == 10 and other.store.count() > 0
+
+
+def test_an_unchanged_resync_does_not_list_the_vector_store(ws, monkeypatch):
+    """Listing every source reads all chunk metadata; with nothing written and the chunk counts
+    agreeing there can be no orphan to find."""
+    from rag.store import ChunkStore
+
+    ws.indexer.ingest()
+    listed = []
+    real = ChunkStore.sources
+    monkeypatch.setattr(ChunkStore, "sources", lambda self: listed.append(1) or real(self))
+    report = ws.indexer.ingest()
+    assert report.unchanged > 0 and report.added == report.updated == report.removed == 0
+    assert listed == []

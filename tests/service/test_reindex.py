@@ -79,11 +79,9 @@ def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):
 def test_cli_reindex(tmp_path, data_dir, monkeypatch, capsys):
     settings = make_settings(tmp_path)
     Workspace.of(settings, embedder=FakeEmbedder()).indexer.ingest()
-    monkeypatch.setattr("rag.shared_models.SentenceTransformerEmbedder",
-                        lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("rag.shared_models.load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(settings.index_dir))
-    monkeypatch.setattr("rag.shared_models.resolve_embed_model", lambda name: name)
     assert main(["reindex", "--collection", "default"]) == 0
     assert "default:" in capsys.readouterr().out
     assert generations.active(settings.index_dir, "default") == 1

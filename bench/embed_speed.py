@@ -1,0 +1,148 @@
+"""Embedding speed against the machine's ceiling: torch vs ONNX fp32 vs ONNX int8, threads and
+batching, on real chunks of the public corpus.
+
+    .venv/bin/python bench/embed_speed.py [--files 40] [--json OUT]
+
+The ceiling: all-MiniLM-L6-v2 costs about 21.2 MFLOP per token (6 layers x (4 x 384^2 attention
+projections + 2 x 384 x 1536 FFN) x 2 FLOP per multiply-add; embeddings are lookups; attention
+scores add a little more, not counted), so a dense fp32 matrix product of the model's own shapes
+(torch, all usable cores) gives the tokens/s the arithmetic allows.  Each variant embeds the same
+chunks (Archivist's chunker over the first --files pages of each half of the corpus), twice,
+alternating with the others; the better pass counts.  tokens/s counts the chunks' own tokens
+(what the model must see), not padding.  Each variant's vectors are compared with torch's
+(cosine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MFLOP_PER_TOKEN = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 2 / 1e6  # 21.2
+
+
+def gemm_gflops(threads: int, rounds: int = 20) -> float:
+    """fp32 matrix products of the model's FFN shape (a batch of 32 x 256 tokens), best of 3."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(8192, 384), torch.randn(384, 1536)
+    c, d = torch.randn(8192, 1536), torch.randn(1536, 384)
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(rounds):
+            a @ b
+            c @ d
+        best = max(best, 2 * 2 * 8192 * 384 * 1536 * rounds / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def corpus_chunks(files: int) -> tuple[dict[str, list[list[str]]], object]:
+    """Chunk texts per file, as ingest makes them, per half of the corpus."""
+    from bench.corpus import build_corpus
+    from ingest.chunking import Chunker
+    from ingest.parsers import parse_file
+    from rag.settings import Settings
+    from tokenizers import Tokenizer
+
+    from rag.models import resolve_embed_model
+
+    tok = Tokenizer.from_file(str(resolve_embed_model("all-MiniLM-L6-v2") / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    count = lambda t: len(tok.encode(t, add_special_tokens=False).ids)  # noqa: E731
+    cfg = Settings().chunking
+    chunker = Chunker(count, 256, cfg.chunk_tokens, cfg.chunk_overlap_tokens)
+    corpus = build_corpus(ROOT / ".eval" / "corpus")
+    out = {}
+    for half in ("postgresql", "debian-reference"):
+        # The Chinese chapters are 20-40 times larger than the English pages.
+        paths = sorted((corpus / half).iterdir())[:files if half == "postgresql" else max(1, files // 20)]
+        out[half] = [[c.embedding_text() for c in chunker.chunk(p.name, "x", parse_file(p, None))]
+                     for p in paths]
+    return out, count
+
+
+def variants(threads: int):
+    """name -> a function building the embedder (loaded once, outside the timing)."""
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.models import resolve_embed_model
+    from rag.onnx_embedder import INT8_SHA256, OnnxEmbedder, export_fp32, int8_path
+
+    model = resolve_embed_model("all-MiniLM-L6-v2")
+    fp32 = Path(tempfile.mkdtemp(prefix="archivist-onnx-")) / "model.onnx"  # exported afresh
+
+    def onnx(path, batch=32, n=threads, sha=None):
+        return lambda: OnnxEmbedder(path(), model, "all-MiniLM-L6-v2", batch, n, sha)
+
+    return {
+        "torch (today)": lambda: SentenceTransformerEmbedder(model, "all-MiniLM-L6-v2"),
+        "onnx fp32": onnx(lambda: fp32 if fp32.exists() else export_fp32(model, fp32)),
+        "onnx fp32, batch 8": onnx(lambda: fp32, batch=8),
+        "onnx fp32, 1 thread": onnx(lambda: fp32, n=1),
+        "onnx int8": onnx(int8_path, sha=INT8_SHA256),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=40, help="pages of each half of the corpus")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from rag.gpu import usable_cpus
+    from rag.offline import enforce_offline
+
+    enforce_offline()
+    threads = usable_cpus()
+    chunks, count = corpus_chunks(args.files)
+    tokens = {half: sum(count(t) for f in files for t in f) for half, files in chunks.items()}
+    gflops = gemm_gflops(threads)
+    ceiling = gflops * 1e3 / MFLOP_PER_TOKEN
+    built = {name: make() for name, make in variants(threads).items()}
+    times: dict[tuple[str, str], float] = {}
+    vectors: dict[tuple[str, str], np.ndarray] = {}
+    for _ in range(2):
+        for name, embedder in built.items():
+            for half, files in chunks.items():
+                embedder.embed(files[0][:4])  # warm-up
+                started = time.perf_counter()
+                vecs = [v for f in files for v in embedder.embed(f)]  # per file, as ingest does
+                elapsed = time.perf_counter() - started
+                times[name, half] = min(elapsed, times.get((name, half), float("inf")))
+                vectors[name, half] = np.asarray(vecs, dtype=np.float32)
+    rows = []
+    for name in built:
+        for half in chunks:
+            cos = (vectors[name, half] * vectors["torch (today)", half]).sum(axis=1)
+            tps = tokens[half] / times[name, half]
+            rows.append({"variant": name, "corpus": half, "chunks": len(vectors[name, half]),
+                         "tokens": tokens[half], "seconds": times[name, half], "tokens_per_s": tps,
+                         "share_of_ceiling": tps / ceiling,
+                         "speedup_vs_torch": times["torch (today)", half] / times[name, half],
+                         "cosine_to_torch_mean": float(cos.mean()), "cosine_to_torch_min": float(cos.min())})
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    result = {"threads": threads, "gemm_gflops": gflops, "mflop_per_token": MFLOP_PER_TOKEN,
+              "ceiling_tokens_per_s": ceiling,
+              "cpu_has": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f" {f}" in flags],
+              "rows": rows}
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
