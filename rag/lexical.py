@@ -143,16 +143,28 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
 
 
-def search_terms(question: str) -> list[str]:
+# Query bigrams: "across" jieba's word boundaries (every pair of a stretch between question words
+# and stopwords) or only "within" its words (a word of three characters or more gives its pairs).
+QUERY_GRAMS = "across"
+
+
+def search_terms(question: str, query_grams: str | None = None) -> list[str]:
     """What a question is searched by in the lexical index: its terms (query_terms) less the
     question words, and in Chinese the bigrams of each stretch between question words and
-    stopwords ("怎么查看磁盘空间" -> 查看, 磁盘, 空间 and 看磁, 盘空)."""
+    stopwords ("怎么查看磁盘空间" -> 查看, 磁盘, 空间 and 看磁, 盘空), or of each word
+    (QUERY_GRAMS "within": 编辑器 -> 编辑, 辑器, which a page where jieba cut 文本编辑 + 器 has)."""
+    within = (query_grams or QUERY_GRAMS) == "within"
     out = [t for t in query_terms(question) if t not in QUESTION_WORDS]
+    if (query_grams or QUERY_GRAMS) == "none":
+        return out
     for match in CJK_RUN.finditer(question):
         stretch = ""
         for word in list(_load_jieba().cut(to_simplified(match.group()))) + [""]:
             if word and word not in QUESTION_WORDS and word not in STOPWORDS:
-                stretch += word
+                if within:
+                    out.extend(word[i:i + 2] for i in range(len(word) - 1))
+                else:
+                    stretch += word
                 continue
             if len(stretch) >= 2:
                 out.extend(stretch[i:i + 2] for i in range(len(stretch) - 1))
@@ -243,10 +255,14 @@ END;
 """
 # How much one occurrence counts in each column, against 1 in the text: headings name the topic,
 # a file's opening line names the file's (every chunk of the file carries it), and a bigram
-# match is weaker evidence than a word match.  rag/lexical_pg.py computes the same BM25.
+# match is weaker evidence than a word match.  rag/lexical_pg.py computes the same BM25 (it bakes
+# the weights into its postings: bump its PG_TERMS_VERSION when they change).  Tuned on the
+# zh-hard tuning half (bench/tune_retrieval.py, MRR@10): the opening line is the gain (0.48 without,
+# 0.56 at 1.0; 0.5 and 2.0 within 0.01); bigrams change nothing measurable there (0 and 0.25 alike,
+# 0.5 and 1.0 lose 0.02): kept light, for words jieba cuts apart.
 HEADING_WEIGHT = 3.0
 TITLE_WEIGHT = 1.0
-GRAM_WEIGHT = 0.5
+GRAM_WEIGHT = 0.25
 WEIGHTS = (HEADING_WEIGHT, 1.0, TITLE_WEIGHT, GRAM_WEIGHT)
 
 

@@ -27,7 +27,7 @@ from rag.lexical import TERMS_VERSION, WEIGHTS, LexicalHit, columns, opening
 from rag.types import Chunk
 
 # Bump with TERMS_VERSION, or when _tokens() changes: the index is then rebuilt from the chunks.
-PG_TERMS_VERSION = f"{TERMS_VERSION}/pg1"
+PG_TERMS_VERSION = f"{TERMS_VERSION}/pg2"  # pg2: rag.lexical.WEIGHTS baked in
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
 
 MIGRATIONS: list[tuple[str, str]] = [
