@@ -84,6 +84,7 @@ def run_naive(corpus: Path, work: Path, name: str) -> tuple[float, int, list[Rep
 
     from rag.models import resolve_embed_model
 
+    corpus = corpus.resolve()  # the reader's file_path is absolute
     store_dir = work / f"naive-chroma-{name}"
     shutil.rmtree(store_dir, ignore_errors=True)
     started = time.perf_counter()
