@@ -94,6 +94,7 @@ def test_a_files_opening_line_counts_for_every_chunk_of_it(index):
     chunks = add(index, "cp.1.md", "CP(1) 用户命令\n\n名称\n\ncp - 复制文件和目录", "-r, --recursive\n递归处理",
                  "--backup 为每个已存在的目标文件创建备份")
     assert opening(chunks) == "CP(1) 用户命令 名称 cp - 复制文件和目录"
+    assert opening([make_chunk("sql-copy.html", 0, "COPY\n\nCOPY — copy data between a file and a table")]) == ""
     add(index, "guide.md", "第一章", "偶尔需要复制一下配置", "然后再检查一下")
     # The third chunk of cp.1 says nothing of copying, but its file's opening line does.
     hits = index.search(search_terms("复制目录时创建备份"), 5)
