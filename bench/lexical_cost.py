@@ -37,6 +37,7 @@ def old_lexical(commit: str, dest: Path):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("lexical_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["lexical_before"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
