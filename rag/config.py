@@ -196,6 +196,24 @@ class RetrievalConfig(Section):
         2.0, ge=0.0, description="Lexical weight for questions written mostly in Chinese or "
         "Japanese, where the default embedding model is weak and exact terms carry the search "
         "(tests/eval Chinese MRR: 0.48 dense-only, 0.91 with this weight).")
+    fusion: Literal["rrf", "score"] = Field(
+        "rrf", description="How the dense and lexical rankings are merged for English (non-CJK) "
+        "questions: 'rrf' (reciprocal rank fusion, rrf_k and lexical_weight) or 'score' (weighted "
+        "sum of each side's scores scaled to 0..1 over its candidates, score_lexical_weight).")
+    fusion_cjk: Literal["rrf", "score"] = Field("rrf", description="fusion for CJK questions.")
+    score_lexical_weight: float = Field(
+        0.5, ge=0.0, description="In score fusion, the weight of the lexical side's scaled BM25; "
+        "the dense side's scaled cosine weighs 1.")
+    score_lexical_weight_cjk: float = Field(
+        1.5, ge=0.0, description="score_lexical_weight for CJK questions.")
+    rescore_top: int = Field(
+        0, ge=0, description="Re-rank this many of the best fused candidates by their best "
+        "sentence for the question (its similarity and its share of the question's words, as "
+        "quotes are chosen): the chunk that says the thing asked rises to the top. 0: off.")
+    rescore_weight: float = Field(
+        0.0, ge=0.0, description="How much the best sentence's score counts against the fused "
+        "score (both scaled to 0..1 over the re-ranked candidates), English questions.")
+    rescore_weight_cjk: float = Field(0.0, ge=0.0, description="rescore_weight for CJK questions.")
     file_support: float = Field(
         0.3, ge=0.0, description="Share of a file's other matching chunks added to each of its "
         "chunks: a file that matches in several places is more likely the one that answers "

@@ -2,9 +2,12 @@
 their documents.
 
 A question file is JSON Lines: {"id": str, "q": str, "expect": [file stems], "a": [answer
-strings]}.  A question without "expect" (or with an empty list) is one the documents cannot
-answer.  A result "hits" when its file's stem (name without the last extension) is expected.
-Retrieval: hit@1, hit@5 and MRR@10 over answerable questions; for unanswerable ones, how often
+strings], "check": regex}.  A question without "expect" (or with an empty list) is one the
+documents cannot answer.  A result "hits" when its file's stem (name without the last extension)
+is expected.  Retrieval: hit@1, hit@5 and MRR@10 over answerable questions; passage@5 over those
+with a "check" (a regular expression for the fact that answers them): the share whose top 5
+holds a passage of an expected file that states it (the passage itself, not just its file); for
+unanswerable ones, how often
 retrieval refused (no passage judged relevant); for answerable ones, how often it wrongly
 refused; search latency p50/p95.  Answers (--answers): the share answered right (the answer
 contains one of the "a" strings, compared after rag.facts.normalize), refusals of both kinds,
@@ -14,6 +17,7 @@ answers stating a fact none of their passages does, supported sentences, citatio
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +35,7 @@ class Question:
     q: str
     expect: tuple[str, ...]  # empty: unanswerable
     answers: tuple[str, ...] = ()  # "a": strings a right answer contains (any one of them)
+    check: str | None = None  # a regular expression for the fact that answers it
 
     @property
     def answerable(self) -> bool:
@@ -48,8 +53,10 @@ def load_questions(path: Path) -> list[Question]:
         try:
             item = json.loads(line)
             question = Question(str(item["id"]), str(item["q"]), tuple(item.get("expect") or ()),
-                                tuple(str(a) for a in item.get("a") or ()))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                                tuple(str(a) for a in item.get("a") or ()), item.get("check") or None)
+            if question.check:
+                re.compile(question.check)
+        except (json.JSONDecodeError, KeyError, TypeError, re.error) as exc:
             raise ArchivistError(f"{path}:{number}: not a question line ({exc}).",
                                  hint='Each line must be {"id": ..., "q": ..., "expect": [...], '
                                       '"a": [...]} ("expect" and "a" optional).') from exc
@@ -72,6 +79,7 @@ class Report:
     hit_at_1: float = 0.0
     hit_at_5: float = 0.0
     mrr_at_10: float = 0.0
+    passage_at_5: float | None = None  # over the questions with a "check"
     refused_unanswerable: float | None = None  # share of unanswerable questions refused
     refused_answerable: float | None = None  # share of answerable questions wrongly refused
     latency_p50_ms: float = 0.0
@@ -91,6 +99,12 @@ def first_hit_rank(sources: Sequence[str], expect: Sequence[str]) -> int | None:
     return None
 
 
+def states_answer(hit: Hit, question: Question) -> bool:
+    """Whether a hit is a passage of an expected file that states the question's fact."""
+    text = f"{hit.chunk.heading or ''}\n{hit.chunk.text}"
+    return stem(hit.chunk.source) in question.expect and bool(re.search(question.check or "", text))
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     if not values:
         return 0.0
@@ -103,7 +117,7 @@ def evaluate(name: str, questions: Sequence[Question],
              refuses: Callable[[str], bool] | None = None) -> Report:
     """`refuses(question)`: whether an ask would refuse it (default: no hit is relevant)."""
     report = Report(name)
-    reciprocal, hit1, hit5, latencies = [], 0, 0, []
+    reciprocal, hit1, hit5, latencies, passage5 = [], 0, 0, [], []
     refused_yes = refused_wrong = 0
     for question in questions:
         started = time.perf_counter()
@@ -120,6 +134,8 @@ def evaluate(name: str, questions: Sequence[Question],
         hit1 += rank == 1
         hit5 += rank is not None and rank <= 5
         reciprocal.append(1.0 / rank if rank is not None and rank <= 10 else 0.0)
+        if question.check:
+            passage5.append(any(states_answer(h, question) for h in hits[:5]))
         if rank is None or rank > 5:
             report.misses.append({"id": question.id, "q": question.q, "expect": list(question.expect),
                                   "got": [stem(h.chunk.source) for h in hits[:5]]})
@@ -128,6 +144,8 @@ def evaluate(name: str, questions: Sequence[Question],
         report.hit_at_5 = round(hit5 / report.answerable, 4)
         report.mrr_at_10 = round(statistics.fmean(reciprocal), 4)
         report.refused_answerable = round(refused_wrong / report.answerable, 4)
+    if passage5:
+        report.passage_at_5 = round(statistics.fmean(passage5), 4)
     if report.unanswerable:
         report.refused_unanswerable = round(refused_yes / report.unanswerable, 4)
     report.latency_p50_ms = round(percentile(latencies, 0.5), 1)
@@ -140,11 +158,12 @@ def _cell(value: float | None) -> str:
 
 
 def format_table(reports: Sequence[Report]) -> str:
-    lines = [f"{'set':<24}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'refuse(no-ans)':>16}"
+    lines = [f"{'set':<24}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'pass@5':>8}{'refuse(no-ans)':>16}"
              f"{'refuse(ans)':>13}{'p50 ms':>9}{'p95 ms':>9}"]
     for r in reports:
         lines.append(f"{r.name:<24}{r.answerable + r.unanswerable:>5}{_cell(r.hit_at_1 if r.answerable else None):>8}"
                      f"{_cell(r.hit_at_5 if r.answerable else None):>8}{_cell(r.mrr_at_10 if r.answerable else None):>8}"
+                     f"{_cell(r.passage_at_5):>8}"
                      f"{_cell(r.refused_unanswerable):>16}{_cell(r.refused_answerable):>13}"
                      f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from typing import Sequence
 from rag.embedder import Embedder
 from rag.facts import facts
 from rag.lexical import coverage, query_terms, stems, terms
-from rag.text import is_cjk
+from rag.text import is_cjk, sentence_spans
 from rag.types import Chunk
 from rag.verify import passage_sentences
 
@@ -110,6 +110,36 @@ def best_sentences(question: str, passages: Sequence[Sequence[Chunk]], embedder:
         close = quote.score >= SECOND_WITHIN * best[0].score
         if len(best) < limit and (close or quote in naming) and not _overlaps(quote, best):
             best.append(quote)
+    return best
+
+
+def sentence_scores(question: str, chunks: Sequence[Chunk], embedder: Embedder) -> list[float]:
+    """For each chunk, how well its best sentence answers `question`, scored as quotes are
+    (similarity and the share of the question's words; CJK: also character pairs; a bonus for
+    the kind of fact asked for), without the rank bonus: 0 for a chunk with no sentence.
+    One embedding call for all of them."""
+    headings = {c.heading.strip().lower() for c in chunks if c.heading}
+    # Every chunk its own sentences (overlapping chunks share some), short lines included: an
+    # option's one-line description ("-S 按文件大小排序") is often the answer.
+    candidates = [(number, s, e, chunk.text[s:e]) for number, chunk in enumerate(chunks, start=1)
+                  for s, e in sentence_spans(chunk.text)
+                  if chunk.text[s:e].strip().lower() not in headings]
+    best = [0.0] * len(chunks)
+    if not candidates:
+        return best
+    vectors = embedder.embed([question] + [c[3] for c in candidates])
+    qvec = vectors[0]
+    wanted = query_terms(question)
+    kinds = asked_kinds(question)
+    cjk = is_cjk(question)
+    weight = SEMANTIC_WEIGHT_CJK if cjk else SEMANTIC_WEIGHT
+    for (number, _, _, text), svec in zip(candidates, vectors[1:]):
+        cosine = max(0.0, sum(a * b for a, b in zip(qvec, svec)))
+        words = coverage(wanted, stems(terms(text)))
+        if cjk:
+            words = max(words, _bigram_overlap(question, text))
+        score = weight * cosine + (1 - weight) * words + FACT_BONUS * bool(kinds & shown_kinds(text))
+        best[number - 1] = max(best[number - 1], score)
     return best
 
 

@@ -6,6 +6,15 @@ produced by `terms()`: Chinese and Japanese runs are segmented with jieba (searc
 words and their parts match), other text is split into words, with identifiers like
 `max_connections` kept whole *and* split.  FTS5 then applies the Porter stemmer.  The chunk table
 also answers "which chunks surround this one" for small-to-big widening.
+
+Chinese is matched so that no single segmentation decides: Traditional text is first written in
+Simplified characters and mainland words (`to_simplified`, from OpenCC's dictionaries: 檔案 and
+文件, 軟體 and 软件 are one term), and besides jieba's words each run is indexed as overlapping
+character bigrams (`grams()`), which still match where jieba cuts a word the question spells
+differently, or does not know it.  Four weighted columns: the chunk's heading, its text, the
+file's opening line (a manual page's "ls - 列出目录内容", a chapter's title) and the bigrams.  A
+question's search terms (`search_terms()`) are its words and the bigrams of what is left once
+question words (怎么, 如何, 什么, 吗…) are taken out.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from rag.db import connect
 from rag.text import CJK_RUN
 from rag.types import Chunk
 
-TERMS_VERSION = "2"  # bump when terms() changes: the index is then rebuilt from the chunks
+TERMS_VERSION = "4"  # bump when terms() or grams() change: the index is then rebuilt from the chunks
 
 _WORD = re.compile(r"[^\W_]+(?:_[^\W_]+)*")
 
@@ -37,6 +46,13 @@ explain show find give know please
 可以 能 能否 应该 需要 要 想 一个 一下 里 中 上 下 把 被 用 使用 对 给 从 到 就 都 也 还 该 请问 请 时候
 """.split())
 
+# How a question asks, not what it asks about: never scored (Simplified: questions are converted).
+QUESTION_WORDS = frozenset("""
+如何 怎样 怎么 怎么办 怎么样 怎么回事 怎么弄 咋 咋办 咋样 咋弄 啥 什么 什么样 为什么 为啥 干嘛 干什么 哪 哪个 哪些 哪里 哪儿 哪一个
+吗 呢 吧 啊 呀 么 嘛 多少 是否 能否 能不能 可不可以 有没有 是不是 要不要 会不会 该 应该 请问 请 想 想要 我 我们
+你 一下 到底 办法 方法 知道 告诉 可以 能 需要 要 得 的 了 是 有 在 还 就 都 也 用 把 给 再 又 吧 一 个
+""".split())
+
 
 def _load_jieba():
     import logging
@@ -47,15 +63,69 @@ def _load_jieba():
     return jieba
 
 
+def _opencc_table(name: str) -> dict[str, str]:
+    """One of OpenCC's dictionaries (shipped in its PyPI package): key -> first candidate."""
+    import opencc
+
+    path = Path(opencc.__file__).parent / "dictionary" / f"{name}.txt"
+    table = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, values = line.partition("\t")
+        if key and values:
+            table[key] = values.split()[0]
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def _simplifier() -> tuple[re.Pattern, re.Pattern, dict[str, str], dict[int, str]]:
+    phrases = _opencc_table("TWPhrasesRev")  # Taiwan words -> mainland ones (in Traditional)
+    characters = _opencc_table("TSCharacters")  # Traditional -> Simplified characters
+    variants = {**_opencc_table("HKVariantsRev"), **_opencc_table("TWVariantsRev")}
+    simplified = _opencc_table("STCharacters")  # its keys are Simplified characters
+    chars: dict[int, str] = {}
+    for key in {**characters, **variants}:
+        if len(key) == 1:  # a regional variant is first made the standard Traditional character
+            standard = variants.get(key, key)
+            value = "".join(characters.get(ch, ch) for ch in standard)
+            if value != key:
+                chars[ord(key)] = value
+    # Characters only Traditional text uses (么 and 干 are Simplified too: not these).
+    traditional = "".join(sorted(chr(c) for c in chars if chr(c) not in simplified))
+    marker = re.compile(f"[{re.escape(traditional)}]")
+    pattern = re.compile("|".join(sorted(map(re.escape, phrases), key=len, reverse=True)))
+    return marker, pattern, phrases, chars
+
+
+def to_simplified(text: str) -> str:
+    """A run of Chinese in Simplified characters and mainland words (OpenCC's Taiwan phrases,
+    then its Traditional -> Simplified characters), so that both scripts index and search alike.
+    Only a run with a character of Traditional text alone is converted: Simplified text comes
+    back unchanged (converting it would turn 么 into 幺, 文件 into 文档)."""
+    marker, pattern, phrases, chars = _simplifier()
+    if not marker.search(text):
+        return text
+    return pattern.sub(lambda m: phrases[m.group()], text).translate(chars)
+
+
 def terms(text: str) -> list[str]:
     """Index terms of a text, in order (duplicates kept: BM25 counts them)."""
     out: list[str] = []
     pos = 0
     for match in CJK_RUN.finditer(text):
         out.extend(_word_terms(text[pos:match.start()]))
-        out.extend(w for w in _load_jieba().cut_for_search(match.group()) if w.strip())
+        out.extend(w for w in _load_jieba().cut_for_search(to_simplified(match.group())) if w.strip())
         pos = match.end()
     out.extend(_word_terms(text[pos:]))
+    return out
+
+
+def grams(text: str) -> list[str]:
+    """Overlapping character bigrams of every Chinese/Japanese run (a run of one character is
+    itself), in Simplified characters: matches that survive any word segmentation."""
+    out: list[str] = []
+    for match in CJK_RUN.finditer(text):
+        run = to_simplified(match.group())
+        out.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
     return out
 
 
@@ -71,6 +141,49 @@ def _word_terms(text: str) -> list[str]:
 def query_terms(question: str) -> list[str]:
     """Distinct non-stopword terms of a question."""
     return list(dict.fromkeys(t for t in terms(question) if t not in STOPWORDS))
+
+
+# Query bigrams: "across" jieba's word boundaries (every pair of a stretch between question words
+# and stopwords) or only "within" its words (a word of three characters or more gives its pairs).
+QUERY_GRAMS = "across"
+
+
+def search_terms(question: str, query_grams: str | None = None) -> list[str]:
+    """What a question is searched by in the lexical index: its terms (query_terms) less the
+    question words, and in Chinese the bigrams of each stretch between question words and
+    stopwords ("怎么查看磁盘空间" -> 查看, 磁盘, 空间 and 看磁, 盘空), or of each word
+    (QUERY_GRAMS "within": 编辑器 -> 编辑, 辑器, which a page where jieba cut 文本编辑 + 器 has)."""
+    within = (query_grams or QUERY_GRAMS) == "within"
+    out = [t for t in query_terms(question) if t not in QUESTION_WORDS]
+    if (query_grams or QUERY_GRAMS) == "none":
+        return out
+    for match in CJK_RUN.finditer(question):
+        stretch = ""
+        for word in list(_load_jieba().cut(to_simplified(match.group()))) + [""]:
+            if word and word not in QUESTION_WORDS and word not in STOPWORDS:
+                if within:
+                    out.extend(word[i:i + 2] for i in range(len(word) - 1))
+                else:
+                    stretch += word
+                continue
+            if len(stretch) >= 2:
+                out.extend(stretch[i:i + 2] for i in range(len(stretch) - 1))
+            stretch = ""
+    return list(dict.fromkeys(out))
+
+
+def opening(chunks: Sequence[Chunk]) -> str:
+    """A file's opening line(s): the first three non-empty lines of its first chunk, at most 160
+    characters ("LS(1) ... / 名称 / ls - 列出目录内容"; a chapter's number and title), for a file
+    whose opening has Chinese or Japanese in it; "" otherwise.  Weighed on the English manual it
+    cost the top hit (and lengthens every chunk BM25 normalises by): English files keep the two
+    columns they had, and rank as before."""
+    if not chunks:
+        return ""
+    first = min(chunks, key=lambda c: c.ordinal)
+    lines = [line.strip() for line in first.text.splitlines() if line.strip()][:3]
+    text = " ".join(lines)[:160]
+    return text if CJK_RUN.search(text) else ""
 
 
 _LATIN_TOKEN = re.compile(r"[A-Za-z][\w.+-]*[A-Za-z0-9]|[A-Za-z]")
@@ -130,19 +243,41 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER,
     heading TEXT, content_hash TEXT NOT NULL, file_hash TEXT NOT NULL, text TEXT NOT NULL,
-    head_terms TEXT NOT NULL, terms TEXT NOT NULL, ocr_confidence REAL);
+    head_terms TEXT NOT NULL, terms TEXT NOT NULL, ocr_confidence REAL,
+    title_terms TEXT NOT NULL DEFAULT '', gram_terms TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (source, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    head_terms, terms, content='chunks', content_rowid='id',
+    head_terms, terms, title_terms, gram_terms, content='chunks', content_rowid='id',
     tokenize="porter unicode61 tokenchars '_'");
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO fts(rowid, head_terms, terms) VALUES (new.id, new.head_terms, new.terms); END;
+    INSERT INTO fts(rowid, head_terms, terms, title_terms, gram_terms)
+    VALUES (new.id, new.head_terms, new.terms, new.title_terms, new.gram_terms); END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO fts(fts, rowid, head_terms, terms) VALUES ('delete', old.id, old.head_terms, old.terms);
+    INSERT INTO fts(fts, rowid, head_terms, terms, title_terms, gram_terms)
+    VALUES ('delete', old.id, old.head_terms, old.terms, old.title_terms, old.gram_terms);
 END;
 """
-# A word in the heading counts this many times a word in the text: headings name the topic.
+# How much one occurrence counts in each column, against 1 in the text: headings name the topic,
+# a file's opening line names the file's (every chunk of the file carries it), and a bigram
+# match is weaker evidence than a word match.  rag/lexical_pg.py computes the same BM25 (it bakes
+# the weights into its postings: bump its PG_TERMS_VERSION when they change).  Tuned on the
+# zh-hard tuning half (bench/tune_retrieval.py, MRR@10): the opening line is the gain (0.48 without,
+# 0.56 at 0.5 or 1.0, 2.0 within 0.01), and 0.5 keeps the first Chinese set's top hit (1.0 loses one
+# of its 61); bigrams change nothing measurable there (0 and 0.25 alike, 0.5 and 1.0 lose 0.02):
+# kept light, for words jieba cuts apart.
 HEADING_WEIGHT = 3.0
+TITLE_WEIGHT = 0.5
+GRAM_WEIGHT = 0.25
+WEIGHTS = (HEADING_WEIGHT, 1.0, TITLE_WEIGHT, GRAM_WEIGHT)
+
+
+def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
+    """The four indexed columns of a chunk (heading, text, the file's opening line with its
+    bigrams, the heading's and text's bigrams), each a space-separated string of terms; `title`
+    is opening() of its file."""
+    head = chunk.heading or ""
+    return (" ".join(terms(head)), " ".join(terms(chunk.text)), " ".join(terms(title) + grams(title)),
+            " ".join(grams(head) + grams(chunk.text)))
 
 _COLUMNS = ('chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash, '
             'ocr_confidence')
@@ -172,6 +307,9 @@ class LexicalIndex:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
             if "ocr_confidence" not in columns:  # an index from before OCR: none of it was OCRed
                 self._db.execute("ALTER TABLE chunks ADD COLUMN ocr_confidence REAL")
+            for column in ("title_terms", "gram_terms"):  # from before them: stale, rebuilt by ingest
+                if columns and column not in columns:
+                    self._db.execute(f"ALTER TABLE chunks ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'terms_version'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
@@ -179,6 +317,7 @@ class LexicalIndex:
                              (f"{secrets.token_hex(8)}-0",))
         # Terms made by another version of terms(): searches would miss; ingest rebuilds it.
         self.stale = row is not None and row[0] != TERMS_VERSION
+        self._weights = WEIGHTS[:2] if self.stale else WEIGHTS  # a stale index has two columns
 
     def reset(self) -> None:
         """Drop every row and recreate the tables for the current terms version (the writer's
@@ -189,6 +328,7 @@ class LexicalIndex:
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('terms_version', ?)", (TERMS_VERSION,))
         self.stale = False
+        self._weights = WEIGHTS
 
     def close(self) -> None:
         self._db.close()
@@ -196,17 +336,17 @@ class LexicalIndex:
     # --- writes ------------------------------------------------------------------------
     def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
         """Make the source's chunks exactly `chunks`, in one transaction."""
+        title = opening(chunks)
         rows = [(c.chunk_id, c.source, c.ordinal, c.start, c.end, c.page, c.heading, c.content_hash,
-                 c.file_hash, c.text, " ".join(terms(c.heading or "")), " ".join(terms(c.text)),
-                 c.ocr_confidence)
+                 c.file_hash, c.text, *columns(c, title), c.ocr_confidence)
                 for c in chunks]
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM chunks WHERE source = ?", (source,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO chunks (chunk_id, source, ordinal, start, \"end\", page, heading, "
-                "content_hash, file_hash, text, head_terms, terms, ocr_confidence) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "content_hash, file_hash, text, head_terms, terms, title_terms, gram_terms, ocr_confidence) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows)
 
     def index_version(self) -> str:
@@ -258,7 +398,7 @@ class LexicalIndex:
         if not question_terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in question_terms)
-        sql = (f"SELECT c.chunk_id, c.source, bm25(fts, {HEADING_WEIGHT}, 1.0) AS rank FROM fts "
+        sql = (f"SELECT c.chunk_id, c.source, bm25(fts, {', '.join(map(str, self._weights))}) AS rank FROM fts "
                "JOIN chunks c ON c.id = fts.rowid WHERE fts MATCH ?")
         params: list = [match]
         if sources is not None:

