@@ -275,14 +275,7 @@ def _state_into_database(settings: Settings, staging: Path, force: bool) -> None
     try:
         wanted = generations.every_current(staging)
         if not force:
-            from rag.db import Database
-
-            db = Database(settings.db_url, "generations", [], generations.Pointer._PG_MIGRATIONS)
-            try:
-                taken = [c for c in wanted if db.execute(
-                    "SELECT 1 FROM index_generations WHERE collection = ?", (c,)).fetchone()]
-            finally:
-                db.close()
+            taken = [collection for collection in wanted if pointer.recorded(collection)]
             if taken:
                 raise SnapshotError(
                     f"The database already holds the collection(s) {', '.join(sorted(taken))}.",

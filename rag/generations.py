@@ -123,6 +123,12 @@ class Pointer:
             # no row yet: a deployment moving to the database keeps its folder's generation
         return active(self.index_dir, collection)
 
+    def recorded(self, collection: str) -> bool:
+        """Whether the database already names a generation for this collection."""
+        with self._lock:
+            return self._database().execute(
+                "SELECT 1 FROM index_generations WHERE collection = ?", (collection,)).fetchone() is not None
+
     def set_active(self, collection: str, generation: int) -> None:
         if not self.db_url:
             set_active(self.index_dir, collection, generation)
