@@ -42,42 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import build_corpus  # noqa: E402
 from tests.chroma_server import ChromaServer  # noqa: E402
-from tests.model_server import ModelServer  # noqa: E402
+from tests.model_server import LlamaServer, ModelServer  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
 from tests.replica import Replica, run_cli  # noqa: E402
-from tests.server import free_port, start_process  # noqa: E402
 
 EVAL_SETS = [ROOT / "tests/eval/questions.en.jsonl", ROOT / "tests/eval/questions.zh.jsonl",
              ROOT / "tests/eval/questions.none.jsonl"]
 CLIENTS = 4
 OUT = ROOT / "bench" / "results" / "scale-out.json"
-
-
-class LlamaServer:
-    """llama.cpp's own server binary with parallel slots (not shipped in the Python wheel)."""
-
-    def __init__(self, binary: Path, parallel: int = 2) -> None:
-        from rag.models import resolve_llm_model
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self._command = [str(binary), "-m", str(resolve_llm_model(None)), "--host", "127.0.0.1",
-                         "--port", str(self.port), "-c", str(4096 * parallel), "--parallel",
-                         str(parallel), "-t", "2"]
-        self._proc = None
-
-    def start(self) -> LlamaServer:
-        self._proc = start_process(self._command, f"{self.url}/models", "llama-server", 120)
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(timeout=30)
 
 
 def small_corpus(dest: Path, pages: int) -> Path:
