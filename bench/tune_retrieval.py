@@ -100,12 +100,12 @@ def main() -> int:
         base = collection.assistant.retriever(view)
         embedder, store = _CachedEmbedder(base.embedder), _CachedStore(view.store)
         weights = getattr(view.lexical, "_weights", None)  # SQLite's BM25 column weights
-        import rag.lexical as lexical_module
+        import rag.terms as terms_module
 
-        query_grams = getattr(lexical_module, "QUERY_GRAMS", None)
+        query_grams = getattr(terms_module, "QUERY_GRAMS", None)
         for spec in args.tries or [""]:
             overrides = parse_try(spec)
-            lexical_module.QUERY_GRAMS = overrides.pop("query_grams", query_grams)
+            terms_module.QUERY_GRAMS = overrides.pop("query_grams", query_grams)
             if weights is not None:
                 view.lexical._weights = overrides.pop("lexical_weights", weights)
             config = base.config.model_copy(update=overrides)

@@ -265,7 +265,7 @@ class RetrievalConfig(Section):
         "(`pg_stat_io`, `mongod.conf`), CamelCase (`BitLocker`), an acronym, a capitalised word "
         "that is not a common word (`Patroni`), or a Latin word in a Chinese question "
         "(`netplan`). A capitalised common word (`Christmas`) is not a name; see "
-        "rag.lexical.names.")
+        "rag.terms.names.")
 
     _weights = field_validator("evidence_weights", "evidence_weights_cjk", mode="before")(_string_list)
 

@@ -11,7 +11,7 @@ Signals measured per question, weighed by a logistic model fitted on the tuning 
 - how far that passage stands above the question's other candidates (z-score): relative, so it
   carries over between a short handbook and a thousand-page manual.
 
-A question naming something no document contains (rag.lexical.names) is refused before this.
+A question naming something no document contains (rag.terms.names) is refused before this.
 """
 
 from __future__ import annotations

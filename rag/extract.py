@@ -16,7 +16,7 @@ from typing import Sequence
 
 from rag.embedder import Embedder
 from rag.facts import facts
-from rag.lexical import coverage, query_terms, stems, terms
+from rag.terms import coverage, query_terms, stems, terms
 from rag.text import is_cjk, sentence_spans
 from rag.types import Chunk
 from rag.verify import passage_sentences

@@ -23,7 +23,8 @@ from collections import Counter
 from typing import Iterable, Sequence
 
 from rag.db import Database
-from rag.lexical import TERMS_VERSION, WEIGHTS, LexicalHit, columns, opening
+from rag.lexical import WEIGHTS, LexicalHit, columns
+from rag.terms import TERMS_VERSION, opening
 from rag.types import Chunk
 
 # Bump with TERMS_VERSION, or when _tokens() changes: the index is then rebuilt from the chunks.

@@ -17,7 +17,8 @@ from wcmatch import glob
 
 from rag.config import RetrievalConfig
 from rag.embedder import Embedder
-from rag.lexical import LexicalHit, LexicalIndex, coverage, names, query_terms, search_terms, stems
+from rag.lexical import LexicalHit, LexicalIndex
+from rag.terms import coverage, names, query_terms, search_terms, stems
 from rag.text import is_cjk
 from rag.store import ChunkStore
 from rag.types import Chunk, Hit

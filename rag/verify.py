@@ -17,7 +17,7 @@ from typing import Sequence
 
 from rag.embedder import Embedder
 from rag.facts import missing
-from rag.lexical import STOPWORDS, terms
+from rag.terms import STOPWORDS, terms
 from rag.retriever import stitch
 from rag.text import SENTENCE_END_CJK, is_cjk, sentence_spans
 from rag.types import Chunk

@@ -108,7 +108,7 @@ def _jieba_dictionary(s: Settings) -> str:
 
 
 def _opencc_dictionaries(s: Settings) -> str:
-    """OpenCC's Traditional -> Simplified tables, which the keyword index reads (rag/lexical.py)."""
+    """OpenCC's Traditional -> Simplified tables, which the keyword index reads (rag/terms.py)."""
     spec = importlib.util.find_spec("opencc")
     folder = Path(next(iter(spec.submodule_search_locations))) / "dictionary" if spec else None
     needed = ("TSCharacters", "TWPhrasesRev", "TWVariantsRev", "HKVariantsRev", "STCharacters")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.lexical import coverage, query_terms, stems, terms
+from rag.terms import coverage, query_terms, stems, terms
 from rag.retriever import TYPICAL_Z, _standing
 from tests.workspace import Workspace
 

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from rag.lexical import LexicalIndex, query_terms
+from rag.lexical import LexicalIndex
+from rag.terms import query_terms
 from rag.lexical_pg import PgLexicalIndex
 from rag.types import Chunk
 

@@ -5,8 +5,8 @@ the real embedding model where sentences are compared)."""
 
 import pytest
 
-from rag.lexical import (QUESTION_WORDS, LexicalIndex, grams, opening, search_terms, terms,
-                         to_simplified)
+from rag.lexical import LexicalIndex
+from rag.terms import QUESTION_WORDS, grams, opening, search_terms, terms, to_simplified
 from rag.retriever import HybridRetriever, RetrievalConfig, _scaled
 from rag.store import ChromaTarget, ChunkStore
 from tests.rag.test_retriever import make_chunk, sources

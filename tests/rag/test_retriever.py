@@ -4,7 +4,8 @@ import pytest
 
 from ingest.chunking import chunk_id
 from rag.types import sha256_text
-from rag.lexical import LexicalIndex, names, query_terms, terms
+from rag.lexical import LexicalIndex
+from rag.terms import names, query_terms, terms
 from rag.retriever import HybridRetriever, RetrievalConfig, SearchFilter, stitch
 from rag.store import ChromaTarget, ChunkStore
 from rag.types import Chunk, Hit

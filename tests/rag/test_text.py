@@ -1,6 +1,6 @@
 """The shared character classes and sentence splitter, and that their users kept their behaviour."""
 
-from rag.lexical import terms
+from rag.terms import terms
 from rag.text import is_cjk, sentence_spans
 
 
@@ -26,7 +26,7 @@ def test_lexical_terms_are_unchanged():
     # opening-line column): the compatibility
     # ideographs 豈 and 車 are Traditional ones).  Compatibility ideographs go to jieba, Hangul
     # to the word splitter.
-    from rag.lexical import TERMS_VERSION
+    from rag.terms import TERMS_VERSION
 
     assert TERMS_VERSION == "4"
     assert terms("豈更車 한국어 텍스트 テスト max_connections 北京大学") == [
