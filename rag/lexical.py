@@ -71,6 +71,22 @@ def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
     return (" ".join(terms(head)), " ".join(terms(chunk.text)), " ".join(terms(title) + grams(title)),
             " ".join(grams(head) + grams(chunk.text)))
 
+# Large-index searches (LexicalIndex.search): above this many postings in all, a question's terms
+# in more than COMMON_SHARE of the chunks no longer find candidates on their own.  20,000 postings
+# is about 11 ms of scoring; 5% of the chunks is an IDF under 3 (a rare word's is 7-11), and keeps
+# the top 10 identical on the 97 English questions over 100k chunks (bench/search_latency.py).
+POSTINGS_BUDGET = 20_000
+COMMON_SHARE = 0.05
+
+
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _any(terms_: Sequence[str]) -> str:
+    return " OR ".join(map(_phrase, terms_))
+
+
 _COLUMNS = ('chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, file_hash, '
             'ocr_confidence')
 
@@ -110,6 +126,8 @@ class LexicalIndex:
         # Terms made by another version of terms(): searches would miss; ingest rebuilds it.
         self.stale = row is not None and row[0] != TERMS_VERSION
         self._weights = WEIGHTS[:2] if self.stale else WEIGHTS  # a stale index has two columns
+        self._df: dict[str, int] = {}  # document frequency by term, for _common()
+        self._df_version, self._rows = "", 0
 
     def reset(self) -> None:
         """Drop every row and recreate the tables for the current terms version (the writer's
@@ -186,23 +204,61 @@ class LexicalIndex:
 
     def search(self, question_terms: Sequence[str], k: int,
                sources: Iterable[str] | None = None) -> list[LexicalHit]:
-        """BM25 over any of the terms (OR), best first; optionally within some sources."""
+        """BM25 over any of the terms (OR), best first; optionally within some sources.
+
+        On a large index a question's common words ("table", "postgresql") match most chunks, and
+        scoring every one of them is what costs (about 0.55 µs per posting on 2 cores: 60-100 ms
+        a question at 100k chunks).  So above POSTINGS_BUDGET the candidates are the chunks with
+        at least one of the rarer terms: the best k by those terms alone, merged with the best k
+        of those that also have a common term, scored by all terms.  BM25 is a sum over terms, so
+        every chunk that has a rare term gets its exact score, and the merged top k is the top k
+        of all chunks that have one (a chunk without a common term scores the same in both
+        queries; one with a common term is in the second query's top k if it belongs in the
+        merged one).  Only chunks with common words alone are left out: weak evidence, for the
+        question's distinctive words are absent from them."""
         if not question_terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in question_terms)
-        sql = (f"SELECT c.chunk_id, c.source, bm25(fts, {', '.join(map(str, self._weights))}) AS rank FROM fts "
-               "JOIN chunks c ON c.id = fts.rowid WHERE fts MATCH ?")
-        params: list = [match]
-        if sources is not None:
-            wanted = list(sources)
-            if not wanted:
-                return []
-            sql += f" AND c.source IN ({','.join('?' * len(wanted))})"
-            params += wanted
-        sql += " ORDER BY rank LIMIT ?"
-        params.append(k)
+        wanted = None if sources is None else list(sources)
+        if wanted is not None and not wanted:
+            return []
         with self._lock:
-            return [LexicalHit(cid, source, rank) for cid, source, rank in self._db.execute(sql, params)]
+            common = self._common(question_terms)
+            rare = [t for t in question_terms if t not in common]
+            if not common or not rare:
+                return self._best(_any(question_terms), k, wanted)
+            merged = {hit.chunk_id: hit for hit in self._best(_any(rare), k, wanted)}
+            merged.update((hit.chunk_id, hit) for hit in
+                          self._best(f"({_any(rare)}) AND ({_any(common)})", k, wanted))
+        return sorted(merged.values(), key=lambda hit: hit.bm25)[:k]
+
+    def _best(self, match: str, k: int, sources: list[str] | None) -> list[LexicalHit]:
+        weights = ", ".join(map(str, self._weights))
+        if sources is None:  # rank first, then read the k winners' rows (not every match's)
+            sql = (f"SELECT c.chunk_id, c.source, f.rank FROM (SELECT rowid, bm25(fts, {weights}) AS rank "
+                   "FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.id = f.rowid "
+                   "ORDER BY f.rank")
+            params: list = [match, k]
+        else:
+            sql = (f"SELECT c.chunk_id, c.source, bm25(fts, {weights}) AS rank FROM fts "
+                   f"JOIN chunks c ON c.id = fts.rowid WHERE fts MATCH ? AND c.source IN "
+                   f"({','.join('?' * len(sources))}) ORDER BY rank LIMIT ?")
+            params = [match, *sources, k]
+        return [LexicalHit(cid, source, rank) for cid, source, rank in self._db.execute(sql, params)]
+
+    def _common(self, question_terms: Sequence[str]) -> set[str]:
+        """The terms in more than COMMON_SHARE of the chunks, when the question's terms have more
+        than POSTINGS_BUDGET postings in all (else none: the exact query is cheap).  Document
+        frequencies are cached until the index changes."""
+        version = self._version()
+        if version != self._df_version or len(self._df) > 100_000:
+            self._df, self._df_version = {}, version
+            self._rows = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        for term in set(question_terms) - self._df.keys():
+            self._df[term] = self._db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
+                                              (_phrase(term),)).fetchone()[0]
+        if sum(self._df[t] for t in question_terms) <= POSTINGS_BUDGET:
+            return set()
+        return {t for t in question_terms if self._df[t] > COMMON_SHARE * self._rows}
 
     def absent(self, words: Sequence[str]) -> list[str]:
         """Those of `words` that no chunk contains; a dotted or hyphenated word (`pg_hba.conf`,
@@ -211,7 +267,7 @@ class LexicalIndex:
         with self._lock:
             for word in words:
                 parts = [p for p in re.split(r"[.+-]+", word) if p]
-                match = " AND ".join('"' + p.replace('"', '""') + '"' for p in parts)
+                match = " AND ".join(map(_phrase, parts))
                 if match and self._db.execute("SELECT 1 FROM fts WHERE fts MATCH ? LIMIT 1",
                                               (match,)).fetchone() is None:
                     out.append(word)

@@ -8,10 +8,12 @@ twice.
 
 from __future__ import annotations
 
+import functools
 import statistics
+import threading
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 from wcmatch import glob
 
@@ -113,10 +115,15 @@ class HybridRetriever:
         sources = None
         if filt is not None and filt.active:
             sources = sorted(s for s in self.lexical.sources() if filt.matches(s))
+        # The keyword search runs beside the question's embedding and the vector search: both
+        # spend their time in C with the GIL released (SQLite, ONNX Runtime, Chroma), so on two
+        # cores a search takes the longer of the two instead of their sum.
+        lexical_search = _Background(self.lexical.search, search_terms(question),
+                                     cfg.retrieval_candidates, sources)
         vector = self.embedder.embed([question])[0]
         dense = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
-        lexical = self.lexical.search(search_terms(question), cfg.retrieval_candidates, sources)
+        lexical = lexical_search.result()
 
         cjk = is_cjk(question)
         gate = (cfg.min_score_cjk, cfg.min_lexical_cjk) if cjk else (cfg.min_score, cfg.min_lexical)
@@ -272,6 +279,32 @@ class HybridRetriever:
             chunks = tuple(self.lexical.chunks_in_span(hit.chunk, s, e)) or (hit.chunk,)
             passages.append(Passage(hit, stitch(chunks), s, e, chunks))
         return passages
+
+
+T = TypeVar("T")
+
+
+class _Background(threading.Thread, Generic[T]):
+    """One call run on a thread of its own; result() waits for it and re-raises its error."""
+
+    def __init__(self, fn: Callable[..., T], *args) -> None:
+        super().__init__(daemon=True)
+        self._call = functools.partial(fn, *args)
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> T:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 def _scaled(values: Sequence[float]) -> list[float]:

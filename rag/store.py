@@ -184,12 +184,11 @@ class ChunkStore:
         """Nearest chunks by cosine similarity, best first; optionally within some sources."""
         if sources is not None and not sources:
             return []
-        total = self.count()
-        if total == 0:
-            return []
+        # No count() first (10 ms at 100k chunks): Chroma 1.x returns fewer than n_results when
+        # the collection, or the part the filter allows, holds fewer.
         res = self._collection.query(
             query_embeddings=[list(vector)],
-            n_results=min(k, total),
+            n_results=k,
             where={"source": {"$in": list(sources)}} if sources is not None else None,
             include=["documents", "metadatas", "distances"],
         )

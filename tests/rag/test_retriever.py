@@ -93,6 +93,16 @@ def test_fusion_ranks_a_passage_both_sides_agree_on_first(world):
     assert set(sources(hits)) == {"both.txt", "dense.txt", "lexical.txt"}
 
 
+def test_an_error_in_the_keyword_search_reaches_the_caller(world):
+    """The keyword search runs on a thread of its own beside the vector search: its failure is
+    the search's failure, not an empty lexical side."""
+    add, retriever, _, lexical = world
+    add("a.txt", "replica server standby streaming")
+    lexical.close()
+    with pytest.raises(Exception, match="closed database"):
+        retriever().search("replica server", 3)
+
+
 def test_lexical_side_finds_rare_exact_terms_the_dense_side_misses(world):
     add, retriever, *_ = world
     for i in range(30):
