@@ -211,7 +211,10 @@ class HybridRetriever:
     def _with_file_support(self, fused: dict[str, float], dense: Sequence[Hit],
                            lexical: Sequence[LexicalHit]) -> dict[str, float]:
         """Plus file support: a file with several matching chunks is more likely the one that
-        answers, so each chunk gets a share of its file's other evidence."""
+        answers, so each chunk gets a share of its file's other evidence.  Support reorders
+        chunks whose evidence is mixed; it never lifts one above a chunk that beats it in both
+        rankings (a one-line note that is the best match by meaning and by words stays above a
+        long handbook's many half-matches)."""
         source_of = {hit.chunk.chunk_id: hit.chunk.source for hit in dense}
         source_of.update((lhit.chunk_id, lhit.source) for lhit in lexical)
         per_file: dict[str, list[float]] = {}
@@ -219,7 +222,8 @@ class HybridRetriever:
             per_file.setdefault(source_of[cid], []).append(score)
         support = {src: self.config.file_support * sum(sorted(scores, reverse=True)[1:4])
                    for src, scores in per_file.items()}
-        return {cid: score + support[source_of[cid]] for cid, score in fused.items()}
+        boosted = {cid: score + support[source_of[cid]] for cid, score in fused.items()}
+        return _below_dominators(fused, boosted, dense, lexical)
 
     @staticmethod
     def _judge(hit: Hit, qterms: Sequence[str], chunk_stems: set[str],
@@ -282,6 +286,31 @@ class HybridRetriever:
 
 
 T = TypeVar("T")
+
+
+def _below_dominators(fused: dict[str, float], boosted: dict[str, float], dense: Sequence[Hit],
+                      lexical: Sequence[LexicalHit]) -> dict[str, float]:
+    """`boosted`, each chunk capped just below every chunk ranked above it by both the dense and
+    the lexical side (a side that did not find a chunk ranks it last, so a chunk found by one side
+    only is beaten on the other by any chunk that side found).  Such a chunk always has the higher
+    fused score, so taking chunks in fused order caps every dominator before the chunks it
+    dominates."""
+    dense_rank = {hit.chunk.chunk_id: n for n, hit in enumerate(dense)}
+    lexical_rank = {hit.chunk_id: n for n, hit in enumerate(lexical)}
+    last = len(dense) + len(lexical)
+    ranks = {cid: (dense_rank.get(cid, last), lexical_rank.get(cid, last)) for cid in fused}
+    capped: dict[str, float] = {}
+    done: list[str] = []
+    for cid in sorted(fused, key=fused.__getitem__, reverse=True):
+        d, lx = ranks[cid]
+        score = boosted[cid]
+        for other in done:
+            od, ol = ranks[other]
+            if od < d and ol < lx and capped[other] <= score:
+                score = capped[other] - 1e-9
+        capped[cid] = score
+        done.append(cid)
+    return capped
 
 
 class _Background(threading.Thread, Generic[T]):

@@ -93,6 +93,22 @@ def test_fusion_ranks_a_passage_both_sides_agree_on_first(world):
     assert set(sources(hits)) == {"both.txt", "dense.txt", "lexical.txt"}
 
 
+def test_file_support_never_lifts_a_chunk_above_one_that_beats_it_on_both_sides(world):
+    """A long handbook mentioning the town in many places gets file support on every chunk; the
+    one-line note that is the best match both by meaning and by words still comes first."""
+    add, retriever, *_ = world
+    add("handbook.md", *[f"Section {n}: the cooperative in Kerrowan keeps boats and a harbour "
+                         f"office; members meet in Kerrowan on day {n}." for n in range(8)])
+    add("ferry.txt", "The ferry to Kerrowan leaves at 07:40 from pier 3.")
+    question = "When does the ferry to Kerrowan leave?"
+    assert sources(retriever(file_support=0.6).search(question, 3))[0] == "ferry.txt"
+    # Where neither beats the other on both sides, support still decides between them.
+    add("ferry-notes.md", "Kerrowan harbour notes.", "Ferry tickets: Kerrowan office.",
+        "The ferry crosses to Kerrowan twice a day.")
+    ranked = retriever(file_support=0.6, max_per_file=3).search("ferry Kerrowan", 6)
+    assert sources(ranked)[:3].count("ferry-notes.md") >= 2
+
+
 def test_an_error_in_the_keyword_search_reaches_the_caller(world):
     """The keyword search runs on a thread of its own beside the vector search: its failure is
     the search's failure, not an empty lexical side."""
