@@ -59,6 +59,9 @@ class SearchFilter:
 
 # A crowded file's chunk still goes first if it scores this much more than the next other file's.
 CLEARLY_BEST = 1.5
+# File support does not lift a chunk over one whose cosine is this much higher and that the keyword
+# side also ranks above it (retriever._below_dominators).
+CLEARLY_CLOSER = 0.1
 # Passages whose word sets overlap this much (Jaccard) are the same passage shown twice.
 DUPLICATE_JACCARD = 0.8
 
@@ -290,26 +293,25 @@ T = TypeVar("T")
 
 def _below_dominators(fused: dict[str, float], boosted: dict[str, float], dense: Sequence[Hit],
                       lexical: Sequence[LexicalHit]) -> dict[str, float]:
-    """`boosted`, each chunk capped just below every chunk ranked above it by both the dense and
-    the lexical side (a side that did not find a chunk ranks it last, so a chunk found by one side
-    only is beaten on the other by any chunk that side found).  Such a chunk always has the higher
-    fused score, so taking chunks in fused order caps every dominator before the chunks it
-    dominates."""
-    dense_rank = {hit.chunk.chunk_id: n for n, hit in enumerate(dense)}
+    """`boosted`, each chunk capped just below every chunk that beats it clearly by meaning (a
+    cosine at least CLEARLY_CLOSER higher) and also by words (ranked above it by the keyword
+    side, which ranks what it did not find last).  Such a chunk always has the higher fused
+    score, so taking chunks in fused order caps every dominator before the chunks it dominates.
+    Ranks alone are not enough: on a large corpus the dense candidates lie within hundredths of
+    each other, and a chunk the keyword side missed is not clearly worse for that."""
+    cosine = {hit.chunk.chunk_id: hit.score for hit in dense}
     lexical_rank = {hit.chunk_id: n for n, hit in enumerate(lexical)}
-    last = len(dense) + len(lexical)
-    ranks = {cid: (dense_rank.get(cid, last), lexical_rank.get(cid, last)) for cid in fused}
+    floor, last = min(cosine.values(), default=0.0), len(lexical)
     capped: dict[str, float] = {}
-    done: list[str] = []
+    done: list[tuple[float, int, str]] = []
     for cid in sorted(fused, key=fused.__getitem__, reverse=True):
-        d, lx = ranks[cid]
+        cos, rank = cosine.get(cid, floor), lexical_rank.get(cid, last)
         score = boosted[cid]
-        for other in done:
-            od, ol = ranks[other]
-            if od < d and ol < lx and capped[other] <= score:
+        for other_cos, other_rank, other in done:
+            if other_cos >= cos + CLEARLY_CLOSER and other_rank < rank and capped[other] <= score:
                 score = capped[other] - 1e-9
         capped[cid] = score
-        done.append(cid)
+        done.append((cos, rank, cid))
     return capped
 
 
