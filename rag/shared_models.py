@@ -43,15 +43,16 @@ def load_embedder(settings: Settings) -> Embedder:
     model_dir = resolve_embed_model(cfg.embed_model)
     device = resolve_embed_device(cfg.embed_device)
     if cfg.embed_backend == "torch" or device != "cpu":
-        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch_size=cfg.embed_batch_size,
+        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch_size=cfg.embed_batch_size or 32,
                                            device=device)
     from rag import onnx_embedder
 
+    batch = cfg.embed_batch_size or 8
     if cfg.embed_backend == "onnx-int8":
         return onnx_embedder.OnnxEmbedder(onnx_embedder.int8_path(), model_dir, cfg.embed_model,
-                                          cfg.embed_batch_size, expected_sha256=onnx_embedder.INT8_SHA256)
+                                          batch, expected_sha256=onnx_embedder.INT8_SHA256)
     return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir, cfg.embed_model,
-                                      cfg.embed_batch_size)
+                                      batch)
 
 
 class Models:
