@@ -16,7 +16,6 @@ alternating with the others; the better pass counts.  tokens/s counts the chunks
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.report import emit  # noqa: E402
 
 MFLOP_PER_TOKEN = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 2 / 1e6  # 21.2
 
@@ -137,11 +138,7 @@ def main(argv: list[str] | None = None) -> int:
               "ceiling_tokens_per_s": ceiling,
               "cpu_has": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f" {f}" in flags],
               "rows": rows}
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

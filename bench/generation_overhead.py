@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import emit  # noqa: E402
+
 # Answerable from tests/corpus.py; each asked once per round with a round tag (no answer cache).
 QUESTIONS = (
     "How many days of paid leave do employees get?",
@@ -112,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         serve_child(Path(args.serve[0]), int(args.serve[1]))
         return 0
 
-    import subprocess
-
     import httpx
     from llama_cpp import Llama
 
@@ -122,28 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     from rag.offline import enforce_offline
     from rag.settings import Settings
     from tests.corpus import write_corpus
-    from tests.server import free_port
+    from tests.server import free_port, start_process
 
     enforce_offline()
     root = Path(tempfile.mkdtemp(prefix="archivist-bench-gen-"))
     write_corpus(root / "data")
     calls = root / "calls.jsonl"
     port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(port)], cwd=ROOT)
+    server = start_process([sys.executable, __file__, "--serve", str(root), str(port)],
+                           f"http://127.0.0.1:{port}/v1/health", "the benchmark's server",
+                           timeout_s=600, cwd=ROOT)
     model = resolve_llm_model(None)
     rows = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-            deadline = time.monotonic() + 600
-            while True:
-                try:
-                    if client.get("/v1/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.5)
             http_stream(client, f"{QUESTIONS[0]} (warm-up)")
             llm = Settings().llm
             threads, n_ctx = llm.n_threads or usable_cpus(), llm.n_ctx  # as the server resolves them
@@ -186,11 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                   if row["served"]["tokens_per_s"] and row["bare"]["tokens_per_s"]]
         summary["tokens_per_s_overhead_median_of_pairs"] = statistics.median(ratios)
     result = {"summary": summary, "runs": rows}
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

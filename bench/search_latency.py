@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import emit  # noqa: E402
+
 PER_FILE = 20
 DIM = 384
 
@@ -149,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append({"chunks": view.store.count(), **measure(retriever, embedder, view.store,
                                                                          questions)})
         library.close()
-    text = json.dumps(results, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(results, args.json)
 
 
 if __name__ == "__main__":

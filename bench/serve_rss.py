@@ -14,7 +14,6 @@ the answer cache does not answer them).  Child processes of the server are added
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.report import emit  # noqa: E402
 
 from bench.load import QUESTIONS  # noqa: E402
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     from tests.corpus import write_corpus
-    from tests.server import free_port
+    from tests.server import free_port, start_process
 
     root = Path(tempfile.mkdtemp(prefix="archivist-bench-rss-"))
     write_corpus(root / "data")
@@ -70,22 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "service.cli"]
     subprocess.run(cli + ["ingest"], env=env, check=True, cwd=root, stdout=subprocess.DEVNULL)
     port = free_port()
-    server = subprocess.Popen(cli + ["serve", "--port", str(port)], env=env, cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    server = start_process(cli + ["serve", "--port", str(port)], f"{url}/v1/health", "archivist serve",
+                           timeout_s=300, env=env, cwd=root)
     errors: list[str] = []
     try:
-        url = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=url, timeout=600) as client:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if client.get("/v1/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("archivist serve did not start")
-                time.sleep(0.5)
             client.post("/v1/ask", json={"question": QUESTIONS[0]}).raise_for_status()
             time.sleep(3)
             idle = tree_mb(server.pid, "VmRSS")
@@ -120,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"idle_rss_mb": idle, "idle_peak_mb": idle_peak, "load_peak_mb": peak,
               "load_rss_samples_mb": samples, "clients": args.clients, "seconds": args.seconds,
               "requests": counts["requests"], "errors": errors[:20]}
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":
