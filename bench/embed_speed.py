@@ -1,12 +1,13 @@
-"""Embedding speed against the machine's ceiling: torch vs ONNX fp32 vs ONNX int8, threads and
-batching, on real chunks of the public corpus.
+"""Embedding speed against the machine's ceiling: torch vs ONNX fp32 vs ONNX int8 vs torch in
+bf16 (on CPUs with AMX-BF16 only), threads and batching, on real chunks of the public corpus.
 
     .venv/bin/python bench/embed_speed.py [--files 40] [--json OUT]
 
 The ceiling: all-MiniLM-L6-v2 costs about 21.2 MFLOP per token (6 layers x (4 x 384^2 attention
 projections + 2 x 384 x 1536 FFN) x 2 FLOP per multiply-add; embeddings are lookups; attention
 scores add a little more, not counted), so a dense fp32 matrix product of the model's own shapes
-(torch, all usable cores) gives the tokens/s the arithmetic allows.  Each variant embeds the same
+(torch, all usable cores) gives the tokens/s the arithmetic allows.  bf16 products run in AMX
+tiles where the CPU has them, so the same probe in bf16 gives that variant's own ceiling.  Each variant embeds the same
 chunks (Archivist's chunker over the first --files pages of each half of the corpus), twice,
 alternating with the others; the better pass counts.  tokens/s counts the chunks' own tokens
 (what the model must see), not padding.  Each variant's vectors are compared with torch's
@@ -30,13 +31,14 @@ from bench.report import emit  # noqa: E402
 MFLOP_PER_TOKEN = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 2 / 1e6  # 21.2
 
 
-def gemm_gflops(threads: int, rounds: int = 20) -> float:
-    """fp32 matrix products of the model's FFN shape (a batch of 32 x 256 tokens), best of 3."""
+def gemm_gflops(threads: int, rounds: int = 20, dtype: str = "float32") -> float:
+    """Matrix products of the model's FFN shape (a batch of 32 x 256 tokens), best of 3."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(8192, 384), torch.randn(384, 1536)
-    c, d = torch.randn(8192, 1536), torch.randn(1536, 384)
+    kind = getattr(torch, dtype)
+    a, b = torch.randn(8192, 384, dtype=kind), torch.randn(384, 1536, dtype=kind)
+    c, d = torch.randn(8192, 1536, dtype=kind), torch.randn(1536, 384, dtype=kind)
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
@@ -76,6 +78,7 @@ def corpus_chunks(files: int) -> tuple[dict[str, list[list[str]]], object]:
 def variants(threads: int):
     """name -> a function building the embedder (loaded once, outside the timing)."""
     from rag.embedder import SentenceTransformerEmbedder
+    from rag.gpu import cpu_has_amx_bf16
     from rag.models import resolve_embed_model
     from rag.onnx_embedder import INT8_SHA256, OnnxEmbedder, export_fp32, int8_path
 
@@ -85,13 +88,18 @@ def variants(threads: int):
     def onnx(path, batch=32, n=threads, sha=None):
         return lambda: OnnxEmbedder(path(), model, "all-MiniLM-L6-v2", batch, n, sha)
 
-    return {
+    amx = cpu_has_amx_bf16()
+    found = {
         "torch, batch 32": lambda: SentenceTransformerEmbedder(model, "all-MiniLM-L6-v2"),
         "onnx fp32, batch 32": onnx(lambda: fp32 if fp32.exists() else export_fp32(model, fp32)),
-        "onnx fp32, batch 8 (default)": onnx(lambda: fp32, batch=8),
+        "onnx fp32, batch 8" + ("" if amx else " (default)"): onnx(lambda: fp32, batch=8),
         "onnx fp32, batch 8, 1 thread": onnx(lambda: fp32, batch=8, n=1),
         "onnx int8, batch 8": onnx(int8_path, batch=8, sha=INT8_SHA256),
     }
+    if amx:  # without AMX, bf16 is emulated: minutes for nothing (ARCHIVIST_EMBED_BACKEND=auto skips it)
+        found["torch bf16, batch 8 (default)"] = lambda: SentenceTransformerEmbedder(
+            model, "all-MiniLM-L6-v2", batch_size=8, bf16=True)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = {half: sum(count(t) for f in files for t in f) for half, files in chunks.items()}
     gflops = gemm_gflops(threads)
     ceiling = gflops * 1e3 / MFLOP_PER_TOKEN
+    bf16_gflops = gemm_gflops(threads, dtype="bfloat16")  # what AMX tiles allow, where there are some
     built = {name: make() for name, make in variants(threads).items()}
     times: dict[tuple[str, str], float] = {}
     vectors: dict[tuple[str, str], np.ndarray] = {}
@@ -131,12 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"variant": name, "corpus": half, "chunks": len(vectors[name, half]),
                          "tokens": tokens[half], "seconds": times[name, half], "tokens_per_s": tps,
                          "share_of_ceiling": tps / ceiling,
+                         "share_of_bf16_ceiling": tps / (bf16_gflops * 1e3 / MFLOP_PER_TOKEN),
                          "speedup_vs_torch": times["torch, batch 32", half] / times[name, half],
                          "cosine_to_torch_mean": float(cos.mean()), "cosine_to_torch_min": float(cos.min())})
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     result = {"threads": threads, "gemm_gflops": gflops, "mflop_per_token": MFLOP_PER_TOKEN,
-              "ceiling_tokens_per_s": ceiling,
-              "cpu_has": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f" {f}" in flags],
+              "ceiling_tokens_per_s": ceiling, "bf16_gemm_gflops": bf16_gflops,
+              "bf16_ceiling_tokens_per_s": bf16_gflops * 1e3 / MFLOP_PER_TOKEN,
+              "cpu_has": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8", "amx_bf16")
+                          if f" {f}" in flags],
               "rows": rows}
     return emit(result, args.json)
 

@@ -108,13 +108,18 @@ def table() -> str:
         lines.append(f"Embedding against the ceiling: fp32 matrix product (torch, {embed['threads']} "
                      f"threads) {embed['gemm_gflops']:.0f} GFLOP/s ÷ {embed['mflop_per_token']:.1f} "
                      f"MFLOP/token = **{embed['ceiling_tokens_per_s']:.0f} tokens/s**; CPU: "
-                     f"{', '.join(embed['cpu_has'])}. Target: ≥ 80% of the ceiling.")
+                     f"{', '.join(embed['cpu_has'])}. Target: ≥ 80% of the ceiling."
+                     + (f" The same probe in bf16 (AMX tiles): {embed['bf16_gemm_gflops']:.0f} "
+                        f"GFLOP/s = {embed['bf16_ceiling_tokens_per_s']:.0f} tokens/s."
+                        if "bf16_gemm_gflops" in embed else ""))
         lines.append("")
-        lines.append("| variant | corpus | tokens/s | share of ceiling | vs torch | cosine to torch (mean / min) |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("| variant | corpus | tokens/s | share of fp32 ceiling | share of bf16 ceiling "
+                     "| vs torch | cosine to torch (mean / min) |")
+        lines.append("|---|---|---|---|---|---|---|")
         for r in embed["rows"]:
+            bf16 = f"{r['share_of_bf16_ceiling']:.0%}" if "share_of_bf16_ceiling" in r else "–"
             lines.append(f"| {r['variant']} | {r['corpus']} | {r['tokens_per_s']:.0f} | "
-                         f"{r['share_of_ceiling']:.0%} | {r['speedup_vs_torch']:.2f}× | "
+                         f"{r['share_of_ceiling']:.0%} | {bf16} | {r['speedup_vs_torch']:.2f}× | "
                          f"{r['cosine_to_torch_mean']:.5f} / {r['cosine_to_torch_min']:.5f} |")
     return "\n".join(lines) + "\n"
 

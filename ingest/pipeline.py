@@ -25,6 +25,7 @@ from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
 from ingest.ocr import Ocr
 from ingest.parsers import SUPPORTED, parse_file
+from rag.background import Background
 from rag.embedder import Embedder
 from rag.errors import ParseError
 from rag.lexical import LexicalIndex
@@ -156,8 +157,8 @@ class Ingestor:
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
         self.ocr = ocr  # reads images and scanned PDF pages; None: OCR is off
-        self._batch: list[_Pending] = []
-        self._batch_vectors: dict[str, list[float]] = {}  # vector_key -> vector, not yet stored
+        self._batch: list[_Pending] = []  # prepared, not yet embedded
+        self._in_flight: tuple | None = None  # (batch, vectors by key, keys, Background embedding)
 
     def sync(self, data_dir: Path, progress: Callable[[int, int, str], None] | None = None,
              skip: Collection[str] = ()) -> IngestReport:
@@ -259,7 +260,7 @@ class Ingestor:
             else:
                 self._batch.append(pending)
                 if sum(len(p.chunks) for p in self._batch) >= _BATCH_CHUNKS:
-                    self._flush(report)
+                    self._send(report)
                 return
         self._fail(source, known, stat.st_size, stat.st_mtime_ns, reason, report)
 
@@ -269,6 +270,12 @@ class Ingestor:
         self.manifest.record_failed(source, known, size, mtime_ns, reason)
         report.failed += 1
         report.failures.append(Failure(source, reason))
+
+    def _fail_all(self, batch: list[_Pending], doing: str, exc: Exception, report: IngestReport) -> None:
+        log.exception("%s for %d files failed", doing, len(batch))
+        for p in batch:
+            self._fail(p.source, p.known, p.size, p.mtime_ns,
+                       f"internal error {doing} ({type(exc).__name__}: {exc}); please report it", report)
 
     def _reject_reason(self, path: Path, size: int) -> str | None:
         if path.suffix.lower() not in SUPPORTED:
@@ -283,7 +290,7 @@ class Ingestor:
 
     def _prepare(self, source: str, path: Path, file_hash: str, known: FileRecord | None,
                  size: int, mtime_ns: int) -> _Pending:
-        """Parse, chunk and embed a file; its writes wait in the batch."""
+        """Parse and chunk a file; its embedding and index writes wait for the batch."""
         doc = parse_file(path, self.ocr)
         faults.reach("after_parse")
         chunks = self.chunker.chunk(source, file_hash, doc)
@@ -293,27 +300,63 @@ class Ingestor:
                                  hint="Raise the OCR limits or turn OCR on (ARCHIVIST_OCR=auto).")
             raise ParseError("no text could be extracted",
                              hint="The file may hold only pictures without legible text.")
-        wanted = {c.vector_key for c in chunks}
-        known_vectors = {k: v for k, v in self._batch_vectors.items() if k in wanted}
-        known_vectors.update(self.store.vectors_for(wanted - known_vectors.keys()))
-        to_embed = list({c.vector_key: c for c in chunks if c.vector_key not in known_vectors}.values())
-        fresh = self.embedder.embed([c.embedding_text() for c in to_embed])
-        faults.reach("after_embed")
-        known_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
-        self._batch_vectors.update({c.vector_key: v for c, v in zip(to_embed, fresh)})
-        return _Pending(source, chunks, [known_vectors[c.vector_key] for c in chunks],
-                        self.store.ids_for_source(source), file_hash, size, mtime_ns, len(to_embed),
+        return _Pending(source, chunks, self.store.ids_for_source(source), file_hash, size, mtime_ns,
                         known, doc.skipped)
 
     def _flush(self, report: IngestReport) -> None:
+        """Embed and write everything prepared so far, and wait for it."""
+        self._send(report)
+        self._finish(report)
+
+    def _send(self, report: IngestReport) -> None:
+        """Start embedding the batch on a thread of its own, so that the next files are parsed
+        meanwhile (the model releases the GIL); at most one batch is in flight.
+
+        The batch before is written first, so a chunk text it embedded is found in the store
+        here and not embedded again.  Every text never embedded before is embedded once per
+        batch, whichever files hold it, in one call: the embedder sorts them by length across
+        files, so its batches pad less than a small file's few chunks would alone."""
+        batch, self._batch = self._batch, []
+        self._finish(report)
+        if not batch:
+            return
+        try:
+            vectors = self.store.vectors_for({c.vector_key for p in batch for c in p.chunks})
+        except Exception as exc:  # the store failed: these files stay as they were, the run goes on
+            self._fail_all(batch, "reading the index", exc, report)
+            return
+        todo: dict[str, str] = {}  # vector_key -> text to embed, counted for the first file with it
+        for p in batch:
+            fresh = {c.vector_key: c.embedding_text() for c in p.chunks
+                     if c.vector_key not in vectors and c.vector_key not in todo}
+            p.embedded = len(fresh)
+            todo.update(fresh)
+        keys = list(todo)
+        self._in_flight = (batch, vectors, keys,
+                           Background(self.embedder.embed, [todo[k] for k in keys], name="ingest-embed"))
+
+    def _finish(self, report: IngestReport) -> None:
+        """Wait for the batch in flight, if any, and write it."""
+        if self._in_flight is None:
+            return
+        batch, vectors, keys, embedding = self._in_flight
+        self._in_flight = None
+        try:
+            vectors.update(zip(keys, embedding.result()))
+        except Exception as exc:  # the model failed: these files stay as they were, the run goes on
+            self._fail_all(batch, "embedding", exc, report)
+            return
+        faults.reach("after_embed")
+        for p in batch:
+            p.vectors = [vectors[c.vector_key] for c in p.chunks]
+        self._write(batch, report)
+
+    def _write(self, batch: list[_Pending], report: IngestReport) -> None:
         """Write the batch: new chunks, lexical rows, stale-chunk deletes, then manifest rows.
 
         Chroma costs tens of milliseconds per write call whatever its size, so many small files
         are written together; the order per file is unchanged, so a run killed anywhere in here
         is repaired by the next one (the manifest rows, written last, still say "not indexed")."""
-        batch, self._batch, self._batch_vectors = self._batch, [], {}
-        if not batch:
-            return
         try:
             self.store.upsert([c for p in batch for c in p.chunks], [v for p in batch for v in p.vectors])
             faults.reach("after_upsert")
@@ -323,11 +366,7 @@ class Ingestor:
             self.store.delete(set().union(*(p.old_ids - {c.chunk_id for c in p.chunks} for p in batch)))
             faults.reach("after_stale_delete")
         except Exception as exc:  # the store failed: these files stay as they were, the run goes on
-            log.exception("writing %d files to the index failed", len(batch))
-            for p in batch:
-                self._fail(p.source, p.known, p.size, p.mtime_ns,
-                           f"internal error writing the index ({type(exc).__name__}: {exc}); please report it",
-                           report)
+            self._fail_all(batch, "writing the index", exc, report)
             return
         for p in batch:
             faults.reach("before_manifest")
@@ -340,21 +379,22 @@ class Ingestor:
                 report.added += 1
 
 
-# Chunks written to Chroma per call, at most (a single file larger than this goes alone).
+# Chunks embedded and written to Chroma per batch, at most (a single file larger than this goes
+# alone).
 _BATCH_CHUNKS = 1000
 
 
 @dataclass
 class _Pending:
-    """A file parsed, chunked and embedded, whose index writes wait for the batch."""
+    """A file parsed and chunked, whose embedding and index writes wait for the batch."""
 
     source: str
     chunks: list
-    vectors: list
     old_ids: set[str]
     file_hash: str
     size: int
     mtime_ns: int
-    embedded: int
     known: FileRecord | None
     skipped: list[str] = field(default_factory=list)  # ParsedDocument.skipped
+    vectors: list = field(default_factory=list)  # one per chunk, once the batch is embedded
+    embedded: int = 0  # chunk texts this file sent to the model

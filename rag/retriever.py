@@ -8,15 +8,14 @@ twice.
 
 from __future__ import annotations
 
-import functools
 import statistics
-import threading
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Sequence
 
 from wcmatch import glob
 
+from rag.background import Background
 from rag.config import RetrievalConfig
 from rag.embedder import Embedder
 from rag.lexical import LexicalHit, LexicalIndex
@@ -121,7 +120,7 @@ class HybridRetriever:
         # The keyword search runs beside the question's embedding and the vector search: both
         # spend their time in C with the GIL released (SQLite, ONNX Runtime, Chroma), so on two
         # cores a search takes the longer of the two instead of their sum.
-        lexical_search = _Background(self.lexical.search, search_terms(question),
+        lexical_search = Background(self.lexical.search, search_terms(question),
                                      cfg.retrieval_candidates, sources)
         vector = self.embedder.embed([question])[0]
         dense = self.store.query(vector, cfg.retrieval_candidates, sources)
@@ -288,9 +287,6 @@ class HybridRetriever:
         return passages
 
 
-T = TypeVar("T")
-
-
 def _below_dominators(fused: dict[str, float], boosted: dict[str, float], dense: Sequence[Hit],
                       lexical: Sequence[LexicalHit]) -> dict[str, float]:
     """`boosted`, each chunk capped just below every chunk that beats it clearly by meaning (a
@@ -313,29 +309,6 @@ def _below_dominators(fused: dict[str, float], boosted: dict[str, float], dense:
         capped[cid] = score
         done.append((cos, rank, cid))
     return capped
-
-
-class _Background(threading.Thread, Generic[T]):
-    """One call run on a thread of its own; result() waits for it and re-raises its error."""
-
-    def __init__(self, fn: Callable[..., T], *args) -> None:
-        super().__init__(daemon=True)
-        self._call = functools.partial(fn, *args)
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._value = self._call()
-        except BaseException as exc:  # handed to the caller's thread by result()
-            self._error = exc
-
-    def result(self) -> T:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
 
 
 def _scaled(values: Sequence[float]) -> list[float]:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from rag.errors import ConfigError
 from rag.embedder import Embedder, SentenceTransformerEmbedder
-from rag.gpu import resolve_embed_device
+from rag.gpu import cpu_has_amx_bf16, resolve_embed_device
 from rag.gate import GenerationGate
 from rag.generator import Generator, LlamaCppGenerator
 from rag.model_repo import ModelRepository
@@ -42,13 +42,26 @@ def load_embedder(settings: Settings) -> Embedder:
         return OpenAICompatibleEmbedder(cfg)
     model_dir = resolve_embed_model(cfg.embed_model)
     device = resolve_embed_device(cfg.embed_device)
-    if cfg.embed_backend == "torch" or device != "cpu":
-        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch_size=cfg.embed_batch_size or 32,
-                                           device=device)
+    backend = cfg.embed_backend
+    if backend == "auto":
+        backend = "torch-bf16" if cpu_has_amx_bf16() else "onnx"
+    elif backend == "torch-bf16" and not cpu_has_amx_bf16():
+        log.warning("ARCHIVIST_EMBED_BACKEND=torch-bf16 on a CPU without AMX-BF16: bf16 is "
+                    "emulated there and slower than fp32; 'auto' would pick onnx")
+    if backend == "torch-bf16" and device == "cpu":
+        from rag.torch_bert import TorchBertEmbedder, is_plain_bert
+
+        batch = cfg.embed_batch_size or 8
+        if is_plain_bert(model_dir):  # all-MiniLM-L6-v2: without transformers' import time
+            return TorchBertEmbedder(model_dir, cfg.embed_model, batch)
+        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch, bf16=True)
+    if backend in ("torch", "torch-bf16") or device != "cpu":
+        return SentenceTransformerEmbedder(model_dir, cfg.embed_model, device=device,
+                                           batch_size=cfg.embed_batch_size or 32)
     from rag import onnx_embedder
 
     batch = cfg.embed_batch_size or 8
-    if cfg.embed_backend == "onnx-int8":
+    if backend == "onnx-int8":
         return onnx_embedder.OnnxEmbedder(onnx_embedder.int8_path(), model_dir, cfg.embed_model,
                                           batch, expected_sha256=onnx_embedder.INT8_SHA256)
     return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir, cfg.embed_model,

@@ -161,3 +161,75 @@ def test_an_unchanged_resync_does_not_list_the_vector_store(ws, monkeypatch):
     report = ws.indexer.ingest()
     assert report.unchanged > 0 and report.added == report.updated == report.removed == 0
     assert listed == []
+
+
+def test_the_next_files_are_parsed_while_a_batch_embeds(tmp_path, monkeypatch):
+    """With one file per batch, the model is still embedding the first file when the second is
+    parsed: embedding waits (up to 30 s) until the parser has reached the second file."""
+    import threading
+
+    from ingest import parsers, pipeline
+    from tests.fakes import FakeEmbedder
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (data / name).write_text(f"{name} is a file about {name[0]}-boats.", encoding="utf-8")
+    second_parsed = threading.Event()
+    real_parse = parsers.parse_file
+
+    def parse(path, ocr):
+        if path.name == "b.txt":
+            second_parsed.set()
+        return real_parse(path, ocr)
+
+    class SlowEmbedder(FakeEmbedder):
+        overlapped: list[bool] = []
+        threads: set[str] = set()
+
+        def embed(self, texts):
+            self.threads.add(threading.current_thread().name)
+            if any("a.txt" in t for t in texts):
+                self.overlapped.append(second_parsed.wait(30))
+            return super().embed(texts)
+
+    monkeypatch.setattr(pipeline, "parse_file", parse)
+    monkeypatch.setattr(pipeline, "_BATCH_CHUNKS", 1)
+    embedder = SlowEmbedder()
+    report = Workspace.make(tmp_path, embedder=embedder).indexer.ingest()
+    assert report.added == 3 and report.failed == 0
+    assert embedder.overlapped == [True]
+    assert embedder.threads == {"ingest-embed"}
+
+
+def test_a_batch_embeds_each_new_text_once_and_a_model_failure_fails_only_its_files(tmp_path):
+    """Two files with the same text in one batch: one embedding.  A model error fails the files
+    of the batch with a reason, keeps their manifest rows unindexed, and the next run retries."""
+    from tests.fakes import FakeEmbedder
+
+    data = tmp_path / "data"
+    data.mkdir()
+    text = "The slipway is closed at low tide. " * 3
+    (data / "one.txt").write_text(text, encoding="utf-8")
+    (data / "two.txt").write_text(text, encoding="utf-8")
+
+    class Broken(FakeEmbedder):
+        fail = True
+
+        def embed(self, texts):
+            if self.fail:
+                raise RuntimeError("the model ran out of memory")
+            return super().embed(texts)
+
+    embedder = Broken()
+    ws = Workspace.make(tmp_path, embedder=embedder)
+    report = ws.indexer.ingest()
+    assert report.failed == 2 and report.added == 0 and ws.store.count() == 0
+    assert {f.source for f in report.failures} == {"one.txt", "two.txt"}
+    assert all("internal error embedding (RuntimeError: the model ran out of memory)" in f.reason
+               for f in report.failures)
+    embedder.fail = False
+    report = ws.indexer.ingest()
+    assert (report.added, report.failed, report.chunks_embedded) == (2, 0, 1)
+    assert len(embedder.embedded) == 1
+    assert ws.store.sources() == {"one.txt", "two.txt"}

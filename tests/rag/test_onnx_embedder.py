@@ -1,6 +1,6 @@
-"""The onnxruntime embedder (ARCHIVIST_EMBED_BACKEND=onnx, onnx-int8) against the torch one, on the
-real all-MiniLM-L6-v2: same vectors, same token counts, same fingerprint where the weights are
-the same."""
+"""The onnxruntime embedder (ARCHIVIST_EMBED_BACKEND=onnx, onnx-int8) and torch in bf16
+(torch-bf16) against torch in fp32, on the real all-MiniLM-L6-v2: same vectors, same token
+counts, same fingerprint where the weights are the same."""
 
 from __future__ import annotations
 
@@ -60,3 +60,68 @@ def test_the_setting_picks_the_backend(tmp_path):
 
     assert isinstance(load_embedder(Settings(embed_backend="onnx")), OnnxEmbedder)
     assert isinstance(load_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
+
+
+@pytest.mark.parametrize("kind", ["torch_bert fp32", "torch_bert bf16", "sentence-transformers bf16"])
+def test_torch_in_bf16_and_the_lean_bert_give_sentence_transformers_vectors(real_embedder, kind):
+    """bf16 runs on any CPU (slowly without AMX), so this holds on every machine."""
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.torch_bert import TorchBertEmbedder, is_plain_bert
+
+    model = resolve_embed_model("all-MiniLM-L6-v2")
+    bf16 = kind.endswith("bf16")
+    if kind.startswith("torch_bert"):
+        assert is_plain_bert(model)
+        ours = TorchBertEmbedder(model, "all-MiniLM-L6-v2", batch_size=2, bf16=bf16)
+    else:
+        ours = SentenceTransformerEmbedder(model, "all-MiniLM-L6-v2", batch_size=2, bf16=True)
+    got, fp32 = np.array(ours.embed(TEXTS)), np.array(real_embedder.embed(TEXTS))
+    assert ours.precision == ("bf16" if bf16 else "fp32") and real_embedder.precision == "fp32"
+    assert got.shape == (len(TEXTS), 384)
+    assert (got * fp32).sum(axis=1).min() > (0.9995 if bf16 else 0.999999)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+    assert ours.fingerprint == real_embedder.fingerprint
+    for text in TEXTS:
+        assert ours.count_tokens(text) == real_embedder.count_tokens(text)
+
+
+def test_only_plain_mean_pooled_bert_folders_go_to_the_lean_bert(tmp_path):
+    import shutil
+
+    from rag.torch_bert import is_plain_bert
+
+    model = resolve_embed_model("all-MiniLM-L6-v2")
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy, ignore=shutil.ignore_patterns("model.safetensors"))
+    (copy / "model.safetensors").symlink_to(model / "model.safetensors")
+    assert is_plain_bert(copy)
+    (copy / "1_Pooling" / "config.json").write_text(
+        (model / "1_Pooling" / "config.json").read_text().replace(
+            '"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
+    assert not is_plain_bert(copy)  # CLS pooling: sentence-transformers runs it
+    assert not is_plain_bert(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_takes_bf16_only_where_the_cpu_has_amx(monkeypatch, amx, expected):
+    from rag import shared_models
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.onnx_embedder import OnnxEmbedder
+    from rag.settings import Settings
+
+    from rag.torch_bert import TorchBertEmbedder
+
+    monkeypatch.setattr(shared_models, "cpu_has_amx_bf16", lambda: amx)
+    embedder = shared_models.load_embedder(Settings())
+    assert embedder.precision == expected
+    assert isinstance(embedder, TorchBertEmbedder if amx else OnnxEmbedder)
+    assert embedder._batch_size == 8
+    assert isinstance(shared_models.load_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
+
+
+def test_cpu_flags_are_read_from_proc_cpuinfo():
+    from rag.gpu import cpu_flags, cpu_has_amx_bf16
+
+    flags = cpu_flags()
+    assert not flags or {"fpu"} <= flags  # every x86 lists fpu; elsewhere the set may be empty
+    assert cpu_has_amx_bf16() == ("amx_bf16" in flags)
