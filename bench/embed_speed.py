@@ -81,6 +81,7 @@ def variants(threads: int):
     from rag.gpu import cpu_has_amx_bf16
     from rag.models import resolve_embed_model
     from rag.onnx_embedder import INT8_SHA256, OnnxEmbedder, export_fp32, int8_path
+    from rag.torch_bert import TorchBertEmbedder
 
     model = resolve_embed_model("all-MiniLM-L6-v2")
     fp32 = Path(tempfile.mkdtemp(prefix="archivist-onnx-")) / "model.onnx"  # exported afresh
@@ -97,7 +98,8 @@ def variants(threads: int):
         "onnx int8, batch 8": onnx(int8_path, batch=8, sha=INT8_SHA256),
     }
     if amx:  # without AMX, bf16 is emulated: minutes for nothing (ARCHIVIST_EMBED_BACKEND=auto skips it)
-        found["torch bf16, batch 8 (default)"] = lambda: SentenceTransformerEmbedder(
+        found["torch bf16, batch 8 (default)"] = lambda: TorchBertEmbedder(model, "all-MiniLM-L6-v2", 8)
+        found["sentence-transformers bf16, batch 8"] = lambda: SentenceTransformerEmbedder(
             model, "all-MiniLM-L6-v2", batch_size=8, bf16=True)
     return found
 

@@ -71,12 +71,15 @@ def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
     return (" ".join(terms(head)), " ".join(terms(chunk.text)), " ".join(terms(title) + grams(title)),
             " ".join(grams(head) + grams(chunk.text)))
 
-# Large-index searches (LexicalIndex.search): above this many postings in all, a question's terms
-# in more than COMMON_SHARE of the chunks no longer find candidates on their own.  20,000 postings
-# is about 11 ms of scoring; 5% of the chunks is an IDF under 3 (a rare word's is 7-11), and keeps
-# the top 10 identical on the 97 English questions over 100k chunks (bench/search_latency.py).
-POSTINGS_BUDGET = 20_000
-COMMON_SHARE = 0.05
+# Large-index searches (LexicalIndex.search): while a question's terms have more than
+# POSTINGS_BUDGET postings in all, its most frequent term stops finding candidates on its own (it
+# still scores them), as long as that term is in more than COMMON_SHARE of the chunks (an IDF
+# under about 5; a rare word's is 7-11).  Measured on 100k chunks with the 97 English questions
+# (bench/search_latency.py): 12,000 postings gives a keyword search p95 of 34 ms with the top 10
+# identical to the exact query's on 94 questions (top 50: 96% the same); 20,000 gave 50 ms and
+# 97, 8,000 gave 28 ms and 89.  Indexes under 12,000 chunks always get the exact query.
+POSTINGS_BUDGET = 8_000
+COMMON_SHARE = 0.005
 
 
 def _phrase(term: str) -> str:
@@ -246,9 +249,9 @@ class LexicalIndex:
         return [LexicalHit(cid, source, rank) for cid, source, rank in self._db.execute(sql, params)]
 
     def _common(self, question_terms: Sequence[str]) -> set[str]:
-        """The terms in more than COMMON_SHARE of the chunks, when the question's terms have more
-        than POSTINGS_BUDGET postings in all (else none: the exact query is cheap).  Document
-        frequencies are cached until the index changes."""
+        """The most frequent terms, taken while the others have more than POSTINGS_BUDGET
+        postings in all and the next is in more than COMMON_SHARE of the chunks (none where the
+        exact query is cheap).  Document frequencies are cached until the index changes."""
         version = self._version()
         if version != self._df_version or len(self._df) > 100_000:
             self._df, self._df_version = {}, version
@@ -256,9 +259,12 @@ class LexicalIndex:
         for term in set(question_terms) - self._df.keys():
             self._df[term] = self._db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
                                               (_phrase(term),)).fetchone()[0]
-        if sum(self._df[t] for t in question_terms) <= POSTINGS_BUDGET:
-            return set()
-        return {t for t in question_terms if self._df[t] > COMMON_SHARE * self._rows}
+        rare = sorted(set(question_terms), key=self._df.__getitem__)
+        common: set[str] = set()
+        while (rare and sum(self._df[t] for t in rare) > POSTINGS_BUDGET
+               and self._df[rare[-1]] > COMMON_SHARE * self._rows):
+            common.add(rare.pop())
+        return common
 
     def absent(self, words: Sequence[str]) -> list[str]:
         """Those of `words` that no chunk contains; a dotted or hyphenated word (`pg_hba.conf`,

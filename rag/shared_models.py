@@ -53,7 +53,13 @@ def load_embedder(settings: Settings) -> Embedder:
 
         batch = cfg.embed_batch_size or 8
         if is_plain_bert(model_dir):  # all-MiniLM-L6-v2: without transformers' import time
-            return TorchBertEmbedder(model_dir, cfg.embed_model, batch)
+            from rag import onnx_embedder
+
+            def questions() -> onnx_embedder.OnnxEmbedder:  # quicker for a question or two
+                return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir,
+                                                  cfg.embed_model, batch)
+
+            return TorchBertEmbedder(model_dir, cfg.embed_model, batch, small=questions)
         return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch, bf16=True)
     if backend in ("torch", "torch-bf16") or device != "cpu":
         return SentenceTransformerEmbedder(model_dir, cfg.embed_model, device=device,

@@ -50,8 +50,16 @@ def test_small_queries_run_the_exact_query(index):
     assert index.search(QUESTION, 10) == exact(index, QUESTION, 10)
 
 
-def test_over_the_budget_every_chunk_with_a_rare_word_keeps_its_exact_score_and_place(index, monkeypatch):
+def test_the_most_frequent_terms_are_set_aside_only_until_the_rest_fit_the_budget(index, monkeypatch):
+    monkeypatch.setattr(lexical_module, "COMMON_SHARE", 0.3)  # more than 18 of the 61 chunks
     monkeypatch.setattr(lexical_module, "POSTINGS_BUDGET", 50)
+    assert index._common(QUESTION) == {"database"}  # 61 postings; the other three have 46
+    monkeypatch.setattr(lexical_module, "POSTINGS_BUDGET", 10)
+    assert index._common(QUESTION) == {"database", "table"}  # "vacuum" is in too few to go
+
+
+def test_over_the_budget_every_chunk_with_a_rare_word_keeps_its_exact_score_and_place(index, monkeypatch):
+    monkeypatch.setattr(lexical_module, "POSTINGS_BUDGET", 15)
     monkeypatch.setattr(lexical_module, "COMMON_SHARE", 0.3)
     assert index._common(QUESTION) == {"table", "database"}
 
@@ -66,7 +74,7 @@ def test_over_the_budget_every_chunk_with_a_rare_word_keeps_its_exact_score_and_
 
 
 def test_the_split_respects_a_source_filter(index, monkeypatch):
-    monkeypatch.setattr(lexical_module, "POSTINGS_BUDGET", 50)
+    monkeypatch.setattr(lexical_module, "POSTINGS_BUDGET", 15)
     monkeypatch.setattr(lexical_module, "COMMON_SHARE", 0.3)
     hits = index.search(QUESTION, 10, sources=["doc1.txt", "doc4.txt"])
     assert hits and {hit.source for hit in hits} <= {"doc1.txt", "doc4.txt"}

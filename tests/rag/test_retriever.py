@@ -243,3 +243,14 @@ def test_chinese_questions_lean_on_the_lexical_side():
 
     assert is_cjk("怎么查看软件包里装了哪些文件？") and is_cjk("apt 怎么锁定软件包版本？")
     assert not is_cjk("How do I use pg_dump?") and not is_cjk("")
+
+
+def test_vector_hits_carry_texts_only_when_asked_and_search_reads_them_from_the_lexical_index(world):
+    add, retriever, store, _ = world
+    [kept] = add("ferry.txt", "The ferry to Kerrowan leaves at 07:40 from pier two.")
+    vector = FakeEmbedder().embed(["ferry Kerrowan pier"])[0]
+    bare, full = store.query(vector, 1)[0], store.query(vector, 1, with_text=True)[0]
+    assert bare.chunk.text == "" and full.chunk.text == kept.text
+    assert bare.chunk.chunk_id == full.chunk.chunk_id == kept.chunk_id
+    assert (bare.chunk.source, bare.chunk.start, bare.score) == ("ferry.txt", kept.start, full.score)
+    assert retriever().search("When does the ferry to Kerrowan leave?", 1)[0].chunk.text == kept.text
