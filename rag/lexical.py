@@ -75,9 +75,11 @@ def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
 # POSTINGS_BUDGET postings in all, its most frequent term stops finding candidates on its own (it
 # still scores them), as long as that term is in more than COMMON_SHARE of the chunks (an IDF
 # under about 5; a rare word's is 7-11).  Measured on 100k chunks with the 97 English questions
-# (bench/search_latency.py): 12,000 postings gives a keyword search p95 of 34 ms with the top 10
-# identical to the exact query's on 94 questions (top 50: 96% the same); 20,000 gave 50 ms and
-# 97, 8,000 gave 28 ms and 89.  Indexes under 12,000 chunks always get the exact query.
+# (bench/search_latency.py), keyword search alone: 8,000 postings gives p95 28 ms with the top 10
+# identical to the exact query's on 89 questions (top 50: 93% the same); 12,000 gave 34 ms and
+# 94, 20,000 gave 50 ms and 97.  Hybrid search runs it beside the embedding and the vector query
+# on 2 cores, where only 8,000 kept its p95 under 50 ms.  The evaluation sets (18,755 and 11,088
+# chunks) score exactly as with 20,000 (bench/compare_naive.py --reuse).
 POSTINGS_BUDGET = 8_000
 COMMON_SHARE = 0.005
 
