@@ -82,8 +82,10 @@ def child_ours(data: Path, work: Path) -> dict:
     from rag.library import Library
     from rag.settings import Settings
 
-    settings = Settings(data_dir=data, index_dir=work, ocr="off", watch=False)
-    library = Library(settings)
+    from rag.shared_models import for_bulk_embedding
+
+    settings = for_bulk_embedding(Settings(data_dir=data, index_dir=work, ocr="off", watch=False))
+    library = Library(settings)  # as `archivist ingest` builds it
     report = Indexer(library.default).ingest()
     seconds = time.perf_counter() - started
     embedder = library.models.embedder

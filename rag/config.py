@@ -59,8 +59,10 @@ class EmbeddingConfig(Section):
         "build of torch; 'auto' picks cuda when torch sees a GPU. Vectors from the GPU differ "
         "from the CPU's in the last digits only, so an index need not be rebuilt.")
     embed_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
-        "auto", description="What runs the embedding model on the CPU: 'auto' is 'torch-bf16' on "
-        "CPUs with AMX-BF16 (Intel Xeon since Sapphire Rapids) and 'onnx' elsewhere; 'onnx' "
+        "auto", description="What runs the embedding model on the CPU: 'auto' is 'torch-bf16' in "
+        "`archivist ingest` and `reindex` on CPUs with AMX-BF16 (Intel Xeon since Sapphire "
+        "Rapids), and 'onnx' elsewhere and in every process that generates (torch's OpenMP "
+        "threads beside llama.cpp's cost generation 2.7x its speed); 'onnx' "
         "(onnxruntime on a fused fp32 export of the same weights, made by `make install` or on "
         "first use), 'torch-bf16' (sentence-transformers with its matrix products in bfloat16: "
         "about twice onnx's speed with AMX, slower than fp32 without it) and 'torch' "

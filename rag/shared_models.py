@@ -42,10 +42,8 @@ def load_embedder(settings: Settings) -> Embedder:
         return OpenAICompatibleEmbedder(cfg)
     model_dir = resolve_embed_model(cfg.embed_model)
     device = resolve_embed_device(cfg.embed_device)
-    backend = cfg.embed_backend
-    if backend == "auto":
-        backend = "torch-bf16" if cpu_has_amx_bf16() else "onnx"
-    elif backend == "torch-bf16" and not cpu_has_amx_bf16():
+    backend = "onnx" if cfg.embed_backend == "auto" else cfg.embed_backend  # see for_bulk_embedding
+    if backend == "torch-bf16" and not cpu_has_amx_bf16():
         log.warning("ARCHIVIST_EMBED_BACKEND=torch-bf16 on a CPU without AMX-BF16: bf16 is "
                     "emulated there and slower than fp32; 'auto' would pick onnx")
     if backend == "torch-bf16" and device == "cpu":
@@ -53,13 +51,7 @@ def load_embedder(settings: Settings) -> Embedder:
 
         batch = cfg.embed_batch_size or 8
         if is_plain_bert(model_dir):  # all-MiniLM-L6-v2: without transformers' import time
-            from rag import onnx_embedder
-
-            def questions() -> onnx_embedder.OnnxEmbedder:  # quicker for a question or two
-                return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir,
-                                                  cfg.embed_model, batch)
-
-            return TorchBertEmbedder(model_dir, cfg.embed_model, batch, small=questions)
+            return TorchBertEmbedder(model_dir, cfg.embed_model, batch)
         return SentenceTransformerEmbedder(model_dir, cfg.embed_model, batch, bf16=True)
     if backend in ("torch", "torch-bf16") or device != "cpu":
         return SentenceTransformerEmbedder(model_dir, cfg.embed_model, device=device,
@@ -72,6 +64,19 @@ def load_embedder(settings: Settings) -> Embedder:
                                           batch, expected_sha256=onnx_embedder.INT8_SHA256)
     return onnx_embedder.OnnxEmbedder(onnx_embedder.ensure_fp32(model_dir), model_dir, cfg.embed_model,
                                       batch)
+
+
+def for_bulk_embedding(settings: Settings) -> Settings:
+    """The settings of a process that embeds documents and never generates (`archivist ingest`,
+    `reindex`): there ARCHIVIST_EMBED_BACKEND=auto means torch-bf16 on CPUs with AMX-BF16, about
+    twice onnx's speed (bench/embed_speed.py).  Everywhere else auto means onnx: torch and the
+    llama.cpp build share one OpenMP runtime, and once torch's threads exist beside llama.cpp's
+    on 2 cores, OpenMP stops spinning between operators and generation fell to 21 tokens/s from
+    57 (bench/generation_overhead.py: 64% serving overhead against 11% with onnx)."""
+    cfg = settings.embedding
+    if cfg.embed_backend != "auto" or cfg.embed_url or not cpu_has_amx_bf16():
+        return settings
+    return settings.model_copy(update={"embedding": cfg.model_copy(update={"embed_backend": "torch-bf16"})})
 
 
 class Models:

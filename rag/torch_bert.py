@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 from rag.models import embed_model_fingerprint
 from rag.pooled_embedder import PooledEmbedder, mean_pooling_model
@@ -34,36 +33,38 @@ def is_plain_bert(model_dir: Path) -> bool:
             and (model_dir / "model.safetensors").is_file() and mean_pooling_model(model_dir))
 
 
-# Texts per call up to which `small` (onnxruntime) embeds instead: a question or two.  Torch runs
-# one operator at a time from Python and wakes its threads for each, which costs more than the
-# arithmetic of a 20-token question (single questions: 15 ms against onnxruntime's 8 ms, whose
-# fused graph has a tenth of the operators); from a handful of passages on, bf16 wins.
-SMALL_TEXTS = 2
-
-
 class TorchBertEmbedder(PooledEmbedder):
     def __init__(self, model_dir: Path, name: str, batch_size: int = 8, bf16: bool = True,
-                 threads: int | None = None, small: Callable[[], PooledEmbedder] | None = None) -> None:
-        """`small`: makes the embedder for calls of at most SMALL_TEXTS texts (the same weights,
-        so the same vectors), on first such call; None: all calls run here."""
+                 threads: int | None = None) -> None:
+        """Reads the configuration only: torch and the weights load on the first embedding, so
+        a run with nothing to embed (an unchanged re-sync) does not pay for them."""
+        super().__init__(model_dir, name, batch_size)
+        self._dir, self._threads = model_dir, threads
+        self._config = json.loads((model_dir / "config.json").read_text())
+        self.dimension = int(self._config["hidden_size"])
+        self.precision = "bf16" if bf16 else "fp32"
+        self._bf16 = bf16
+        self._layers: list[tuple] = []
+        self.fingerprint = f"{name}:{self.dimension}:{embed_model_fingerprint(model_dir)}"
+
+    def _load(self) -> None:
         import torch
         from safetensors.torch import load_file
 
         from rag.gpu import usable_cpus
 
-        super().__init__(model_dir, name, batch_size)
-        torch.set_num_threads(threads or usable_cpus())
-        config = json.loads((model_dir / "config.json").read_text())
+        torch.set_num_threads(self._threads or usable_cpus())
+        config = self._config
         self._heads = int(config["num_attention_heads"])
         self._eps = float(config.get("layer_norm_eps", 1e-12))
-        w = {k.removeprefix("bert."): v.float() for k, v in load_file(str(model_dir / "model.safetensors")).items()}
+        w = {k.removeprefix("bert."): v.float() for k, v in load_file(str(self._dir / "model.safetensors")).items()}
         self._embeddings = (w["embeddings.word_embeddings.weight"], w["embeddings.position_embeddings.weight"],
                             w["embeddings.token_type_embeddings.weight"][0],
                             w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         # The linear layers' weights are stored in the precision they run in: autocast would
         # otherwise convert every one of them on every call (its cast cache skips plain tensors).
-        dense = torch.bfloat16 if bf16 else torch.float32
-        self._layers = []
+        dense = torch.bfloat16 if self._bf16 else torch.float32
+        layers = []
         for i in range(int(config["num_hidden_layers"])):
             p = f"encoder.layer.{i}."
 
@@ -71,30 +72,21 @@ class TorchBertEmbedder(PooledEmbedder):
                 return w[f"{p}{name}.weight"].to(dense), w[f"{p}{name}.bias"].to(dense)
 
             qkv = [linear(f"attention.self.{n}") for n in ("query", "key", "value")]
-            self._layers.append((
+            layers.append((
                 torch.cat([q[0] for q in qkv]), torch.cat([q[1] for q in qkv]),  # Q, K, V in one product
                 *linear("attention.output.dense"),
                 w[f"{p}attention.output.LayerNorm.weight"], w[f"{p}attention.output.LayerNorm.bias"],
                 *linear("intermediate.dense"), *linear("output.dense"),
                 w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"]))
-        self.dimension = int(config["hidden_size"])
-        self.precision = "bf16" if bf16 else "fp32"
-        self._bf16 = bf16
-        self._make_small, self._small = small, None
-        self.fingerprint = f"{name}:{self.dimension}:{embed_model_fingerprint(model_dir)}"
-
-    def _encode(self, texts: list[str]) -> list[list[float]]:
-        if len(texts) > SMALL_TEXTS or self._make_small is None:
-            return super()._encode(texts)
-        if self._small is None:
-            self._small = self._make_small()
-        return self._small._encode(texts)  # on this worker thread, as every encode
+        self._layers = layers
 
     def _hidden(self, ids, mask):
         import contextlib
 
         import torch
 
+        if not self._layers:  # on the worker thread that runs every encode: no lock needed
+            self._load()
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self._bf16 else contextlib.nullcontext()
         with torch.inference_mode(), autocast:  # autocast is per thread: entered on the encoding one
             return self._forward(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()

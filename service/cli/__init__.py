@@ -14,6 +14,7 @@ from rag.errors import ArchivistError
 from rag.library import Library
 from rag.offline import enforce_offline
 from rag.settings import Settings, load_settings
+from rag.shared_models import for_bulk_embedding
 from service.cli.admin_commands import cmd_doctor, cmd_keys, cmd_serve
 from service.cli import model_commands
 from service.cli.index_commands import (cmd_collections, cmd_export, cmd_import, cmd_ingest,
@@ -144,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     enforce_offline()
     library = None
     try:
-        library = make_library(load_settings(data_dir=getattr(args, "data_dir", None)))
+        settings = load_settings(data_dir=getattr(args, "data_dir", None))
+        if args.command in ("ingest", "reindex"):  # embeds documents, never generates
+            settings = for_bulk_embedding(settings)
+        library = make_library(settings)
         return args.func(library, args)
     except ArchivistError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -103,20 +103,42 @@ def test_only_plain_mean_pooled_bert_folders_go_to_the_lean_bert(tmp_path):
 
 
 @pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_takes_bf16_only_where_the_cpu_has_amx(monkeypatch, amx, expected):
+def test_auto_takes_bf16_only_for_bulk_embedding_where_the_cpu_has_amx(monkeypatch, amx, expected):
     from rag import shared_models
     from rag.embedder import SentenceTransformerEmbedder
     from rag.onnx_embedder import OnnxEmbedder
     from rag.settings import Settings
-
     from rag.torch_bert import TorchBertEmbedder
 
     monkeypatch.setattr(shared_models, "cpu_has_amx_bf16", lambda: amx)
-    embedder = shared_models.load_embedder(Settings())
-    assert embedder.precision == expected
-    assert isinstance(embedder, TorchBertEmbedder if amx else OnnxEmbedder)
-    assert embedder._batch_size == 8
-    assert isinstance(shared_models.load_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
+    bulk = shared_models.load_embedder(shared_models.for_bulk_embedding(Settings()))
+    assert bulk.precision == expected and bulk._batch_size == 8
+    assert isinstance(bulk, TorchBertEmbedder if amx else OnnxEmbedder)
+    serving = shared_models.load_embedder(Settings())  # a process that may generate
+    assert isinstance(serving, OnnxEmbedder) and serving.precision == "fp32"
+    explicit = Settings(embed_backend="torch")
+    assert shared_models.for_bulk_embedding(explicit) is explicit
+    assert isinstance(shared_models.load_embedder(explicit), SentenceTransformerEmbedder)
+
+
+def test_the_cli_ingest_embeds_in_bulk_mode_and_ask_does_not(monkeypatch, tmp_path):
+    from rag import shared_models
+    from service import cli
+
+    monkeypatch.setattr(shared_models, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    (tmp_path / "data").mkdir()
+    seen = []
+
+    def make_library(settings):  # records what the command would run with, and stops it there
+        seen.append(settings.embedding.embed_backend)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr(cli, "make_library", make_library)
+    for command in (["ingest"], ["reindex"], ["search", "boats"]):
+        assert cli.main(command) == 2
+    assert seen == ["torch-bf16", "torch-bf16", "auto"]
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo():
