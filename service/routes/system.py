@@ -27,7 +27,8 @@ class Health(BaseModel):
         description="Where the models run: llama_cpp_backend ('CPU', 'CUDA', 'Metal', ...), "
         "gpu_found, gpu_layers {requested, resolved, model_layers, offloaded} (model_layers null "
         "until the chat model is loaded), vram (MiB per GPU; null where not measurable), "
-        "embedding_device ('cpu', 'cuda:0'; null until the embedder is loaded).")
+        "embedding_device ('cpu', 'cuda:0'; null until the embedder is loaded), "
+        "embedding_precision ('fp32', 'bf16', 'int8'; null until loaded or on an embedding server).")
 
 
 @router.get("/v1/health", response_model=Health, summary="Service status")
