@@ -1,8 +1,9 @@
-"""A BERT encoder in a few lines of torch, for ARCHIVIST_EMBED_BACKEND=torch-bf16.
+"""A BERT encoder in a few lines of torch, for ARCHIVIST_EMBED_BACKEND=torch-bf16 (what `auto`
+gives `archivist ingest` and `reindex` on CPUs with AMX: rag/shared_models.py for_bulk_embedding).
 
 Why not sentence-transformers: importing it (and transformers' modeling code) takes about 4 s
-of every `archivist ingest` and `archivist serve` start, against 1.4 s for torch alone; and in
-bf16 this is as fast.  The forward pass is BERT's as published (post-layer-norm, exact GELU,
+of every `archivist ingest`, against 1.4 s for torch alone; and in bf16 this runs 1.3x its
+tokens/s (bench/embed_speed.py: fewer operators, Q, K and V in one product).  The forward pass is BERT's as published (post-layer-norm, exact GELU,
 absolute positions), read from the model folder's safetensors weights; pooling and
 normalisation are rag/pooled_embedder.py's.  Its vectors equal sentence-transformers' in fp32 to
 float rounding, so the index fingerprint is the same (tests/rag/test_onnx_embedder.py).
