@@ -12,7 +12,8 @@ all-MiniLM-L6-v2, inside the timed search, as in `archivist search`.
 
 - dense-only: embed the question + Chroma's nearest-neighbour query;
 - hybrid: HybridRetriever.search, what /v1/search runs (dense + BM25, fusion, the chunk reads,
-  near-duplicate collapse).
+  near-duplicate collapse); then a third round times its parts where they run (`hybrid_stages`:
+  the keyword search on its thread, the question's embedding and the vector query beside it).
 Each question is asked twice; the first round warms caches and is not counted.
 """
 
@@ -97,6 +98,35 @@ def percentiles(ms: list[float]) -> dict:
     return {"p50_ms": q[49], "p95_ms": q[94], "n": len(ms)}
 
 
+class _Stages:
+    """Times the hybrid search's parts where they run (the keyword search on its own thread,
+    beside the question's embedding and the vector query): which one holds the search back."""
+
+    PARTS = {"keyword search": ("lexical", "search"), "question embedding": ("embedder", "embed"),
+             "vector query": ("store", "query")}
+
+    def __init__(self, retriever) -> None:
+        self.retriever, self.ms = retriever, {name: [] for name in self.PARTS}
+
+    def __enter__(self):
+        for name, (owner, method) in self.PARTS.items():
+            target = getattr(self.retriever, owner)
+            real = getattr(target, method)
+
+            def timed(*args, _real=real, _name=name, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    self.ms[_name].append((time.perf_counter() - started) * 1000)
+            setattr(target, method, timed)  # an instance attribute: shadows the method
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, method in self.PARTS.values():
+            vars(getattr(self.retriever, owner)).pop(method, None)
+
+
 def measure(retriever, embedder, store, questions: list[str], top_k: int = 5) -> dict:
     def dense(q):
         store.query(embedder.embed([q])[0], retriever.config.retrieval_candidates)
@@ -114,6 +144,10 @@ def measure(retriever, embedder, store, questions: list[str], top_k: int = 5) ->
             fn(q)
             times.append((time.perf_counter() - started) * 1000)
         out[name] = percentiles(times)
+    with _Stages(retriever) as stages:  # a third round, timed part by part
+        for q in questions:
+            retriever.search(q, top_k)
+    out["hybrid_stages"] = {name: percentiles(ms) for name, ms in stages.ms.items()}
     return out
 
 
