@@ -70,9 +70,10 @@ def for_bulk_embedding(settings: Settings) -> Settings:
     """The settings of a process that embeds documents and never generates (`archivist ingest`,
     `reindex`): there ARCHIVIST_EMBED_BACKEND=auto means torch-bf16 on CPUs with AMX-BF16, about
     twice onnx's speed (bench/embed_speed.py).  Everywhere else auto means onnx: torch and the
-    llama.cpp build share one OpenMP runtime, and once torch's threads exist beside llama.cpp's
-    on 2 cores, OpenMP stops spinning between operators and generation fell to 21 tokens/s from
-    57 (bench/generation_overhead.py: 64% serving overhead against 11% with onnx)."""
+    llama.cpp build share one OpenMP runtime, and once torch's threads exist beside llama.cpp's,
+    generation on 2 cores fell to 21 tokens/s from 57 (bench/generation_overhead.py: 64% serving
+    overhead against 11% with onnx); probably libgomp throttling its spin-waits once it manages
+    more threads than there are cores, so that llama.cpp's threads sleep between operators."""
     cfg = settings.embedding
     if cfg.embed_backend != "auto" or cfg.embed_url or not cpu_has_amx_bf16():
         return settings
