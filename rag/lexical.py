@@ -262,10 +262,12 @@ class LexicalIndex:
             self._df[term] = self._db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
                                               (_phrase(term),)).fetchone()[0]
         rare = sorted(set(question_terms), key=self._df.__getitem__)
+        postings = sum(self._df[t] for t in rare)
         common: set[str] = set()
-        while (rare and sum(self._df[t] for t in rare) > POSTINGS_BUDGET
-               and self._df[rare[-1]] > COMMON_SHARE * self._rows):
-            common.add(rare.pop())
+        while rare and postings > POSTINGS_BUDGET and self._df[rare[-1]] > COMMON_SHARE * self._rows:
+            term = rare.pop()
+            common.add(term)
+            postings -= self._df[term]
         return common
 
     def absent(self, words: Sequence[str]) -> list[str]:

@@ -121,7 +121,7 @@ class HybridRetriever:
         # spend their time in C with the GIL released (SQLite, ONNX Runtime, Chroma), so on two
         # cores a search takes the longer of the two instead of their sum.
         lexical_search = Background(self.lexical.search, search_terms(question),
-                                     cfg.retrieval_candidates, sources)
+                                    cfg.retrieval_candidates, sources)
         vector = self.embedder.embed([question])[0]
         dense = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
