@@ -1,14 +1,15 @@
 """Answer quality on tests/answers: right answers, refusals, invented facts, per answer mode and
 language, with the real models.
 
-    .venv/bin/python bench/answers.py                       # held-back questions, every mode
-    .venv/bin/python bench/answers.py --set tune --mode auto --show-wrong
+    .venv/bin/python bench/answers.py                       # final held-back questions, every mode
+    .venv/bin/python bench/answers.py --set tune --set dev --mode auto --show-wrong
     ARCHIVIST_LLM_MODEL=/models/qwen.gguf .venv/bin/python bench/answers.py
 
-Indexes data/harbour-light-handbook.md and tests/answers/docs/ into a temporary folder, asks
+Indexes data/harbour-light-handbook.md, tests/answers/docs/ and docs-final/ into a temporary folder, asks
 every question of the set in each mode (the generative and auto modes run the chat model: about
 ten minutes for both on 2 cores), prints a Markdown table and writes it, with every wrong answer,
-to bench/results/answers-<set>-<model>.json.
+to bench/results/answers-<set>-<model>.json.  Sets (tests/answers/README.md): `tune` and `dev`
+are tuned on; `final` is the held-back set, only ever reported.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 ANSWERS = ROOT / "tests" / "answers"
 MODES = ("extractive", "auto", "generative")
+SETS = ("tune", "dev", "final")
 
 
 def corpus(dest: Path) -> Path:
     dest.mkdir(parents=True)
     shutil.copy(ROOT / "data" / "harbour-light-handbook.md", dest)
-    for path in (ANSWERS / "docs").iterdir():
-        shutil.copy(path, dest)
+    for folder in ("docs", "docs-final"):
+        for path in sorted((ANSWERS / folder).glob("*")) if (ANSWERS / folder).is_dir() else ():
+            shutil.copy(path, dest)
     return dest
 
 
@@ -50,7 +53,8 @@ def split_by_language(questions: Path, dest: Path) -> dict[str, Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", choices=["heldout", "tune"], default="heldout")
+    parser.add_argument("--set", action="append", choices=SETS,
+                        help="question sets, asked together (default: final)")
     parser.add_argument("--mode", action="append", choices=MODES)
     parser.add_argument("--show-wrong", action="store_true", help="print every wrong answer")
     args = parser.parse_args()
@@ -68,13 +72,17 @@ def main() -> int:
         library = Library(settings)
         report = Indexer(library.default).ingest()
         assert not report.failed, report.failures
-        files = split_by_language(ANSWERS / f"questions.{args.set}.jsonl", work)
+        chosen = "+".join(args.set or ["final"])
+        questions = work / f"questions.{chosen}.jsonl"
+        questions.write_text("\n".join((ANSWERS / f"questions.{name}.jsonl").read_text(encoding="utf-8").strip()
+                                       for name in chosen.split("+")) + "\n", encoding="utf-8")
+        files = split_by_language(questions, work)
         assistant = library.default.assistant
         reports: list[AnswerReport] = [
             r for r in assistant.evaluate(list(files.values()), 4, answers=True,
                                           modes=args.mode or list(MODES))
             if isinstance(r, AnswerReport)]
-        followups = {mode: conversations(assistant, mode) for mode in (args.mode or list(MODES))}
+        followups = {mode: conversations(assistant, mode, chosen) for mode in (args.mode or list(MODES))}
         model = library.models.llm_name()
         library.close()
     finally:
@@ -87,7 +95,7 @@ def main() -> int:
         rows.append(f"| {r.mode} | {names[r.name]} | {_pct(r.right)} | {_pct(r.refused_answerable)} "
                     f"| {_pct(r.refused_unanswerable)} | {_pct(r.invented)} "
                     f"| {_pct(r.supported_sentences)} | {_pct(r.quoted)} |")
-    print(f"{args.set} questions, chat model {model}\n")
+    print(f"{chosen} questions, chat model {model}\n")
     print("\n".join(rows))
     print("\n| mode | follow-up turns answered right |\n|---|---|")
     for mode, turns in followups.items():
@@ -103,21 +111,26 @@ def main() -> int:
                     print(f"\n[{mode}] {t['id']} {t['q']} (searched: {t['query']})\n  expected {t['a']}\n  got {t['got']!r}")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    out = results / f"answers-{args.set}-{Path(model).stem}.json"
-    out.write_text(json.dumps({"set": args.set, "model": model, "language": names,
+    out = results / f"answers-{chosen}-{Path(model).stem}.json"
+    out.write_text(json.dumps({"set": chosen, "model": model, "language": names,
                                "reports": [r.to_dict() for r in reports], "follow_ups": followups},
                               indent=2, ensure_ascii=False))
     print(f"\nwritten to {out.relative_to(ROOT)}")
     return 0
 
 
-def conversations(assistant, mode: str) -> list[dict]:
-    """Every follow-up turn of tests/answers/conversations.jsonl (each turn after the first),
-    asked in its conversation: did the answer hold the expected fact?"""
+def conversations(assistant, mode: str, chosen: str) -> list[dict]:
+    """Every follow-up turn (each turn after the first) of the conversations that go with the
+    sets: conversations.jsonl (tuned on) with tune or dev, conversations.final.jsonl with final;
+    each asked in its conversation: did the answer hold the expected fact?"""
     from rag.evaluation import Question, is_right
 
     turns = []
-    for line in (ANSWERS / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
+    names = (["conversations.jsonl"] if {"tune", "dev"} & set(chosen.split("+")) else []) + \
+        (["conversations.final.jsonl"] if "final" in chosen.split("+") else [])
+    lines = [line for name in names for line in (ANSWERS / name).read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    for line in lines:
         conversation = json.loads(line)
         history: list[tuple[str, str]] = []
         for number, turn in enumerate(conversation["turns"]):

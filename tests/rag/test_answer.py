@@ -57,7 +57,7 @@ def answerer(hits, *replies, window=4096, tuned=False):
 def test_nothing_relevant_refuses_without_calling_the_model():
     ans, gen = answerer([hit("Unrelated text.", 0.1)], tuned=True)
     result = ans.ask("What is the capital of Peru?", 4)
-    assert result.refused and "no passage answers it" in result.reason and "0.42 needed" in result.reason
+    assert result.refused and "no passage answers it" in result.reason and f"{RetrievalConfig().min_evidence:.2f} needed" in result.reason
     assert gen.calls == []
     assert result.citations[0].text == "Unrelated text."  # the closest passage is still shown
 

@@ -57,3 +57,26 @@ def test_questions_the_sample_answers_are_answered_from_it(sample, question, fac
 def test_questions_it_does_not_answer_are_refused_with_the_reason(sample, question, reason):
     answer = sample.assistant.ask(question)
     assert answer.refused and reason in answer.reason
+
+
+def test_a_colloquial_chinese_question_finds_the_formal_sentence_by_its_characters():
+    from rag.extract import _character_overlap
+
+    formal = "凡居住在青石街道的居民，凭本人身份证即可免费办理借阅证。"
+    # 借书证 / 借阅证 share no character pair beyond the question words; 办, 借, 证 are shared.
+    assert _character_overlap("办借书证要钱吗？", formal) >= 0.5
+    assert _character_overlap("办借书证要钱吗？", "每周六下午两点在一楼多功能厅举办亲子阅读活动。") < 0.5
+    # Question words and particles count for nothing: only 停车场 is asked about.
+    assert _character_overlap("图书馆有停车场吗？", "停车场在大楼后面。") == pytest.approx(3 / 6, abs=0.01)
+
+
+@pytest.mark.parametrize("question, sentence", [
+    ("办借书证要钱吗？", "凭本人身份证即可免费办理借阅证。"),  # free answers "does it cost"
+    ("Is the first replacement charged?", "The first replacement is free."),
+    ("报销的钱多久到账？", "报销款在十个工作日内打入员工工资卡。"),  # working days are a duration
+    ("How long does a refund take?", "Refunds are paid within ten working days."),
+])
+def test_a_sentence_holding_the_kind_of_fact_asked_for_is_recognised(question, sentence):
+    from rag.extract import asked_kinds, shown_kinds
+
+    assert asked_kinds(question) & shown_kinds(sentence)
