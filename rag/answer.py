@@ -175,7 +175,7 @@ class Answerer:
         unstated = [str(f) for f in missing(_MARKERS.sub(" ", text), everything)]
         answer = Answer(answer=text, citations=citations, refused=False, sentences=sentences,
                         mode="generative", unstated_facts=list(dict.fromkeys(unstated)), **extra)
-        if mode == "auto" and not (self._trustworthy(answer, reply) and self._complete(plan, reply)):
+        if mode == "auto" and not (self._trustworthy(answer, reply) and self._complete(plan, answer, reply)):
             return self.extract(plan).model_copy(update={"draft": reply, "debug": plan.debug})
         return answer
 
@@ -192,15 +192,29 @@ class Answerer:
         return bool(facts(_MARKERS.sub(" ", reply)))
 
     @staticmethod
-    def _complete(plan: Plan, reply: str) -> bool:
-        """For a question asking for a fact ("how much", "when"), the reply must state one of the
-        facts of the sentence that answers it best: a verified reply about the wrong amount (the
-        full membership fee, asked about juniors) is not an answer."""
-        best = plan.evidence.quotes[0] if plan.evidence and plan.evidence.quotes else None
-        if best is None or not best.kind:
+    def _complete(plan: Plan, answer: Answer, reply: str) -> bool:
+        """The reply answers from the sentences that answer the question best: a sentence of it
+        is supported by the passage holding the best one, every number, date, time, code or name
+        it states is one of theirs (or the question's), and for a question asking for a fact
+        ("how much", "when") it states one of the best one's.  A reply retelling another passage
+        (the bundled model's Chinese often does) answers nothing.  A
+        verified reply about the wrong amount (the full membership fee, asked about juniors), or
+        one that takes a fact from a neighbouring sentence ("valid for 30 days": the backups', not
+        the password's eight hours) is not an answer, though every fact of it is in a passage."""
+        quotes = plan.evidence.quotes if plan.evidence else []
+        if not quotes:
             return True
-        wanted = {(f.kind, f.value) for f in facts(best.text)}
-        return bool(wanted & {(f.kind, f.value) for f in facts(_MARKERS.sub(" ", reply))})
+        if answer.sentences and not any(s.supported and s.citation == quotes[0].passage
+                                        for s in answer.sentences):
+            return False
+        stated = {(f.kind, f.value) for f in facts(_MARKERS.sub(" ", reply))}
+        quoted = {(f.kind, f.value) for quote in quotes for f in facts(quote.text)}
+        asked = {(f.kind, f.value) for f in facts(plan.question)}
+        if stated - quoted - asked:
+            return False
+        if not quotes[0].kind:
+            return True
+        return bool({(f.kind, f.value) for f in facts(quotes[0].text)} & stated)
 
     def extract(self, plan: Plan) -> Answer:
         """The quoted answer: the passages' sentences that answer the question best."""

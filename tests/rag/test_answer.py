@@ -174,14 +174,14 @@ HANDBOOK = [
 ]
 
 
-def verified(reply, mode):
+def verified(reply, mode, question="How many boats does the club own?"):
     from rag.verify import Verifier
     from tests.fakes import FakeEmbedder
 
     hits = [hit(text, 0.8, "handbook.md") for text in HANDBOOK]
     generator = FakeGenerator(reply)
     ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), evidence(), verifier=Verifier(FakeEmbedder()))
-    return ans.ask("How many boats does the club own?", 4, mode=mode), generator
+    return ans.ask(question, 4, mode=mode), generator
 
 
 def test_a_sentence_with_a_number_its_passage_lacks_is_unsupported_whatever_its_similarity():
@@ -205,6 +205,21 @@ def test_auto_keeps_a_reply_whose_facts_and_sentences_are_supported():
     answer, _ = verified("The club owns fourteen dinghies and three keelboats [1].", "auto")
     assert answer.mode == "generative" and answer.draft is None
     assert answer.sentences[0].supported and answer.unstated_facts == []
+
+
+def test_auto_quotes_the_passage_when_a_supported_reply_takes_its_fact_from_another_sentence():
+    # Every fact of the reply is in a passage, but not in the sentence that answers the question.
+    reply = "The board has seven members [2]. The club owns three keelboats [1]."
+    answer, _ = verified(reply, "auto", "How long do board members serve?")
+    assert answer.mode == "extractive" and answer.draft == reply
+    assert "two-year terms" in answer.answer
+
+
+def test_auto_quotes_the_passage_when_the_reply_retells_another_passage():
+    # Supported, no fact out of place, but drawn from the passage that does not answer.
+    reply = "It owns fourteen dinghies, three keelboats and the red-brick boathouse on the north quay [1]."
+    answer, _ = verified(reply, "auto", "Who runs the cooperative?")
+    assert answer.mode == "extractive" and "elected board" in answer.answer
 
 
 def test_the_extractive_mode_never_calls_the_model():
