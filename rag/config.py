@@ -273,10 +273,10 @@ class RetrievalConfig(Section):
     refuse_unknown_names: bool = Field(
         True, description="Refuse, without calling the model, a question naming something no "
         "indexed text contains, however similar the nearest passages read: an identifier "
-        "(`pg_stat_io`, `mongod.conf`), CamelCase (`BitLocker`), an acronym, a capitalised word "
-        "that is not a common word (`Patroni`), or a Latin word in a Chinese question "
-        "(`netplan`). A capitalised common word (`Christmas`) is not a name; see "
-        "rag.terms.names.")
+        "(`pg_stat_io`, `mongod.conf`), CamelCase (`BitLocker`), an uncommon acronym (`SSO`, "
+        "not `OK`), a capitalised word that is not a common word (`Patroni`), or a Latin word in "
+        "a Chinese question (`netplan`). A capitalised common word (`Christmas`) is not a name; "
+        "see rag.terms.names.")
 
     _weights = field_validator("evidence_weights", "evidence_weights_cjk", mode="before")(_string_list)
 

@@ -180,10 +180,10 @@ _LATIN_TOKEN = re.compile(r"[A-Za-z][\w.+-]*[A-Za-z0-9]|[A-Za-z]")
 def names(question: str, common: Callable[[str], bool] = lambda word: True) -> list[str]:
     """The question's specific names, which the documents must contain for it to be answerable:
     identifiers (`pg_stat_io`, `deb822`, `mongod.conf`, `v2.1`), CamelCase (`BitLocker`),
-    acronyms (`SSO`), capitalised words that are not common words (`Patroni`; `common(word)`
-    tells, e.g. from the embedding model's vocabulary), and in a question with Chinese in it any
-    Latin word that is not a common one (`netplan`).  A capitalised common word ("Christmas", "Monday") is not a name, and
-    ordinary words are left out: a user's paraphrase ("lifeboat" for "rescue launch") must not
+    acronyms that are not common words (`SSO`, not `OK`), capitalised words that are not common
+    words (`Patroni`; `common(word)` tells, e.g. from the embedding model's vocabulary), and in a
+    question with Chinese in it any Latin word that is not a common one (`netplan`).  A
+    capitalised common word ("Christmas", "Monday") is not a name, and ordinary words are left out: a user's paraphrase ("lifeboat" for "rescue launch") must not
     count as a subject the documents lack.  Chinese words are left out too, as colloquial ones
     are often absent from formal documents."""
     mixed = bool(CJK_RUN.search(question))
@@ -191,9 +191,11 @@ def names(question: str, common: Callable[[str], bool] = lambda word: True) -> l
     for match in _LATIN_TOKEN.finditer(question):
         word = match.group()
         identifier = any(ch.isdigit() or ch in "_.+" for ch in word.strip(".+-"))
-        inner_capitals = any(ch.isupper() for ch in word[1:])
+        # CamelCase (BitLocker) is a name; an acronym only when it is not a common word as well
+        # ("Is it OK to…", "TV", "US").
+        camel = any(ch.isupper() for ch in word[1:]) and not word.isupper()
         rare = not common(word.lower())
-        if identifier or inner_capitals or (rare and (word[0].isupper() or mixed)):
+        if identifier or camel or (rare and (word[0].isupper() or mixed)):
             word = word.lower().strip(".+-")
             if word and word not in STOPWORDS:
                 out.append(word)
