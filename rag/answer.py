@@ -197,10 +197,10 @@ class Answerer:
         is supported by the passage holding the best one, every number, date, time, code or name
         it states is one of theirs (or the question's), and for a question asking for a fact
         ("how much", "when") it states one of the best one's.  A reply retelling another passage
-        (the bundled model's Chinese often does) answers nothing.  A
-        verified reply about the wrong amount (the full membership fee, asked about juniors), or
-        one that takes a fact from a neighbouring sentence ("valid for 30 days": the backups', not
-        the password's eight hours) is not an answer, though every fact of it is in a passage."""
+        (the bundled model's Chinese often does) answers nothing, and a verified reply about the
+        wrong amount (the full membership fee, asked about juniors), or one that takes a fact from
+        a neighbouring sentence ("valid for 30 days": the backups', not the password's eight
+        hours), is not an answer, though every fact of it is in a passage."""
         quotes = plan.evidence.quotes if plan.evidence else []
         if not quotes:
             return True
