@@ -72,7 +72,7 @@ class Database:
         """A cursor (fetchone, fetchall, rowcount, iteration) over the statement's result."""
         if not self.postgres:
             return self._conn.execute(sql, params)
-        if self._conn.broken:
+        if self._unusable():
             # The server restarted or the network dropped: the next statement reconnects,
             # rather than every later request failing on a dead connection.
             self._conn.close()
@@ -80,6 +80,16 @@ class Database:
         if params:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return self._conn.execute(sql, params or None)
+
+    def _unusable(self) -> bool:
+        """The PostgreSQL connection is dead: marked broken, or, when cut while a statement was
+        being sent, left "active" with no statement running (psycopg holds the connection's lock
+        for every statement, so an active state seen while holding it is one nobody will end;
+        every later statement would fail with "another command is already in progress")."""
+        if self._conn.broken:
+            return True
+        with self._conn.lock:
+            return self._conn.info.transaction_status in _UNUSABLE
 
     def copy(self, table: str, rows: list[tuple]) -> None:
         """Bulk rows, in the table's column order, with PostgreSQL's COPY (PostgreSQL only)."""
@@ -105,6 +115,12 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
+
+
+# libpq's transaction states in which a connection cannot take a statement: ACTIVE (a command
+# in progress) and UNKNOWN (a bad connection); psycopg.pq.TransactionStatus, without importing
+# psycopg where no store uses PostgreSQL.
+_UNUSABLE = (1, 4)
 
 
 def _pg_connect(url: str):

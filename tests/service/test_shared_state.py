@@ -132,3 +132,15 @@ def test_doctor_says_whether_the_database_answers_without_showing_its_password(p
     bad = _database(make_settings(tmp_path, db_url=dead))
     assert not bad["ok"] and bad["error"] and "ARCHIVIST_DB_URL" in bad["hint"]
     assert "s3cret" not in str(bad) and bad["url"] == bad["url"].replace("archivist:", "")
+
+
+def test_a_connection_left_with_a_command_in_progress_is_replaced(postgres_server):
+    # A connection cut while a statement is being sent can stay "active" without being marked
+    # broken (seen once in CI: "another command is already in progress" on every later call).
+    # libpq's own send leaves it in that state for real.
+    keys = KeyStore(postgres_server.fresh_database())
+    secret = keys.create("reader")
+    keys._db._conn.pgconn.send_query(b"SELECT 1")  # its result never read
+    assert not keys._db._conn.broken
+    assert keys.verify(secret).role == "reader"
+    keys.close()
