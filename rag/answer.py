@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
 
 from rag.config import SamplingParams
-from rag.extract import asked_kinds, best_sentences, quoted_answer
+from rag.extract import Quote, asked_kinds, best_sentences, quoted_answer
 from rag.facts import facts, missing
 from rag.followup import FollowUp, standalone
 from rag.generator import Generator
@@ -118,8 +118,9 @@ class Answerer:
         evidence = self.evidence.weigh(follow, _asked(follow), retrieval,
                                        [p.chunks or (p.hit.chunk,) for p in widened], cjk)
         if evidence.probability < self.evidence.bar(cjk):
-            return refuse(f"no passage answers it ({evidence.explain()}; "
+            plan = refuse(f"no passage answers it ({evidence.explain()}; "
                           f"{self.evidence.bar(cjk):.2f} needed)")
+            return _pointing_to_closest(plan, evidence.quotes[:1], cjk)
         # The model reads the relevant passages, and the one holding the best sentence.
         holding = {q.passage - 1 for q in evidence.quotes[:1]}
         passages = [p for i, p in enumerate(widened) if p.hit.relevant or i in holding]
@@ -272,6 +273,26 @@ def _asked(follow: FollowUp) -> set[str]:
 def _chunks(plan: Plan) -> list[Sequence[Chunk]]:
     """What each passage was stitched from: what verification and quotes work on."""
     return [p.chunks or (p.hit.chunk,) for p in plan.passages]
+
+
+def _pointing_to_closest(plan: Plan, quotes: Sequence[Quote], cjk: bool) -> Plan:
+    """A refusal from weak evidence still shows the sentence that came closest, as what it is:
+    not an answer, but often one worded differently from the question (the bundled embedding
+    model rates colloquial questions low), which the user can judge.  Still `refused`."""
+    if not quotes or plan.answer is None:
+        return plan
+    quote = quotes[0]
+    citations = list(plan.answer.citations)
+    if not 0 < quote.passage <= len(citations):
+        return plan
+    citations[quote.passage - 1] = _quoting(citations[quote.passage - 1], quote.text.strip(),
+                                            quote.start, quote.end)
+    text = (f"没有段落明确回答这个问题。最接近的一句是：「{quote.text.strip()}」[{quote.passage}]" if cjk else
+            f"No passage clearly answers this question. The closest one says: "
+            f"\u201c{quote.text.strip()}\u201d [{quote.passage}]")
+    plan.answer = plan.answer.model_copy(update={"answer": text, "citations": citations})
+    plan.citations = citations
+    return plan
 
 
 def _quoting(citation: Citation, quote: str, start: int, end: int) -> Citation:

@@ -80,3 +80,14 @@ def test_a_sentence_holding_the_kind_of_fact_asked_for_is_recognised(question, s
     from rag.extract import asked_kinds, shown_kinds
 
     assert asked_kinds(question) & shown_kinds(sentence)
+
+
+def test_a_weak_evidence_refusal_points_to_the_closest_sentence(sample):
+    # "sit on the board" / "an elected board of seven members": the embedder rates it too low
+    # to answer, but the user sees the sentence that came closest, marked as not an answer.
+    answer = sample.assistant.ask("How many people sit on the board?")
+    assert answer.refused and "no passage answers it" in answer.reason
+    assert answer.answer.startswith("No passage clearly answers this question. The closest one says:")
+    assert "board of seven members" in answer.answer
+    quoted = [c for c in answer.citations if c.quote]
+    assert len(quoted) == 1 and "seven members" in quoted[0].quote
