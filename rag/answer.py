@@ -23,6 +23,8 @@ from rag.verify import Verifier
 log = logging.getLogger(__name__)
 
 _NOTHING_FOUND = "I could not find anything relevant to this question in the documents."
+_CLOSEST = ("No passage clearly answers this question. The closest one says: ",
+            "没有段落明确回答这个问题。最接近的一句是：")  # English, Chinese
 _HISTORY_TURNS = 3  # earlier exchanges kept in the prompt; a small model loses track beyond that
 _MESSAGE_OVERHEAD = 8  # tokens the chat template adds around each message (generous)
 
@@ -120,7 +122,7 @@ class Answerer:
         if evidence.probability < self.evidence.bar(cjk):
             plan = refuse(f"no passage answers it ({evidence.explain()}; "
                           f"{self.evidence.bar(cjk):.2f} needed)")
-            return _pointing_to_closest(plan, evidence.quotes[:1], cjk)
+            return _pointing_to_closest(plan, evidence.quotes[:1])
         # The model reads the relevant passages, and the one holding the best sentence.
         holding = {q.passage - 1 for q in evidence.quotes[:1]}
         passages = [p for i, p in enumerate(widened) if p.hit.relevant or i in holding]
@@ -208,14 +210,14 @@ class Answerer:
         if answer.sentences and not any(s.supported and s.citation == quotes[0].passage
                                         for s in answer.sentences):
             return False
-        stated = {(f.kind, f.value) for f in facts(_MARKERS.sub(" ", reply))}
-        quoted = {(f.kind, f.value) for quote in quotes for f in facts(quote.text)}
-        asked = {(f.kind, f.value) for f in facts(plan.question)}
-        if stated - quoted - asked:
+        def found(text: str) -> set[tuple[str, str]]:
+            return {(f.kind, f.value) for f in facts(text)}
+
+        stated = found(_MARKERS.sub(" ", reply))
+        best, *others = [found(quote.text) for quote in quotes]
+        if stated - best - set().union(*others) - found(plan.question):
             return False
-        if not quotes[0].kind:
-            return True
-        return bool({(f.kind, f.value) for f in facts(quotes[0].text)} & stated)
+        return not quotes[0].kind or bool(best & stated)
 
     def extract(self, plan: Plan) -> Answer:
         """The quoted answer: the passages' sentences that answer the question best."""
@@ -275,7 +277,7 @@ def _chunks(plan: Plan) -> list[Sequence[Chunk]]:
     return [p.chunks or (p.hit.chunk,) for p in plan.passages]
 
 
-def _pointing_to_closest(plan: Plan, quotes: Sequence[Quote], cjk: bool) -> Plan:
+def _pointing_to_closest(plan: Plan, quotes: Sequence[Quote]) -> Plan:
     """A refusal from weak evidence still shows the sentence that came closest, as what it is:
     not an answer, but often one worded differently from the question (the bundled embedding
     model rates colloquial questions low), which the user can judge.  Still `refused`."""
@@ -287,9 +289,7 @@ def _pointing_to_closest(plan: Plan, quotes: Sequence[Quote], cjk: bool) -> Plan
         return plan
     citations[quote.passage - 1] = _quoting(citations[quote.passage - 1], quote.text.strip(),
                                             quote.start, quote.end)
-    text = (f"没有段落明确回答这个问题。最接近的一句是：「{quote.text.strip()}」[{quote.passage}]" if cjk else
-            f"No passage clearly answers this question. The closest one says: "
-            f"\u201c{quote.text.strip()}\u201d [{quote.passage}]")
+    text = quoted_answer(plan.follow.focus, [quote], lead=_CLOSEST)
     plan.answer = plan.answer.model_copy(update={"answer": text, "citations": citations})
     plan.citations = citations
     return plan

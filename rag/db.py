@@ -86,10 +86,13 @@ class Database:
         being sent, left "active" with no statement running (psycopg holds the connection's lock
         for every statement, so an active state seen while holding it is one nobody will end;
         every later statement would fail with "another command is already in progress")."""
+        from psycopg.pq import TransactionStatus  # loaded already: this is a PostgreSQL store
+
         if self._conn.broken:
             return True
         with self._conn.lock:
-            return self._conn.info.transaction_status in _UNUSABLE
+            return self._conn.info.transaction_status in (TransactionStatus.ACTIVE,
+                                                          TransactionStatus.UNKNOWN)
 
     def copy(self, table: str, rows: list[tuple]) -> None:
         """Bulk rows, in the table's column order, with PostgreSQL's COPY (PostgreSQL only)."""
@@ -115,12 +118,6 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
-
-
-# libpq's transaction states in which a connection cannot take a statement: ACTIVE (a command
-# in progress) and UNKNOWN (a bad connection); psycopg.pq.TransactionStatus, without importing
-# psycopg where no store uses PostgreSQL.
-_UNUSABLE = (1, 4)
 
 
 def _pg_connect(url: str):

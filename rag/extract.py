@@ -179,8 +179,10 @@ def _character_overlap(question: str, text: str) -> float:
     return max(paired, sum(1 for ch in single if ch in text) / len(single))
 
 
-def quoted_answer(question: str, quotes: Sequence[Quote]) -> str:
-    """The answer text: the sentences quoted, each with its [n]."""
+def quoted_answer(question: str, quotes: Sequence[Quote],
+                  lead: tuple[str, str] = ("The documents say: ", "文档中写道：")) -> str:
+    """The answer text: the sentences quoted, each with its [n], after `lead` (English,
+    Chinese: the one the question's language calls for)."""
     if is_cjk(question):
-        return "文档中写道：" + "".join(f"「{q.text.strip()}」[{q.passage}]" for q in quotes)
-    return "The documents say: " + " ".join(f"\u201c{q.text.strip()}\u201d [{q.passage}]" for q in quotes)
+        return lead[1] + "".join(f"「{q.text.strip()}」[{q.passage}]" for q in quotes)
+    return lead[0] + " ".join(f"\u201c{q.text.strip()}\u201d [{q.passage}]" for q in quotes)

@@ -183,8 +183,9 @@ def names(question: str, common: Callable[[str], bool] = lambda word: True) -> l
     acronyms that are not common words (`SSO`, not `OK`), capitalised words that are not common
     words (`Patroni`; `common(word)` tells, e.g. from the embedding model's vocabulary), and in a
     question with Chinese in it any Latin word that is not a common one (`netplan`).  A
-    capitalised common word ("Christmas", "Monday") is not a name, and ordinary words are left out: a user's paraphrase ("lifeboat" for "rescue launch") must not
-    count as a subject the documents lack.  Chinese words are left out too, as colloquial ones
+    capitalised common word ("Christmas", "Monday") is not a name, and ordinary words are left
+    out: a user's paraphrase ("lifeboat" for "rescue launch") must not count as a subject the
+    documents lack.  Chinese words are left out too, as colloquial ones
     are often absent from formal documents."""
     mixed = bool(CJK_RUN.search(question))
     out = []
