@@ -45,10 +45,12 @@ class Plan:
     debug: AnswerDebug | None = None
     evidence: Evidence | None = None  # that the passages answer the question
     answer: Answer | None = None  # set when the model need not run
+    expansion: str = ""  # words the chat model added to the search (rag.expansion)
 
 
 class Retriever(Protocol):
-    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None) -> Retrieval: ...
+    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None,
+                 expansion: str = "") -> Retrieval: ...
 
     def widen(self, hits: Sequence[Hit], neighbours: int) -> list[Passage]: ...
 
@@ -62,10 +64,12 @@ class Answerer:
 
     def __init__(self, retriever: Retriever, generator: Callable[[], Generator],
                  params: SamplingParams, evidence: EvidenceTest, neighbours: int = 1,
-                 verifier: Verifier | None = None, overrule_refusal: float = 1.0) -> None:
+                 verifier: Verifier | None = None, overrule_refusal: float = 1.0,
+                 expand: Callable[[str], str] | None = None) -> None:
         """`generator` is called when the model is first needed: a refusal never loads it.
         `overrule_refusal`: in mode auto, the evidence from which a model reply saying "no
-        answer" gives way to the quoted answer (above 1: never)."""
+        answer" gives way to the quoted answer (above 1: never).  `expand`: the words to search
+        with a question (rag.expansion.QueryExpander.expand), if any."""
         self.retriever = retriever
         self._generator = generator
         self._bound: Generator | None = None
@@ -74,6 +78,7 @@ class Answerer:
         self.neighbours = neighbours
         self.verifier = verifier
         self.overrule_refusal = overrule_refusal
+        self.expand = expand or (lambda question: "")
 
     @property
     def generator(self) -> Generator:
@@ -101,14 +106,16 @@ class Answerer:
         history = (history or [])[-_HISTORY_TURNS:]
         follow = standalone(question, history)
         query = follow.query
-        retrieval = self.retriever.retrieve(query, top_k, filt)
+        expansion = self.expand(query)
+        retrieval = self.retriever.retrieve(query, top_k, filt, expansion)
         hits = retrieval.hits
 
         def refuse(reason: str) -> Plan:
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
-                             query=query, reason=reason)
+                             query=query, reason=reason, expansion=expansion or None)
             return Plan(query=query, question=question, history=history, follow=follow, passages=[],
-                        texts=[], defused=0, citations=refusal.citations, answer=refusal)
+                        texts=[], defused=0, citations=refusal.citations, answer=refusal,
+                        expansion=expansion)
 
         if not hits:
             return refuse("nothing indexed matches the question")
@@ -133,6 +140,7 @@ class Answerer:
             defused += count
         return Plan(query=query, question=question, history=history, follow=follow,
                     passages=passages, texts=texts, defused=defused, evidence=evidence,
+                    expansion=expansion,
                     citations=_citations([p.hit for p in passages]))
 
     def pack(self, plan: Plan, debug: bool = False) -> None:
@@ -154,7 +162,7 @@ class Answerer:
         In mode "auto" an answer that cannot be trusted becomes the quoted one (see extract)."""
         text = clean_markers(text.strip(), len(plan.passages))
         citations = list(plan.citations)
-        extra = {"query": plan.query, "debug": plan.debug}
+        extra = {"query": plan.query, "debug": plan.debug, "expansion": plan.expansion or None}
         if not text or is_refusal(text):
             strong = plan.evidence is not None and plan.evidence.probability >= self.overrule_refusal
             if mode == "auto" and strong:  # the passages do answer it: quote them
@@ -232,7 +240,8 @@ class Answerer:
                                      score=round(q.score, 3), quote_start=q.start, quote_end=q.end)
                      for q in quotes]
         return Answer(answer=quoted_answer(plan.question, quotes), citations=citations,
-                      refused=False, sentences=sentences, query=plan.query, mode="extractive")
+                      refused=False, sentences=sentences, query=plan.query, mode="extractive",
+                      expansion=plan.expansion or None)
 
     def _fit_to_context(self, question: str, passages: Sequence[Passage], texts: Sequence[str],
                         history: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], AnswerDebug]:

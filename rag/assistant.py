@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from rag.answer import Answerer, Plan
 from rag.errors import BadRequestError, NotFoundError
 from rag.evidence import EvidenceTest
+from rag.expansion import QueryExpander
 from rag.gate import AnswerStream, Ticket
 from rag.index import IndexView
 from rag.records import cache_key
@@ -39,6 +40,7 @@ class Assistant:
         self.collection = collection
         self.settings = collection.settings
         self.models = collection.models
+        self.expander = QueryExpander(self.models, self.settings.retrieval.query_expansion)
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ class Assistant:
         """Ranked passages, no model."""
         question, top_k = self.check_query(question, top_k)
         with self.collection.views.reading() as view:
-            hits = self.retriever(view).search(question, top_k, filt)
+            hits = self.retriever(view).search(question, top_k, filt, self.expander.expand(question))
         return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
 
     def ask(self, question: str, top_k: int | None = None,
@@ -233,7 +235,10 @@ class Assistant:
         self._check_top_k(top_k)
         sets = [(path.name, load_questions(path)) for path in paths]
         with self.collection.views.reading() as view:
-            search = self.retriever(view).search
+            retriever = self.retriever(view)
+
+            def search(question: str, top_k: int) -> list:
+                return retriever.search(question, top_k, expansion=self.expander.expand(question))
             answerer = self._answerer(view)
 
             def refuses(question: str) -> bool:  # as an ask would, at the default top_k
@@ -262,7 +267,8 @@ class Assistant:
         return Answerer(self.retriever(view), lambda: self.models.generator,
                         params or self.settings.sampling,
                         EvidenceTest(embedder, self.settings.retrieval), cfg.context_neighbours,
-                        Verifier(embedder, cfg.support_threshold), cfg.overrule_refusal_evidence)
+                        Verifier(embedder, cfg.support_threshold), cfg.overrule_refusal_evidence,
+                        self.expander.expand)
 
     def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:
         """What produces an answer; equal provenance (and model file) means an equal answer."""

@@ -108,22 +108,33 @@ class HybridRetriever:
         self.embedder = embedder
         self.config = config
 
-    def search(self, question: str, top_k: int, filt: SearchFilter | None = None) -> list[Hit]:
-        return self.retrieve(question, top_k, filt).hits
+    def search(self, question: str, top_k: int, filt: SearchFilter | None = None,
+               expansion: str = "") -> list[Hit]:
+        return self.retrieve(question, top_k, filt, expansion).hits
 
-    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None) -> Retrieval:
-        """The ranked hits, and how the best dense candidate stands among all of them."""
+    def retrieve(self, question: str, top_k: int, filt: SearchFilter | None = None,
+                 expansion: str = "") -> Retrieval:
+        """The ranked hits, and how the best dense candidate stands among all of them.
+        `expansion` (rag.expansion): words searched with the question, on both sides; the hits'
+        cosines, their relevance and the dense standing are still the question's own, so the
+        evidence test reads the same signals with or without it."""
         cfg = self.config
         sources = None
         if filt is not None and filt.active:
             sources = sorted(s for s in self.lexical.sources() if filt.matches(s))
+        searched = f"{question} {expansion}" if expansion else question
         # The keyword search runs beside the question's embedding and the vector search: both
         # spend their time in C with the GIL released (SQLite, ONNX Runtime, Chroma), so on two
         # cores a search takes the longer of the two instead of their sum.
-        lexical_search = Background(self.lexical.search, search_terms(question),
+        lexical_search = Background(self.lexical.search, search_terms(searched),
                                     cfg.retrieval_candidates, sources)
-        vector = self.embedder.embed([question])[0]
-        dense = self.store.query(vector, cfg.retrieval_candidates, sources)
+        if expansion:
+            vector, expanded = self.embedder.embed([question, searched])
+            dense = self.store.query(expanded, cfg.retrieval_candidates, sources)
+            own = self.store.query(vector, cfg.retrieval_candidates, sources)
+        else:
+            vector = self.embedder.embed([question])[0]
+            dense = own = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
         lexical = lexical_search.result()
 
@@ -139,13 +150,13 @@ class HybridRetriever:
         final = self._with_file_support(fused, dense, lexical)
         shortlist = sorted(final, key=final.__getitem__, reverse=True)[: max(top_k * 4, 20)]
 
-        scores = {h.chunk.chunk_id: h.score for h in dense}
+        scores = {h.chunk.chunk_id: h.score for h in own}
         # Chunk and terms for dense and lexical hits alike, in one read of the lexical index,
         # which ingest switches one file per transaction: so each file's hits are all of one
         # version, and a Chroma hit of a version on its way in or out (not held here) is dropped.
         stored = self.lexical.chunks(shortlist)
         missing = [cid for cid in shortlist if cid not in scores]
-        for cid, vec in self.store.vectors(missing).items():  # lexical-only: cosine for display
+        for cid, vec in self.store.vectors(missing).items():  # found by the keyword side or the expansion only: the question's own cosine
             scores[cid] = sum(a * b for a, b in zip(vector, vec))
         candidates = []
         for cid in shortlist:
@@ -156,7 +167,7 @@ class HybridRetriever:
         weight = cfg.rescore_weight_cjk if cjk else cfg.rescore_weight
         if cfg.rescore_top and weight:
             candidates = self._rescore(question, candidates, cfg.rescore_top, weight)
-        return Retrieval(self._select(candidates, top_k), *_standing([h.score for h in dense]))
+        return Retrieval(self._select(candidates, top_k), *_standing([h.score for h in own]))
 
     def _rescore(self, question: str, candidates: list[tuple[Hit, set[str], float]], top: int,
                  weight: float) -> list[tuple[Hit, set[str], float]]:

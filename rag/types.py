@@ -130,6 +130,9 @@ class Answer(BaseModel):
     debug: AnswerDebug | None = Field(None, description="Prompt packing details, when asked for.")
     query: str | None = Field(None, description="What was searched: the question, or for a "
                               "follow-up in a conversation, the question made stand-alone.")
+    expansion: str | None = Field(
+        None, description="Words the chat model added to the search (ARCHIVIST_QUERY_EXPANSION), "
+        "when it added any: they rank the passages; relevance and refusal still read the question.")
     mode: Literal["generative", "extractive"] | None = Field(
         None, description="How the answer was written: by the model ('generative'), or quoted "
         "from the passages ('extractive'); None for a refusal.")

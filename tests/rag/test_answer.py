@@ -27,12 +27,14 @@ class StubRetriever:
         self.hits = hits
         self.unknown = list(unknown)
         self.queries = []
+        self.expansions = []
 
     def unknown_names(self, question):
         return self.unknown
 
-    def retrieve(self, question, top_k, filt=None):
+    def retrieve(self, question, top_k, filt=None, expansion=""):
         self.queries.append(question)
+        self.expansions.append(expansion)
         hits = self.hits[:top_k]
         return Retrieval(hits, max((h.score for h in hits), default=0.0), 3.0)
 
@@ -237,3 +239,23 @@ def test_a_quoted_chinese_answer():
     ans = Answerer(StubRetriever(hits), lambda: FakeGenerator(), SamplingParams(), evidence(), verifier=Verifier(FakeEmbedder()))
     answer = ans.ask("一次最多能借几册图书？", 4, mode="extractive")
     assert answer.answer == "文档中写道：「每张借阅证最多可同时借阅十册图书，借期为三十天。」[1]"
+
+
+def test_the_expansion_is_searched_with_the_question_and_reported_with_the_answer():
+    """The chat model's names go to the search only; the answer says what was added, refusal
+    or not, and the question itself is what the model answers."""
+    generator = FakeGenerator("Use head -n 20 [1].")
+    stub = StubRetriever([hit("head prints the first lines of a file; head -n 20 prints 20.", 0.9)])
+    ans = Answerer(stub, lambda: generator, SamplingParams(max_tokens=100), evidence(),
+                   expand=lambda question: "head -n")
+    answer = ans.ask("只看文件最前面 20 行", 4)
+    assert stub.queries == ["只看文件最前面 20 行"] and stub.expansions == ["head -n"]
+    assert answer.expansion == "head -n" and not answer.refused
+    assert "head -n" not in generator.calls[0][-1]["content"].split("Question:")[-1]
+    stub = StubRetriever([hit("Unrelated text.", 0.1)])
+    refused = Answerer(stub, lambda: generator, SamplingParams(), evidence(tuned=True),
+                       expand=lambda question: "ln -s").ask("What is the capital of Peru?", 4)
+    assert refused.refused and refused.expansion == "ln -s"
+    plain = Answerer(StubRetriever([hit("Unrelated text.", 0.1)]), lambda: generator,
+                     SamplingParams(), evidence(tuned=True)).ask("What is the capital of Peru?", 4)
+    assert plain.expansion is None

@@ -255,3 +255,27 @@ def test_vector_hits_carry_texts_only_when_asked_and_search_reads_them_from_the_
     assert bare.chunk.chunk_id == full.chunk.chunk_id == kept.chunk_id
     assert (bare.chunk.source, bare.chunk.start, bare.score) == ("ferry.txt", kept.start, full.score)
     assert retriever().search("When does the ferry to Kerrowan leave?", 1)[0].chunk.text == kept.text
+
+
+def test_an_expansion_ranks_the_passage_but_relevance_and_standing_stay_the_questions(world):
+    """The chat model's names (rag.expansion) find the page the question's own words miss;
+    the hits' cosines, relevance and the dense standing the evidence test reads are the
+    question's, as without the expansion."""
+    add, retriever, *_ = world
+    add("head.1", "head - 输出文件的开始部分 print the first lines of files")
+    for name, text in [("cat.1", "cat - 连接文件并在标准输出上显示 只看 文件 内容"),
+                       ("wc.1", "wc - 输出文件中的行数 统计 每个 文件 行"),
+                       ("less.1", "less - 分页 查看 文件 的 内容 一屏")]:
+        add(name, text)
+    question = "只看 文件 最前面 20 行"
+    plain = retriever().retrieve(question, 3)
+    expanded = retriever().retrieve(question, 3, expansion="head -n 20 first lines")
+    assert sources(plain.hits)[0] != "head.1"
+    assert sources(expanded.hits)[0] == "head.1"
+    assert (expanded.dense_best, expanded.dense_z) == (plain.dense_best, plain.dense_z)
+    embedder = FakeEmbedder()
+    own = embedder.embed([question])[0]
+    for hit in expanded.hits:
+        cosine = sum(a * b for a, b in zip(own, embedder.embed([hit.chunk.embedding_text()])[0]))
+        assert hit.score == pytest.approx(cosine, abs=1e-6)
+    assert not expanded.hits[0].relevant  # "head" is the model's word, not the question's
