@@ -37,5 +37,7 @@ def print_answer(answer: Answer) -> None:
         print("\nQuoted from the documents: the model's reply could not be verified against them.")
         print("The model's unverified reply:")
         print("  " + "\n  ".join(answer.draft.splitlines()))
+    if answer.expansion:
+        print(f"\n(also searched for, as the model suggested: {answer.expansion})")
     if answer.debug:
         print("\nDebug:", answer.debug.model_dump_json(indent=2))

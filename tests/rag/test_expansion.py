@@ -3,6 +3,8 @@ search words, remembered, and never a reason for a search to fail."""
 
 import threading
 
+import pytest
+
 from rag.errors import GenerationError
 from rag.expansion import MAX_CHARS, QueryExpander, clean
 from rag.gate import GenerationGate
@@ -80,3 +82,27 @@ def test_the_expansion_waits_its_turn_at_the_gate():
     answer.release()
     thread.join(5)
     assert result == ["ln -s"] and not models.gate.live()
+
+
+def test_the_bundled_model_expands_a_search_and_an_answer_reports_it(tmp_path, real_embedder,
+                                                                    real_generator):
+    """End to end with the real models: the expansion is asked of the chat model once, through
+    the gate, and the passages' scores are the question's own cosines, as without it."""
+    from tests.workspace import Workspace
+
+    ws = Workspace.make(tmp_path, real_embedder, real_generator, query_expansion="all")
+    ws.settings.data_dir.mkdir(parents=True)
+    (ws.settings.data_dir / "harbour.md").write_text(
+        "# Harbour\n\nThe rescue launch uses VHF channel 72.\n\nThe harbour opens at dawn.\n\n"
+        "# Fees\n\nFull membership costs 240 euros per year.\n")
+    ws.indexer.ingest()
+    question = "Which radio channel does the rescue boat listen on?"
+    as_asked = {h.chunk.chunk_id: h.score for h in ws.retriever().search(question, 3)}
+    expanded = ws.assistant.search(question, 3)
+    expansion = ws.assistant.expander.expand(question)  # remembered: not generated again
+    assert expansion and "\n" not in expansion
+    for citation in expanded:
+        assert citation.score == pytest.approx(as_asked[citation.chunk_id], abs=1e-4)
+    answer = ws.assistant.ask(question, mode="extractive")
+    assert answer.expansion == expansion and "72" in answer.answer
+    assert not ws.library.models.gate.live()

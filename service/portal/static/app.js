@@ -16,6 +16,7 @@ const STRINGS = {
     quoted: "Quoted from the documents: the model's reply could not be verified against them.",
     "quoted.always": "Quoted from the documents.",
     draft: "The model's unverified reply",
+    expansion: "Also searched for, as the model suggested:",
     page: "p.", "page.long": "Page", heading: "Section", "passage.quote": "Supporting sentence:",
     ocr: "Read by OCR from a scan, confidence", 
     "passage.of": "Passage", stopped: "Stopped.", cached: "from an identical earlier answer",
@@ -48,6 +49,7 @@ const STRINGS = {
     quoted: "引自文档：模型的回答无法与文档核实。",
     "quoted.always": "引自文档。",
     draft: "模型未经核实的回答",
+    expansion: "按模型的建议，同时搜索了：",
     page: "第", "page.long": "页码", heading: "章节", "passage.quote": "支持的句子：",
     ocr: "由扫描件 OCR 识别，置信度", 
     "passage.of": "段落", stopped: "已停止。", cached: "来自之前相同的回答",
@@ -438,6 +440,9 @@ function AskPage() {
       if (answer.cached) live.append(el("p", { class: "muted small" }, t("cached")));
     }
     if (sources) live.append(sources);
+    if (answer.expansion) {  // ARCHIVIST_QUERY_EXPANSION: the words the model added to the search
+      live.append(el("p", { class: "muted small expansion" }, `${t("expansion")} ${answer.expansion}`));
+    }
     live.setAttribute("aria-busy", "false");
   }
 
