@@ -16,7 +16,7 @@ SmolLM2-135M replies with chatter that lowers Chinese and English MRR, while Qwe
 lifts the Chinese figures (README: Query expansion).  A failing model, or a queue for it that
 is full, never fails the search: the question is searched as asked.  The expansion takes its
 turn at the generation gate like an answer (a model switch waits for it; on a busy server a
-search waits for the model).
+search, and an ask that ends in a refusal, now waits for the model too).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import logging
 import re
 from collections import OrderedDict
 from threading import Lock
+
 from rag.config import SamplingParams
 from rag.errors import ArchivistError
 from rag.text import is_cjk
