@@ -69,8 +69,11 @@ def run_ours(corpus: Path, work: Path, name: str, reuse: bool = False) -> tuple[
     Indexer(collection).ingest()
     seconds = time.perf_counter() - started
     with collection.views.reading() as view:
-        retriever = collection.assistant.retriever(view)
-        reports = [evaluate(label, load(), retriever.search, 10)
+        retriever, expander = collection.assistant.retriever(view), collection.assistant.expander
+
+        def search(question: str, top_k: int):  # expanded as configured (ARCHIVIST_QUERY_EXPANSION)
+            return retriever.search(question, top_k, expansion=expander.expand(question))
+        reports = [evaluate(label, load(), search, 10)
                    for label, load in QUESTION_SETS[name].items()]
         return seconds, view.store.count(), reports
 
