@@ -63,6 +63,7 @@ class QueryExpander:
         self._memory: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._size = memory
         self._lock = Lock()
+        self._checked_model = False
 
     def wanted(self, question: str) -> bool:
         return self.which == "all" or (self.which == "cjk" and is_cjk(question))
@@ -77,6 +78,7 @@ class QueryExpander:
                 if key in self._memory:
                     self._memory.move_to_end(key)
                     return self._memory[key]
+            self._check_model()
             expansion = self._ask(question)
         except ArchivistError as exc:  # the search goes on without it: the question as asked
             log.warning("query expansion failed, searching the question as asked: %s", exc)
@@ -86,6 +88,21 @@ class QueryExpander:
             while len(self._memory) > self._size:
                 self._memory.popitem(last=False)
         return expansion
+
+    def _check_model(self) -> None:
+        """Once: say so when the model is the bundled 135M one, whose expansions made search
+        worse wherever they were measured, rather than degrade search silently."""
+        if self._checked_model:
+            return
+        self._checked_model = True
+        from rag.model_repo import bundled_model
+
+        bundled = bundled_model()
+        if bundled is not None and self._models.llm_name() == bundled.path.name:
+            log.warning("ARCHIVIST_QUERY_EXPANSION=%s with the bundled %s: its expansions made "
+                        "search worse in every measurement (README: Query expansion). Use a "
+                        "stronger chat model, or set ARCHIVIST_QUERY_EXPANSION=off.",
+                        self.which, bundled.path.name)
 
     def _ask(self, question: str) -> str:
         messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}]
