@@ -69,10 +69,7 @@ def run_ours(corpus: Path, work: Path, name: str, reuse: bool = False) -> tuple[
     Indexer(collection).ingest()
     seconds = time.perf_counter() - started
     with collection.views.reading() as view:
-        retriever, expander = collection.assistant.retriever(view), collection.assistant.expander
-
-        def search(question: str, top_k: int):  # expanded as configured (ARCHIVIST_QUERY_EXPANSION)
-            return retriever.search(question, top_k, expansion=expander.expand(question))
+        search = collection.assistant.searcher(view)  # as configured, expansion included
         reports = [evaluate(label, load(), search, 10)
                    for label, load in QUESTION_SETS[name].items()]
         return seconds, view.store.count(), reports

@@ -45,7 +45,7 @@ class Plan:
     debug: AnswerDebug | None = None
     evidence: Evidence | None = None  # that the passages answer the question
     answer: Answer | None = None  # set when the model need not run
-    expansion: str = ""  # words the chat model added to the search (rag.expansion)
+    expansion: str | None = None  # words the chat model added to the search (rag.expansion)
 
 
 class Retriever(Protocol):
@@ -106,13 +106,13 @@ class Answerer:
         history = (history or [])[-_HISTORY_TURNS:]
         follow = standalone(question, history)
         query = follow.query
-        expansion = self.expand(query)
-        retrieval = self.retriever.retrieve(query, top_k, filt, expansion)
+        expansion = self.expand(query) or None  # None: nothing added (as answers report it)
+        retrieval = self.retriever.retrieve(query, top_k, filt, expansion or "")
         hits = retrieval.hits
 
         def refuse(reason: str) -> Plan:
             refusal = Answer(answer=_NOTHING_FOUND, citations=_citations(hits), refused=True,
-                             query=query, reason=reason, expansion=expansion or None)
+                             query=query, reason=reason, expansion=expansion)
             return Plan(query=query, question=question, history=history, follow=follow, passages=[],
                         texts=[], defused=0, citations=refusal.citations, answer=refusal,
                         expansion=expansion)
@@ -162,7 +162,7 @@ class Answerer:
         In mode "auto" an answer that cannot be trusted becomes the quoted one (see extract)."""
         text = clean_markers(text.strip(), len(plan.passages))
         citations = list(plan.citations)
-        extra = {"query": plan.query, "debug": plan.debug, "expansion": plan.expansion or None}
+        extra = {"query": plan.query, "debug": plan.debug, "expansion": plan.expansion}
         if not text or is_refusal(text):
             strong = plan.evidence is not None and plan.evidence.probability >= self.overrule_refusal
             if mode == "auto" and strong:  # the passages do answer it: quote them
@@ -241,7 +241,7 @@ class Answerer:
                      for q in quotes]
         return Answer(answer=quoted_answer(plan.question, quotes), citations=citations,
                       refused=False, sentences=sentences, query=plan.query, mode="extractive",
-                      expansion=plan.expansion or None)
+                      expansion=plan.expansion)
 
     def _fit_to_context(self, question: str, passages: Sequence[Passage], texts: Sequence[str],
                         history: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], AnswerDebug]:

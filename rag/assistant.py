@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rag.answer import Answerer, Plan
 from rag.errors import BadRequestError, NotFoundError
@@ -29,7 +29,7 @@ from rag.gate import AnswerStream, Ticket
 from rag.index import IndexView
 from rag.records import cache_key
 from rag.retriever import HybridRetriever, SearchFilter
-from rag.types import Answer, Citation, sha256_text
+from rag.types import Answer, Citation, Hit, sha256_text
 from rag.verify import Verifier
 
 
@@ -71,7 +71,7 @@ class Assistant:
         """Ranked passages, no model."""
         question, top_k = self.check_query(question, top_k)
         with self.collection.views.reading() as view:
-            hits = self.retriever(view).search(question, top_k, filt, self.expander.expand(question))
+            hits = self.searcher(view)(question, top_k, filt)
         return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
 
     def ask(self, question: str, top_k: int | None = None,
@@ -235,10 +235,7 @@ class Assistant:
         self._check_top_k(top_k)
         sets = [(path.name, load_questions(path)) for path in paths]
         with self.collection.views.reading() as view:
-            retriever = self.retriever(view)
-
-            def search(question: str, top_k: int) -> list:
-                return retriever.search(question, top_k, expansion=self.expander.expand(question))
+            search = self.searcher(view)
             answerer = self._answerer(view)
 
             def refuses(question: str) -> bool:  # as an ask would, at the default top_k
@@ -260,6 +257,15 @@ class Assistant:
 
     def retriever(self, view: IndexView) -> HybridRetriever:
         return HybridRetriever(view.store, view.lexical, self.models.embedder, self.settings.retrieval)
+
+    def searcher(self, view: IndexView) -> Callable[..., list[Hit]]:
+        """The view's search as configured: (question, top_k, filter=None) -> hits, the question
+        expanded by the chat model when ARCHIVIST_QUERY_EXPANSION says so (rag.expansion)."""
+        retriever = self.retriever(view)
+
+        def search(question: str, top_k: int, filt: SearchFilter | None = None) -> list[Hit]:
+            return retriever.search(question, top_k, filt, self.expander.expand(question))
+        return search
 
     def _answerer(self, view: IndexView, params=None) -> Answerer:
         cfg = self.settings.answer

@@ -225,12 +225,9 @@ class RetrievalConfig(Section):
         "score (both scaled to 0..1 over the re-ranked candidates), English questions.")
     rescore_weight_cjk: float = Field(0.0, ge=0.0, description="rescore_weight for CJK questions.")
     query_expansion: Literal["off", "cjk", "all"] = Field(
-        "off", description="Ask the chat model for the names an expert would look up (commands, "
-        "functions, options, files) and search them with the question (rag/expansion.py): 'cjk' "
-        "for questions written mostly in Chinese or Japanese, 'all' for every question. Worth it "
-        "with a model that knows the subject: Qwen2.5-Coder-0.5B lifts the held-back Chinese "
-        "zh-hard figures (README: Query expansion); the bundled SmolLM2-135M lowers them, so "
-        "it is off by default. Costs one short generation per search.")
+        "off", description="Search the names the chat model says an expert would look up with "
+        "the question (rag/expansion.py): 'cjk' for Chinese or Japanese questions, 'all' for "
+        "every one. Off: the bundled 135M model makes search worse (README: Query expansion).")
     file_support: float = Field(
         0.3, ge=0.0, description="Share of a file's other matching chunks added to each of its "
         "chunks: a file that matches in several places is more likely the one that answers "

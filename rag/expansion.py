@@ -21,10 +21,9 @@ search, and an ask that ends in a refusal, now waits for the model too).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections import OrderedDict
-from threading import Lock
 
 from rag.config import SamplingParams
 from rag.errors import ArchivistError
@@ -60,10 +59,9 @@ class QueryExpander:
     def __init__(self, models, which: str, memory: int = 512) -> None:
         self._models = models
         self.which = which
-        self._memory: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._size = memory
-        self._lock = Lock()
         self._checked_model = False
+        # Keyed by the model file and the question; a failure raises, so it is not remembered.
+        self._remembered = functools.lru_cache(maxsize=memory)(self._ask)
 
     def wanted(self, question: str) -> bool:
         return self.which == "all" or (self.which == "cjk" and is_cjk(question))
@@ -73,21 +71,11 @@ class QueryExpander:
         if not self.wanted(question):
             return ""
         try:
-            key = (self._models.llm_key(), question)
-            with self._lock:
-                if key in self._memory:
-                    self._memory.move_to_end(key)
-                    return self._memory[key]
             self._check_model()
-            expansion = self._ask(question)
+            return self._remembered(self._models.llm_key(), question)
         except ArchivistError as exc:  # the search goes on without it: the question as asked
             log.warning("query expansion failed, searching the question as asked: %s", exc)
             return ""
-        with self._lock:
-            self._memory[key] = expansion
-            while len(self._memory) > self._size:
-                self._memory.popitem(last=False)
-        return expansion
 
     def _check_model(self) -> None:
         """Once: say so when the model is the bundled 135M one, whose expansions made search
@@ -104,7 +92,8 @@ class QueryExpander:
                         "stronger chat model, or set ARCHIVIST_QUERY_EXPANSION=off.",
                         self.which, bundled.path.name)
 
-    def _ask(self, question: str) -> str:
+    def _ask(self, model_key: str, question: str) -> str:
+        """`model_key` (Models.llm_key) only keys the memory: a switched model is asked afresh."""
         messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}]
         ticket = self._models.gate.admit()  # QueueFullError when the queue is full
         try:
