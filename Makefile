@@ -59,7 +59,7 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	# The embedding model exported to ONNX for onnxruntime (ARCHIVIST_EMBED_BACKEND=onnx, what
 	# `auto` runs on CPUs without AMX), offline, into .venv/share/archivist/onnx: done here so no
 	# ingest waits for it.
-	$(BIN)/python -m rag.onnx_embedder
+	$(BIN)/python -m rag.models.onnx_embedder
 	touch $(STAMP)
 
 install-cuda: install

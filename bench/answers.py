@@ -39,7 +39,7 @@ def corpus(dest: Path) -> Path:
 
 def split_by_language(questions: Path, dest: Path) -> dict[str, Path]:
     """One question file per language: English and Chinese are reported apart."""
-    from rag.text import is_cjk
+    from rag.language.text import is_cjk
 
     lines = [line for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = {}
@@ -60,10 +60,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from ingest.indexer import Indexer
-    from rag.evaluation import AnswerReport
+    from rag.answering.evaluation import AnswerReport
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import load_settings
     from rag.library import Library
-    from rag.offline import enforce_offline
-    from rag.settings import load_settings
 
     enforce_offline()
     work = Path(tempfile.mkdtemp(prefix="archivist-answers-"))
@@ -123,7 +123,7 @@ def conversations(assistant, mode: str, chosen: str) -> list[dict]:
     """Every follow-up turn (each turn after the first) of the conversations that go with the
     sets: conversations.jsonl (tuned on) with tune or dev, conversations.final.jsonl with final;
     each asked in its conversation: did the answer hold the expected fact?"""
-    from rag.evaluation import Question, is_right
+    from rag.answering.evaluation import Question, is_right
 
     turns = []
     names = (["conversations.jsonl"] if {"tune", "dev"} & set(chosen.split("+")) else []) + \

@@ -35,9 +35,9 @@ def main() -> int:
     import httpx
 
     from ingest.indexer import Indexer
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.offline import enforce_offline
-    from rag.settings import Settings
     from service.app import create_app
     from tests.corpus import write_corpus
     from tests.server import serve

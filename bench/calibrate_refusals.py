@@ -9,11 +9,11 @@ bench/compare_naive.py --work with its ours-index-public is used as it is).  The
 sets (tests/answers/questions.final.jsonl, tests/eval/questions.none-heldout2.jsonl) are never
 read here.
 
-For each question it measures what rag/evidence.py weighs (the passages' best sentence for it:
-similarity, share of its words, whether it holds the kind of fact asked for; the best passage's
-similarity and its z-score among the candidates), fits a logistic regression per language with
-each (corpus, answerable?) cell weighing the same, and picks the highest bar that wrongly
-refuses at most 10% of either corpus's answerable questions.  Prints the settings to use.
+For each question it measures what rag/answering/evidence.py weighs (the passages' best sentence for
+it: similarity, share of its words, whether it holds the kind of fact asked for; the best passage's
+similarity and its z-score among the candidates), fits a logistic regression per language with each
+(corpus, answerable?) cell weighing the same, and picks the highest bar that wrongly refuses at most
+10% of either corpus's answerable questions.  Prints the settings to use.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ MAX_WRONG = 0.10  # the issue's target for answerable questions refused
 
 def signals(data_dir: Path, index_dir: Path, files: list[Path], corpus: str) -> list[dict]:
     from ingest.indexer import Indexer
-    from rag.answer import _asked
-    from rag.extract import best_sentences
-    from rag.followup import FollowUp
+    from rag.answering.answerer import _asked
+    from rag.answering.extractive import best_sentences
+    from rag.answering.followup import FollowUp
+    from rag.core.settings import load_settings
+    from rag.language.text import is_cjk
     from rag.library import Library
-    from rag.settings import load_settings
-    from rag.text import is_cjk
 
     library = Library(load_settings(data_dir=data_dir, index_dir=index_dir, watch=False))
     collection = library.default
@@ -93,7 +93,7 @@ def main() -> int:
 
     from bench.answers import corpus
     from bench.corpus import build_corpus
-    from rag.offline import enforce_offline
+    from rag.core.offline import enforce_offline
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval-dir", type=Path, default=ROOT / ".eval",

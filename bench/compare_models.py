@@ -36,7 +36,7 @@ PROMPT = [{"role": "system", "content": "Answer from the passage."},
 def tokens_per_s(path: Path, runs: int = 3, max_tokens: int = 128) -> dict:
     from llama_cpp import Llama
 
-    from rag.generator import usable_cpus
+    from rag.models.generator import usable_cpus
 
     threads = usable_cpus()
     llm = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
@@ -79,9 +79,9 @@ def main() -> int:
     parser.add_argument("--speed-only", action="store_true", help="generation speed alone")
     args = parser.parse_args()
 
-    from rag.catalog import load_catalog
-    from rag.model_repo import ModelRepository
-    from rag.settings import load_settings
+    from rag.core.settings import load_settings
+    from rag.models.catalog import load_catalog
+    from rag.models.repository import ModelRepository
 
     settings = load_settings()
     known = set(load_catalog())

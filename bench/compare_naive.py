@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import CORPORA, build_corpus  # noqa: E402
-from rag.evaluation import Question, Report, evaluate, load_questions  # noqa: E402
-from rag.offline import enforce_offline  # noqa: E402
-from rag.types import Chunk, Hit  # noqa: E402
+from rag.answering.evaluation import Question, Report, evaluate, load_questions  # noqa: E402
+from rag.core.offline import enforce_offline  # noqa: E402
+from rag.core.shapes import Chunk, Hit  # noqa: E402
 
 EVAL = ROOT / "tests/eval"
 
@@ -58,8 +58,8 @@ QUESTION_SETS: dict[str, dict[str, Callable[[], list[Question]]]] = {
 
 def run_ours(corpus: Path, work: Path, name: str, reuse: bool = False) -> tuple[float, int, list[Report]]:
     from ingest.indexer import Indexer
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.settings import Settings
 
     index = work / f"ours-index-{name}"
     if not reuse:
@@ -82,7 +82,7 @@ def run_naive(corpus: Path, work: Path, name: str) -> tuple[float, int, list[Rep
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from rag.models import resolve_embed_model
+    from rag.models.files import resolve_embed_model
 
     corpus = corpus.resolve()  # the reader's file_path is absolute
     store_dir = work / f"naive-chroma-{name}"

@@ -53,10 +53,10 @@ def corpus_chunks(files: int) -> tuple[dict[str, list[list[str]]], object]:
     from bench.corpus import build_corpus
     from ingest.chunking import Chunker
     from ingest.parsers import parse_file
-    from rag.settings import Settings
+    from rag.core.settings import Settings
     from tokenizers import Tokenizer
 
-    from rag.models import resolve_embed_model
+    from rag.models.files import resolve_embed_model
 
     tok = Tokenizer.from_file(str(resolve_embed_model("all-MiniLM-L6-v2") / "tokenizer.json"))
     tok.no_padding()
@@ -76,11 +76,11 @@ def corpus_chunks(files: int) -> tuple[dict[str, list[list[str]]], object]:
 
 def variants(threads: int):
     """name -> a function building the embedder (loaded once, outside the timing)."""
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.gpu import cpu_has_amx_bf16
-    from rag.models import resolve_embed_model
-    from rag.onnx_embedder import INT8_SHA256, OnnxEmbedder, export_fp32, int8_path
-    from rag.torch_bert import TorchBertEmbedder
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.models.files import resolve_embed_model
+    from rag.models.gpu import cpu_has_amx_bf16
+    from rag.models.onnx_embedder import INT8_SHA256, OnnxEmbedder, export_fp32, int8_path
+    from rag.models.torch_embedder import TorchBertEmbedder
 
     model = resolve_embed_model("all-MiniLM-L6-v2")
     fp32 = Path(tempfile.mkdtemp(prefix="archivist-onnx-")) / "model.onnx"  # exported afresh
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from rag.gpu import cpu_flags, usable_cpus
-    from rag.offline import enforce_offline
+    from rag.core.offline import enforce_offline
+    from rag.models.gpu import cpu_flags, usable_cpus
 
     enforce_offline()
     threads = usable_cpus()

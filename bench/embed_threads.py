@@ -6,7 +6,7 @@ question, as concurrent searches do.
 Runs each way in a fresh process, on the real all-MiniLM-L6-v2:
 - `caller`: every request thread runs the model itself, one at a time under a lock (before).
 - `worker`: the embedder's own thread runs it, batching the questions that wait together and
-  handing free heap back after each batch (`rag.embedder`, now).
+  handing free heap back after each batch (`rag.models.embedder`, now).
 
 Reports seconds, questions/s and the process's RSS after the model loaded, then after every
 sixth of the questions: a plateau is fine, a slope is growth.
@@ -34,8 +34,8 @@ WORDS = ("how many days of paid leave do employees get when are travel expenses 
 
 def measure(mode: str, threads: int, questions: int) -> dict:
     from bench.load import rss_mb
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.models import resolve_embed_model
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.models.files import resolve_embed_model
 
     embedder = SentenceTransformerEmbedder(resolve_embed_model("all-MiniLM-L6-v2"),
                                            "all-MiniLM-L6-v2")

@@ -1,5 +1,5 @@
 """Query expansion measured: each question set searched as asked and with the chat model's names
-added (rag/expansion.py), over an index already built, in one run.  Prints hit@1, hit@5,
+added (rag/retrieval/expansion.py), over an index already built, in one run.  Prints hit@1, hit@5,
 MRR@10, passage@5 and the search's median time (expansion included) for both, and writes every
 expansion to --json.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluation import evaluate, load_questions  # noqa: E402
-from rag.offline import enforce_offline  # noqa: E402
+from rag.answering.evaluation import evaluate, load_questions  # noqa: E402
+from rag.core.offline import enforce_offline  # noqa: E402
 
 
 def main() -> int:
@@ -38,8 +38,8 @@ def main() -> int:
     args = parser.parse_args()
     enforce_offline()
 
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.settings import Settings
 
     overrides = {"query_expansion": args.which}
     if args.model:

@@ -78,12 +78,12 @@ def serve_child(root: Path, port: int) -> None:
     import uvicorn
 
     from ingest.indexer import Indexer
-    from rag.generator import LlamaCppGenerator
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.models import resolve_llm_model
-    from rag.offline import enforce_offline
-    from rag.settings import Settings
-    from rag.shared_models import Models
+    from rag.models.files import resolve_llm_model
+    from rag.models.generator import LlamaCppGenerator
+    from rag.models.loaded import Models
     from service.app import create_app
 
     enforce_offline()
@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
     from llama_cpp import Llama
 
-    from rag.gpu import usable_cpus
-    from rag.models import resolve_llm_model
-    from rag.offline import enforce_offline
-    from rag.settings import Settings
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import Settings
+    from rag.models.files import resolve_llm_model
+    from rag.models.gpu import usable_cpus
     from tests.corpus import write_corpus
     from tests.server import free_port, start_process
 

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import gpu  # noqa: E402 - standard library only, see its docstring
+from rag.models import gpu  # noqa: E402 - standard library only, see its docstring
 
 PROMPT = ("You answer questions about a company's documents. Passage: Employees get 25 days of "
           "paid leave a year; unused days carry over until March 31. Travel expenses are "
@@ -157,13 +157,13 @@ def machine() -> dict:
 
 
 def default_model() -> Path:
-    from rag.models import resolve_llm_model
+    from rag.models.files import resolve_llm_model
 
     return resolve_llm_model(None)
 
 
 def default_embed_model() -> Path:
-    from rag.models import resolve_embed_model
+    from rag.models.files import resolve_embed_model
 
     return resolve_embed_model("all-MiniLM-L6-v2")
 

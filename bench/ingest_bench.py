@@ -56,7 +56,7 @@ QUESTIONS = {"postgresql": ["questions.en.jsonl", "questions.none.jsonl"],
 
 
 def retrieval(half: str, search, top_k: int) -> list[dict]:
-    from rag.evaluation import evaluate, load_questions
+    from rag.answering.evaluation import evaluate, load_questions
 
     return [{k: v for k, v in evaluate(name, load_questions(ROOT / "tests/eval" / name), search,
                                        top_k).to_dict().items() if not isinstance(v, list)}
@@ -79,10 +79,10 @@ def _token_share(count, texts: list[str], window: int) -> tuple[int, int]:
 def child_ours(data: Path, work: Path) -> dict:
     started = time.perf_counter()  # before the first import, as for the recipe
     from ingest.indexer import Indexer
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.settings import Settings
 
-    from rag.shared_models import for_bulk_embedding
+    from rag.models.loaded import for_bulk_embedding
 
     settings = for_bulk_embedding(Settings(data_dir=data, index_dir=work, ocr="off", watch=False))
     library = Library(settings)  # as `archivist ingest` builds it
@@ -110,7 +110,7 @@ def child_naive(data: Path, work: Path) -> dict:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from rag.models import resolve_embed_model
+    from rag.models.files import resolve_embed_model
 
     embed = HuggingFaceEmbedding(model_name=str(resolve_embed_model("all-MiniLM-L6-v2")), device="cpu")
     LlamaSettings.embed_model, LlamaSettings.llm = embed, None
@@ -122,7 +122,7 @@ def child_naive(data: Path, work: Path) -> dict:
     retriever = index.as_retriever(similarity_top_k=5)
 
     def search(question: str, top_k: int) -> list:
-        from rag.types import Chunk, Hit
+        from rag.core.shapes import Chunk, Hit
 
         return [Hit(Chunk(n.node_id, Path(n.metadata["file_path"]).name, "", 0, 0, None, None, "", 0, ""),
                     float(n.score or 0.0)) for n in retriever.retrieve(question)]
@@ -141,8 +141,8 @@ def child_naive(data: Path, work: Path) -> dict:
 def child_resync(data: Path, work: Path) -> dict:
     """One `archivist ingest` of the folder as it is now, with a fresh Library."""
     from ingest.indexer import Indexer
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.settings import Settings
 
     settings = Settings(data_dir=data, index_dir=work, ocr="off", watch=False)
     started = time.perf_counter()
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    from rag.offline import enforce_offline
+    from rag.core.offline import enforce_offline
 
     enforce_offline()
     if args.child:

@@ -24,11 +24,11 @@ from bench.corpus import build_corpus  # noqa: E402
 from ingest.chunking import Chunker  # noqa: E402
 from ingest.manifest import Manifest  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
-from rag.lexical import LexicalIndex  # noqa: E402
-from rag.offline import enforce_offline  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.store import ChromaTarget, ChunkStore  # noqa: E402
+from rag.core.offline import enforce_offline  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
 from rag.library import Collection, Library  # noqa: E402
+from rag.storage.chunk_store import ChromaTarget, ChunkStore  # noqa: E402
+from rag.storage.lexical_sqlite import SqliteLexicalIndex  # noqa: E402
 
 
 class NoLexicalIndex:
@@ -55,7 +55,7 @@ def ingest_once(data: Path, work: Path, collection: Collection, lexical: bool) -
     s = collection.settings.chunking
     embedder = collection.models.embedder
     store = ChunkStore(ChromaTarget(work / "chroma"), "bench", collection.build_info())
-    index = LexicalIndex(work / "lexical.sqlite3") if lexical else NoLexicalIndex()
+    index = SqliteLexicalIndex(work / "lexical.sqlite3") if lexical else NoLexicalIndex()
     manifest = Manifest(work / "manifest.sqlite3")
     chunker = Chunker(embedder.count_tokens, embedder.max_tokens, s.chunk_tokens,
                       s.chunk_overlap_tokens)

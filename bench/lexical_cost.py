@@ -6,9 +6,9 @@ ingest, measured in one run on the same chunks.
 Takes the first N pages of every folder of both evaluation corpora (bench/corpus.py), ingests
 them dense-only (parse, chunk, embed, Chroma: everything but the lexical index), then writes
 the lexical index of those chunks twice per version, alternating: with this checkout's
-rag/lexical.py and with the one at COMMIT (default: the commit before the change), loaded
-from git under another module name.  Prints the best time of each and the ratio
-(full ingest with the new lexical index) / (full ingest with the old one).
+rag/storage/lexical_sqlite.py and with the one at COMMIT (default: the commit before the change),
+loaded from git under another module name.  Prints the best time of each and the ratio (full ingest
+with the new lexical index) / (full ingest with the old one).
 """
 
 from __future__ import annotations
@@ -25,14 +25,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import build_corpus  # noqa: E402
-from rag.offline import enforce_offline  # noqa: E402
+from rag.core.offline import enforce_offline  # noqa: E402
 
 BEFORE = "ec57500"  # main when the change began
 
 
 def old_lexical(commit: str, dest: Path):
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:rag/lexical.py"],
-                            capture_output=True, text=True, check=True).stdout
+    # The module was rag/lexical.py until rag/ became sub-packages.
+    for old_path in ("rag/storage/lexical_sqlite.py", "rag/lexical.py"):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{old_path}"],
+                               capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    shown.check_returncode()
+    source = shown.stdout
     path = dest / "lexical_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("lexical_before", path)
@@ -56,7 +62,7 @@ def sample(corpora: list[Path], dest: Path, per_folder: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=40, help="pages taken from each corpus folder")
-    parser.add_argument("--before", default=BEFORE, help="the commit whose rag/lexical.py is 'old'")
+    parser.add_argument("--before", default=BEFORE, help="the commit whose keyword index is 'old'")
     args = parser.parse_args()
     enforce_offline()
     from unittest.mock import patch
@@ -64,10 +70,10 @@ def main() -> int:
     from ingest.chunking import Chunker
     from ingest.manifest import Manifest
     from ingest.pipeline import Ingestor
-    from rag.lexical import LexicalIndex
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.settings import Settings
-    from rag.store import ChromaTarget, ChunkStore
+    from rag.storage.chunk_store import ChromaTarget, ChunkStore
+    from rag.storage.lexical_sqlite import SqliteLexicalIndex
 
     class NoLexicalIndex:
         def replace_source(self, source, chunks): pass
@@ -98,7 +104,8 @@ def main() -> int:
         old = old_lexical(args.before, tmp)
         times: dict[str, list[float]] = {"old": [], "new": []}
         for run in range(2):
-            for name, cls in (("old", old.LexicalIndex), ("new", LexicalIndex)):
+            before = getattr(old, "SqliteLexicalIndex", None) or old.LexicalIndex  # its old name
+            for name, cls in (("old", before), ("new", SqliteLexicalIndex)):
                 index = cls(tmp / f"lexical-{name}-{run}.sqlite3")
                 started = time.perf_counter()
                 for source, chunks in by_source.items():

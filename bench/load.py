@@ -49,15 +49,15 @@ QUESTIONS = (
 # --- the server (child process) ------------------------------------------------------------
 
 def serve(root: Path, port: int, fake: bool) -> None:
-    from rag.offline import enforce_offline
+    from rag.core.offline import enforce_offline
 
     enforce_offline()
     import uvicorn
 
-    from rag.settings import Settings
     from ingest.indexer import Indexer
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.shared_models import Models
+    from rag.models.loaded import Models
     from service.app import create_app
     from tests.corpus import write_corpus
 
@@ -70,9 +70,9 @@ def serve(root: Path, port: int, fake: bool) -> None:
         embedder, generator = FakeEmbedder(record=False), FakeGenerator(record=False)
         overrides["min_score"] = 0.1
     else:  # as tests/conftest.py's real_embedder and real_generator
-        from rag.embedder import SentenceTransformerEmbedder
-        from rag.generator import LlamaCppGenerator
-        from rag.models import resolve_embed_model, resolve_llm_model
+        from rag.models.embedder import SentenceTransformerEmbedder
+        from rag.models.files import resolve_embed_model, resolve_llm_model
+        from rag.models.generator import LlamaCppGenerator
 
         embedder = SentenceTransformerEmbedder(resolve_embed_model("all-MiniLM-L6-v2"),
                                                "all-MiniLM-L6-v2")

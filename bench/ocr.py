@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import ocr  # noqa: E402
-from rag.gpu import usable_cpus  # noqa: E402
+from rag.models.gpu import usable_cpus  # noqa: E402
 from tests.scans import CHINESE_PAGES, ENGLISH_PAGES, save_pdf, save_png, save_tiff  # noqa: E402
 
 DPIS = (100, 150, 200, 300)
@@ -108,9 +108,9 @@ def write_scans(folder: Path) -> None:
 
 
 def measure_retrieval(root: Path) -> None:
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.models import resolve_embed_model
-    from rag.offline import enforce_offline
+    from rag.core.offline import enforce_offline
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.models.files import resolve_embed_model
     from tests.workspace import Workspace
 
     enforce_offline()

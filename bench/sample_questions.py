@@ -27,10 +27,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from ingest.indexer import Indexer
-    from rag.evaluation import Question, is_right
+    from rag.answering.evaluation import Question, is_right
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import load_settings
     from rag.library import Library
-    from rag.offline import enforce_offline
-    from rag.settings import load_settings
 
     enforce_offline()
     lines = (ROOT / "tests" / "answers" / "questions.tune.jsonl").read_text(encoding="utf-8").splitlines()

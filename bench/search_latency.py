@@ -67,7 +67,7 @@ class WordVectors:
 
 
 def synthesize(view, words: list[str], vectors: WordVectors, first: int, count: int) -> None:
-    from rag.types import Chunk, sha256_text
+    from rag.core.shapes import Chunk, sha256_text
 
     rng = random.Random(first)
     pending: list = []  # (chunks, vectors) per file, written 50 files per Chroma call
@@ -157,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
+    from rag.core.offline import enforce_offline
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.offline import enforce_offline
-    from rag.settings import Settings
 
     enforce_offline()
     questions = [json.loads(line)["q"] for line in

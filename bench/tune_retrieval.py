@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluation import evaluate, load_questions  # noqa: E402
-from rag.offline import enforce_offline  # noqa: E402
+from rag.answering.evaluation import evaluate, load_questions  # noqa: E402
+from rag.core.offline import enforce_offline  # noqa: E402
 
 
 class _CachedEmbedder:
@@ -85,9 +85,9 @@ def main() -> int:
     args = parser.parse_args()
     enforce_offline()
 
+    from rag.core.settings import Settings
     from rag.library import Library
-    from rag.retriever import HybridRetriever
-    from rag.settings import Settings
+    from rag.retrieval.retriever import HybridRetriever
 
     library = Library(Settings(data_dir=args.data, index_dir=args.index))
     collection = library.default
@@ -100,7 +100,7 @@ def main() -> int:
         base = collection.assistant.retriever(view)
         embedder, store = _CachedEmbedder(base.embedder), _CachedStore(view.store)
         weights = getattr(view.lexical, "_weights", None)  # SQLite's BM25 column weights
-        import rag.terms as terms_module
+        import rag.language.terms as terms_module
 
         query_grams = getattr(terms_module, "QUERY_GRAMS", None)
         for spec in args.tries or [""]:

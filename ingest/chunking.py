@@ -14,13 +14,13 @@ import re
 from typing import Callable
 
 from ingest.parsers import ParsedDocument, Section
-from rag.text import HAN_KANA, HANGUL, SENTENCE_END_CJK
-from rag.types import Chunk, sha256_text
+from rag.core.shapes import Chunk, sha256_text
+from rag.language.text import HAN_KANA, HANGUL, SENTENCE_END_CJK
 
 # A sentence ends at . ! ? followed by space or at a line break.  CJK text also breaks at clause
 # punctuation (，、；): its sentences run long, and overlap is made of whole pieces, so pieces
 # must be shorter than the overlap for neighbouring chunks to share any text.  So this is not
-# rag.text.sentence_spans (whole sentences, for answers): it is clause-level on purpose.
+# rag.language.text.sentence_spans (whole sentences, for answers): it is clause-level on purpose.
 _SENTENCE_END = re.compile(rf"[.!?][\"'\u201d\u2019)\]]*\s+|[{SENTENCE_END_CJK}；，、]+[\u201d\u2019」』）]*\s*|\n+")
 # Clause-level fallback for long sentences (English and CJK separators).
 _CLAUSE = r"[^,.;:，、；：。]+[,.;:，、；：。]?"

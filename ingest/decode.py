@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 
-from rag.errors import ParseError
+from rag.core.errors import ParseError
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: its BOM starts with the same two bytes

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ingest.manifest import FileRecord
 from ingest.parsers import SUPPORTED
 from ingest.sniff import matches, sniff
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
 
 _FORBIDDEN = set('<>:"/\\|?*')
 _COPY_CHUNK = 1 << 20

@@ -2,9 +2,9 @@
 rebuilding the index beside the live one.
 
 Every write holds the index folder's writer lock (ingest/lock.py) and works on the current view
-of the index (rag/index.py), the same one readers use: ingest/pipeline.py orders its writes so
-readers see each file old or new, never half.  A rebuild makes a new generation and switches
-readers to it when it is complete.
+of the index (rag/storage/index_views.py), the same one readers use: ingest/pipeline.py orders its
+writes so readers see each file old or new, never half.  A rebuild makes a new generation and
+switches readers to it when it is complete.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from ingest.lock import writer_lock
 from ingest.manifest import Manifest
 from ingest.ocr import Ocr
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
-from rag import collections, generations
-from rag.errors import ArchivistError, NotFoundError
-from rag.index import IndexView, drop_generation
+from rag.core import collection_folders
+from rag.core.errors import ArchivistError, NotFoundError
 from rag.library import Collection
+from rag.storage import index_generations
+from rag.storage.index_views import IndexView, drop_generation
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Indexer:
         a new generation (what reindex does)."""
         if rebuild:
             return self.reindex(progress)
-        skip = collections.skipped(self.settings.data_dir, self.name)
+        skip = collection_folders.skipped(self.settings.data_dir, self.name)
         return self._write(lambda ingestor: ingestor.sync(self.collection.data_dir, progress, skip))
 
     def sync_sources(self, sources: list[str], force: bool = False) -> IngestReport:
@@ -108,11 +109,11 @@ class Indexer:
         s = self.settings
         with writer_lock(s):
             old = self.collection.pointer.current(self.name)
-            new = generations.names(s.index_dir, self.name, old.generation + 1)
+            new = index_generations.names(s.index_dir, self.name, old.generation + 1)
             drop_generation(s.chroma, new, s.db_url)  # leftovers of a reindex that died before switching
             Manifest.drop(s, new)
             view = self.collection.open_view(new)
-            skip = collections.skipped(s.data_dir, self.name)
+            skip = collection_folders.skipped(s.data_dir, self.name)
             try:
                 report = self._run(view, lambda ingestor: ingestor.sync(self.collection.data_dir,
                                                                         progress, skip))
@@ -139,7 +140,7 @@ class Indexer:
             finally:
                 manifest.close()
         on_disk = dict(scan(self.collection.data_dir,
-                            collections.skipped(self.settings.data_dir, self.name)))
+                            collection_folders.skipped(self.settings.data_dir, self.name)))
         ocr = {}
         if records:
             try:

@@ -1,5 +1,5 @@
 """One writer per index folder, across processes: ingest, uploads, the folder sync, reindex and
-export all hold this lock.  Readers never take it (see rag/index.py).
+export all hold this lock.  Readers never take it (see rag/storage/index_views.py).
 
 With ARCHIVIST_DB_URL the lock is a PostgreSQL advisory lock instead of a file, so that writers
 on several hosts sharing the database (and a Chroma server) take turns too.  It is held by a
@@ -13,8 +13,8 @@ import time
 import zlib
 from typing import Iterator
 
-from rag.errors import ArchivistError
-from rag.settings import Settings
+from rag.core.errors import ArchivistError
+from rag.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.db import Database
-from rag.generations import IndexNames
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.storage.database import Database
+from rag.storage.index_generations import IndexNames
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_files", """
@@ -28,8 +28,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             chunks      INTEGER NOT NULL DEFAULT 0,
             updated_at  REAL NOT NULL
         )"""),
-    # No longer used: the index version lives with the lexical index (rag/lexical.py), which
-    # readers open anyway.  Kept so that existing manifests migrate the same way.
+    # No longer used: the index version lives with the lexical index
+    # (rag/storage/lexical_sqlite.py), which readers open anyway.  Kept so that existing manifests
+    # migrate the same way.
     ("002_index_version", """
         CREATE TABLE index_version (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL,
                                     version INTEGER NOT NULL);

@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.gpu import usable_cpus
+from rag.models.gpu import usable_cpus
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ingest.decode import decode_text
 from ingest.tables import cell_text, html_table, layout_tables, row_lines
-from rag.errors import ParseError
-from rag.text import HAN_KANA, HANGUL
+from rag.core.errors import ParseError
+from rag.language.text import HAN_KANA, HANGUL
 
 if TYPE_CHECKING:
     from ingest.ocr import Ocr

@@ -8,8 +8,8 @@ then stale-chunk deletes, then the manifest row, so a run that dies half-way is 
 next one.  Small files are written in batches (one Chroma call per batch), in the same order.
 
 Readers see each file old or new, never half: a search keeps only chunks that the lexical index
-holds (rag/retriever.py), so a file's lexical transaction is the moment its new version appears
-and its old one goes, whatever state Chroma is in around it.
+holds (rag/retrieval/retriever.py), so a file's lexical transaction is the moment its new version
+appears and its old one goes, whatever state Chroma is in around it.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from ingest.chunking import Chunker
 from ingest.manifest import FileRecord, Manifest
 from ingest.ocr import Ocr
 from ingest.parsers import SUPPORTED, parse_file
-from rag.background import Background
-from rag.embedder import Embedder
-from rag.errors import ParseError
-from rag.lexical import LexicalIndex
-from rag.models import file_sha256
-from rag.store import ChunkStore
+from rag.core.background import Background
+from rag.core.errors import ParseError
+from rag.models.embedder import Embedder
+from rag.models.files import file_sha256
+from rag.storage.chunk_store import ChunkStore
+from rag.storage.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 

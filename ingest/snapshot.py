@@ -22,11 +22,11 @@ import time
 import zlib
 from pathlib import Path
 
-from rag import generations
-from rag.errors import ArchivistError
-from rag.settings import Settings
-from rag.store import ChromaTarget, collection_names, copy_collection, forget_client
 from ingest.lock import writer_lock
+from rag.core.errors import ArchivistError
+from rag.core.settings import Settings
+from rag.storage import index_generations
+from rag.storage.chunk_store import ChromaTarget, collection_names, copy_collection, forget_client
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -95,7 +95,7 @@ def _index_files(index_dir: Path) -> list[Path]:
 def _collections(staged: Path) -> dict[str, dict]:
     """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened)."""
     found: dict[str, dict] = {}
-    for name, names in generations.every_current(staged).items():
+    for name, names in index_generations.every_current(staged).items():
         chunks = None
         try:
             db = sqlite3.connect(f"file:{names.lexical_path}?mode=ro", uri=True)
@@ -129,7 +129,7 @@ def _copy_vectors(source: ChromaTarget, target: ChromaTarget, staged: Path) -> N
     """Copy the Chroma collections of every current generation in `staged` between an embedded
     store and a server, then close the embedded one so its files are complete."""
     try:
-        for names in generations.every_current(staged).values():
+        for names in index_generations.every_current(staged).values():
             copy_collection(source, target, names.chroma_collection)
     finally:
         forget_client(source)
@@ -252,7 +252,7 @@ def _non_empty(index_dir: Path) -> bool:
 
 
 def _vectors_onto_server(settings: Settings, staging: Path, force: bool) -> None:
-    wanted = [n.chroma_collection for n in generations.every_current(staging).values()]
+    wanted = [n.chroma_collection for n in index_generations.every_current(staging).values()]
     taken = sorted(set(wanted) & set(collection_names(settings.chroma)))
     if taken and not force:
         raise SnapshotError(f"The Chroma server at {settings.chroma} already has the collection(s) "
@@ -268,12 +268,12 @@ def _state_into_database(settings: Settings, staging: Path, force: bool) -> None
     SQLite files into PostgreSQL (nothing is embedded again); the files then leave the staging
     folder, as the vectors do for a Chroma server."""
     from ingest.manifest import Manifest
-    from rag.lexical import LexicalIndex
-    from rag.lexical_pg import PgLexicalIndex
+    from rag.storage.lexical_postgres import PostgresLexicalIndex
+    from rag.storage.lexical_sqlite import SqliteLexicalIndex
 
-    pointer = generations.Pointer(settings.index_dir, settings.db_url)
+    pointer = index_generations.Pointer(settings.index_dir, settings.db_url)
     try:
-        wanted = generations.every_current(staging)
+        wanted = index_generations.every_current(staging)
         if not force:
             taken = [collection for collection in wanted if pointer.recorded(collection)]
             if taken:
@@ -282,7 +282,7 @@ def _state_into_database(settings: Settings, staging: Path, force: bool) -> None
                     hint="Pass --force to replace them, or point ARCHIVIST_DB_URL at another "
                          "database.")
         for collection, names in wanted.items():
-            source, target = LexicalIndex(names.lexical_path), PgLexicalIndex(settings.db_url,
+            source, target = SqliteLexicalIndex(names.lexical_path), PostgresLexicalIndex(settings.db_url,
                                                                              names.chroma_collection)
             try:
                 target.reset()

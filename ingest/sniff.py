@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from ingest.decode import decode_text
-from rag.errors import ParseError
+from rag.core.errors import ParseError
 
 _TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".csv", ".htm", ".html"}
 _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"II*\x00": ".tif",

@@ -16,7 +16,7 @@ from typing import Callable
 from ingest.indexer import Indexer
 from ingest.lock import IndexBusyError
 from ingest.pipeline import IngestReport, scan
-from rag import collections
+from rag.core import collection_folders
 from rag.library import Library
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ class FolderWatcher:
     def snapshot(self) -> Snapshot:
         data_dir = self.library.settings.data_dir
         snap: Snapshot = {}
-        for name in collections.names(data_dir):
-            folder = collections.folder(data_dir, name)
+        for name in collection_folders.names(data_dir):
+            folder = collection_folders.folder(data_dir, name)
             files = {}
-            for source, path in scan(folder, collections.skipped(data_dir, name)):
+            for source, path in scan(folder, collection_folders.skipped(data_dir, name)):
                 try:
                     st = path.stat()
                 except OSError:  # deleted between listing and stat: the next round sees it

@@ -12,11 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from rag import collections, generations
-from rag.index import IndexView, IndexViews
-from rag.records import Records
-from rag.settings import Settings
-from rag.shared_models import Models
+from rag.core import collection_folders
+from rag.core.settings import Settings
+from rag.models.loaded import Models
+from rag.storage import index_generations
+from rag.storage.answer_records import Records
+from rag.storage.index_views import IndexView, IndexViews
 
 # Called with (collection name, ingest report) after each write to an index, e.g. by metrics.
 IngestListener = Callable[[str, Any], None]
@@ -24,7 +25,7 @@ IngestListener = Callable[[str, Any], None]
 
 class Collection:
     def __init__(self, settings: Settings, models: Models, records: Callable[[], Records],
-                 listeners: list[IngestListener], pointer: generations.Pointer) -> None:
+                 listeners: list[IngestListener], pointer: index_generations.Pointer) -> None:
         self.settings = settings
         self.pointer = pointer  # the library's: which generation of each collection is current
         self.name = settings.collection
@@ -38,7 +39,7 @@ class Collection:
     @property
     def data_dir(self) -> Path:
         """The collection's folder (NotFoundError once its marker is gone)."""
-        return collections.folder(self.settings.data_dir, self.name)
+        return collection_folders.folder(self.settings.data_dir, self.name)
 
     @property
     def records(self) -> Records:
@@ -46,8 +47,8 @@ class Collection:
 
     @property
     def assistant(self):
-        """The collection's question answering (rag/assistant.py)."""
-        from rag.assistant import Assistant
+        """The collection's question answering (rag/answering/assistant.py)."""
+        from rag.answering.assistant import Assistant
 
         with self._lock:
             if self._assistant is None:
@@ -59,10 +60,10 @@ class Collection:
         return {"embed_model": self.models.embedder.fingerprint,
                 "chunking": self.settings.chunking.fingerprint()}
 
-    def current_names(self) -> generations.IndexNames:
+    def current_names(self) -> index_generations.IndexNames:
         return self.pointer.current(self.name)
 
-    def open_view(self, names: generations.IndexNames) -> IndexView:
+    def open_view(self, names: index_generations.IndexNames) -> IndexView:
         return IndexView(self.settings.chroma, names, self.build_info(), self.settings.db_url)
 
     def close(self) -> None:
@@ -78,11 +79,11 @@ class Library:
         self.listeners: list[IngestListener] = []
         self._collections: dict[str, Collection] = {}
         self._records: Records | None = None
-        self.pointer = generations.Pointer(settings.index_dir, settings.db_url)
+        self.pointer = index_generations.Pointer(settings.index_dir, settings.db_url)
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return collections.names(self.settings.data_dir)
+        return collection_folders.names(self.settings.data_dir)
 
     def collection(self, name: str | None = None) -> Collection:
         """The named collection (the configured default when None)."""
@@ -90,7 +91,8 @@ class Library:
         with self._lock:
             found = self._collections.get(name)
             if found is None:
-                collections.folder(self.settings.data_dir, collections.check_name(name))  # 404
+                collection_folders.folder(self.settings.data_dir,
+                                          collection_folders.check_name(name))  # 404
                 found = Collection(self.settings.for_collection(name), self.models,
                                    self.records_store, self.listeners, self.pointer)
                 self._collections[name] = found
@@ -98,11 +100,11 @@ class Library:
 
     @property
     def default(self) -> Collection:
-        return self.collection(collections.DEFAULT)
+        return self.collection(collection_folders.DEFAULT)
 
     def create(self, name: str) -> Collection:
         """Make data/NAME/ a collection (the folder may already hold files)."""
-        collections.create(self.settings.data_dir, name)
+        collection_folders.create(self.settings.data_dir, name)
         return self.collection(name)
 
     def records_store(self) -> Records:

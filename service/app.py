@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.indexer import Indexer
 from ingest.watcher import FolderWatcher
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
+from rag.core.offline import enforce_offline
+from rag.core.settings import Settings
 from rag.library import Library
-from rag.offline import enforce_offline
-from rag.settings import Settings
 from service import errors, handoff, portal
 from service.auth import KeyStore
 from service.metrics import Metrics

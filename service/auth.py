@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.db import Database
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
+from rag.storage.database import Database
 
 ROLES = ("reader", "editor", "admin")
 ACTIONS = {"read": 0, "write": 1, "admin": 2}  # the least role index allowed to do each

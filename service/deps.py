@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.indexer import Indexer
-from rag.assistant import Assistant
+from rag.answering.assistant import Assistant
 from rag.library import Collection, Library
 from service import handoff
 from service.auth import LOCAL_ADMIN, AuthError, KeyStore, Principal

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.errors import ArchivistError
-from rag.model_repo import ModelRepository
-from rag.models import describe_files, resolve_embed_model
+from rag.core.errors import ArchivistError
+from rag.core.offline import OFFLINE_ENV, NetworkGuard
+from rag.core.settings import Settings
 from rag.library import Library
-from rag.offline import OFFLINE_ENV, NetworkGuard
-from rag.settings import Settings
+from rag.models.files import describe_files, resolve_embed_model
+from rag.models.repository import ModelRepository
 
 
 def _models(s: Settings) -> dict[str, Any]:
@@ -55,8 +55,8 @@ def _offline(library: Library) -> dict[str, Any]:
 def _gpu(library: Library) -> dict[str, Any]:
     """Where the models run.  Runs after the offline checks, which loaded both models, so the
     layers offloaded and the embedding device are those of the loaded models."""
-    from rag.generator import REINSTALL_CUDA, usable_cpus
-    from rag.gpu import describe, system_info
+    from rag.models.generator import REINSTALL_CUDA, usable_cpus
+    from rag.models.gpu import describe, system_info
 
     s, models = library.settings, library.models
     out = describe(s.llm.n_gpu_layers, models.loaded_generator, models.loaded_embedder)

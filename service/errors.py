@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 
 from ingest.documents import UploadError
 from ingest.lock import IndexBusyError
-from rag.collections import CollectionNameError
-from rag.errors import ArchivistError, BadRequestError, NotFoundError
-from rag.gate import QueueFullError
+from rag.core.collection_folders import CollectionNameError
+from rag.core.errors import ArchivistError, BadRequestError, NotFoundError
+from rag.models.generation_gate import QueueFullError
 from service.auth import AuthError
 from service.routes import openai
 

@@ -17,8 +17,8 @@ new.  A registration left by a killed server is recognised by its dead pid and i
 
 None of this applies when a Chroma server holds the vectors and PostgreSQL the rest
 (`Settings.shares_state`): nothing then lives in one process's memory, writers serialize on
-PostgreSQL's advisory lock (rag/db.py), each replica notices a new index version at its next
-request, and any number of servers and CLI commands share the index directly.
+PostgreSQL's advisory lock (rag/storage/database.py), each replica notices a new index version at
+its next request, and any number of servers and CLI commands share the index directly.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from rag.errors import ArchivistError
-from rag.settings import Settings
+from rag.core.errors import ArchivistError
+from rag.core.settings import Settings
 
 REGISTRY = "server.json"
 TOKEN_HEADER = "X-Archivist-Local-Token"

@@ -10,9 +10,9 @@ from typing import Any, Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from rag.errors import ArchivistError
-from rag.gate import close_events
+from rag.core.errors import ArchivistError
 from rag.library import Library
+from rag.models.generation_gate import close_events
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag.errors import ArchivistError
-from rag.model_repo import ModelRepository
-from rag.models import resolve_embed_model
-from rag.offline import NetworkGuard
-from rag.settings import Settings
+from rag.core.errors import ArchivistError
+from rag.core.offline import NetworkGuard
+from rag.core.settings import Settings
+from rag.models.files import resolve_embed_model
+from rag.models.repository import ModelRepository
 
 PIP = ".venv/bin/pip install -c requirements.lock"
 # Pins as in pyproject.toml; the fix for anything else is a full `make install`.
@@ -108,7 +108,8 @@ def _jieba_dictionary(s: Settings) -> str:
 
 
 def _opencc_dictionaries(s: Settings) -> str:
-    """OpenCC's Traditional -> Simplified tables, which the keyword index reads (rag/terms.py)."""
+    """OpenCC's Traditional -> Simplified tables, which the keyword index reads
+    (rag/language/terms.py)."""
     spec = importlib.util.find_spec("opencc")
     folder = Path(next(iter(spec.submodule_search_locations))) / "dictionary" if spec else None
     needed = ("TSCharacters", "TWPhrasesRev", "TWVariantsRev", "HKVariantsRev", "STCharacters")

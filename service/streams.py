@@ -11,8 +11,8 @@ from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
-from rag.errors import ArchivistError
-from rag.gate import AnswerStream
+from rag.core.errors import ArchivistError
+from rag.models.generation_gate import AnswerStream
 
 
 def metered(request: Request, stream: AnswerStream) -> AnswerStream:

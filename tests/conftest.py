@@ -8,10 +8,10 @@ from typing import Iterator
 
 import pytest
 
+from rag.core.offline import NetworkGuard, enforce_offline
+from rag.core.settings import Settings
 from rag.library import Library
-from rag.offline import NetworkGuard, enforce_offline
-from rag.settings import Settings
-from rag.shared_models import Models
+from rag.models.loaded import Models
 from tests.corpus import write_corpus
 from tests.fakes import FakeEmbedder
 from tests.postgres_server import db_url, postgres_server, postgres_url  # noqa: F401 (fixtures)
@@ -64,16 +64,16 @@ def make_library(root: Path, embedder=None, generator=None, **overrides) -> Libr
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.models import resolve_embed_model
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.models.files import resolve_embed_model
 
     return SentenceTransformerEmbedder(resolve_embed_model("all-MiniLM-L6-v2"), "all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")
 def real_generator():
-    from rag.generator import LlamaCppGenerator
-    from rag.models import resolve_llm_model
+    from rag.models.files import resolve_llm_model
+    from rag.models.generator import LlamaCppGenerator
 
     generator = LlamaCppGenerator(resolve_llm_model(None), n_ctx=4096, n_threads=None, n_gpu_layers=0)
     yield generator

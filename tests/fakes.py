@@ -6,7 +6,7 @@ import hashlib
 import math
 from typing import Iterator, Sequence
 
-from rag.config import SamplingParams
+from rag.core.sections import SamplingParams
 
 
 class FakeEmbedder:

@@ -12,7 +12,7 @@ import sys
 
 def main() -> int:
     from rag.library import Library
-    from rag.shared_models import Models
+    from rag.models.loaded import Models
     from service import cli
     from tests.fakes import FakeEmbedder
 

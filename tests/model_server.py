@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rag.models import resolve_llm_model
+from rag.models.files import resolve_llm_model
 from tests.server import free_port, start_process
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from rag.settings import Settings, _flat_names
+from rag.core.settings import Settings, _flat_names
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -40,7 +40,7 @@ def test_the_api_replicas_settings_are_real_and_share_all_state():
     env = {**_dockerfile_env(), **api["environment"]}
     settings = _settings({k: v.replace("${POSTGRES_PASSWORD:-archivist}", "archivist")
                           for k, v in env.items()})
-    assert settings.shares_state and settings.llm.llm_url == ["http://llm:8080/v1"]
+    assert settings.shares_state and settings.llm.servers.url == ["http://llm:8080/v1"]
     assert settings.server.host == "0.0.0.0" and api["deploy"]["replicas"] == 2
     slots = re.search(r"--parallel (\d+)", " ".join(COMPOSE["services"]["llm"]["entrypoint"]))
     assert settings.llm.llm_parallel == int(slots.group(1))  # as many at once as the server takes

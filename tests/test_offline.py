@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from rag.offline import NetworkBlockedError, NetworkGuard
+from rag.core.offline import NetworkBlockedError, NetworkGuard
 
 
 def test_outbound_connections_are_blocked_and_named():

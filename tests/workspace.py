@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.indexer import Indexer
+from rag.core.settings import Settings
 from rag.library import Library
-from rag.lexical import LexicalIndex
-from rag.retriever import HybridRetriever
-from rag.settings import Settings
-from rag.shared_models import Models
-from rag.store import ChunkStore
+from rag.models.loaded import Models
+from rag.retrieval.retriever import HybridRetriever
+from rag.storage.chunk_store import ChunkStore
+from rag.storage.lexical_sqlite import SqliteLexicalIndex
 from tests.conftest import make_library
 
 
@@ -51,6 +51,6 @@ class Workspace:
             return self.assistant.retriever(view)
 
     @property
-    def lexical(self) -> LexicalIndex:
+    def lexical(self) -> SqliteLexicalIndex:
         with self.collection.views.reading(check=False) as view:
             return view.lexical

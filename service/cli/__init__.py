@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
+from rag.core.offline import enforce_offline
+from rag.core.settings import Settings, load_settings
 from rag.library import Library
-from rag.offline import enforce_offline
-from rag.settings import Settings, load_settings
-from rag.shared_models import for_bulk_embedding
-from service.cli.admin_commands import cmd_doctor, cmd_keys, cmd_serve
+from rag.models.loaded import for_bulk_embedding
 from service.cli import model_commands
+from service.cli.admin_commands import cmd_doctor, cmd_keys, cmd_serve
 from service.cli.index_commands import (cmd_collections, cmd_export, cmd_import, cmd_ingest,
                                         cmd_reindex)
 from service.cli.question_commands import cmd_ask, cmd_chat, cmd_eval, cmd_replay, cmd_search

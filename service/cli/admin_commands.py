@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
 from service.cli.output import print_json

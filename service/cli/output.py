@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from rag.types import Answer, Citation
+from rag.core.shapes import Answer, Citation
 
 
 def print_json(data: object) -> None:

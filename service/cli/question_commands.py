@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rag.errors import ArchivistError
+from rag.core.errors import ArchivistError
 from rag.library import Library
-from rag.retriever import SearchFilter
+from rag.retrieval.retriever import SearchFilter
 from service.cli.output import print_answer, print_json, where
 
 
@@ -68,7 +68,7 @@ def cmd_replay(library: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(library: Library, args: argparse.Namespace) -> int:
-    from rag.evaluation import AnswerReport, format_answer_table, format_table
+    from rag.answering.evaluation import AnswerReport, format_answer_table, format_table
 
     assistant = library.collection(args.collection).assistant
     reports = assistant.evaluate(args.questions, args.top_k or 10, answers=args.answers,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ingest.indexer import Indexer
 from ingest.pipeline import IngestReport
-from rag.errors import NotFoundError
+from rag.core.errors import NotFoundError
 from rag.library import Library
 from service.auth import SESSION_TTL_S, KeyStore, Principal
 from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, indexer_for

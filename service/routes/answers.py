@@ -8,9 +8,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from rag.errors import NotFoundError
-from rag.retriever import SearchFilter
-from rag.types import Answer, SearchResults
+from rag.core.errors import NotFoundError
+from rag.core.shapes import Answer, SearchResults
+from rag.retrieval.retriever import SearchFilter
 from service.deps import LibraryDep, PrincipalDep, assistant_for
 from service.routes.openai import SSE_EVENT
 from service.streams import event_stream, metered

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.errors import BadRequestError, NotFoundError
+from rag.core.errors import BadRequestError, NotFoundError
 from rag.library import Collection, Library
 from service.auth import Principal
 from service.deps import LibraryDep, PrincipalDep

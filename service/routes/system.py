@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from rag.errors import ArchivistError
-from rag.gpu import describe
+from rag.core.errors import ArchivistError
+from rag.models.gpu import describe
 from service.deps import LibraryDep
 
 router = APIRouter(tags=["operations"])

@@ -36,8 +36,9 @@ MIXED = "".join(f"第{i}条：维护以后必须重新校准传感器阵列并�
 
 
 def test_mixed_script_chunk_boundaries_are_unchanged(chunker):
-    # Pinned from before the CJK character classes moved to rag.text: new boundaries would mean
-    # new chunk ids, and every user re-indexing.  (Hangul counts as CJK for the overlap cut here.)
+    # Pinned from before the CJK character classes moved to rag.language.text: new boundaries would
+    # mean new chunk ids, and every user re-indexing.  (Hangul counts as CJK for the overlap cut
+    # here.)
     spans = [(c.start, c.end) for c in chunker.chunk("a.txt", "h", doc_of(MIXED))]
     assert spans == [(0, 110), (70, 195), (180, 301), (281, 413), (362, 524), (484, 609), (594, 715),
                      (695, 827)]

@@ -17,11 +17,11 @@ import pytest
 
 from ingest.faults import POINTS
 from ingest.manifest import Manifest
-from rag.lexical import LexicalIndex
-from rag.store import ChunkStore
-from tests.workspace import Workspace
+from rag.storage.chunk_store import ChunkStore
+from rag.storage.lexical_sqlite import SqliteLexicalIndex
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
+from tests.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def snapshot(root: Path, embedder) -> dict:
     store = ChunkStore(settings.chroma, names.chroma_collection, collection.build_info())
     chunks = list(store.iter_chunks())
     lexical_path = names.lexical_path
-    LexicalIndex(lexical_path).close()  # creates the schema if the run died before it existed
+    SqliteLexicalIndex(lexical_path).close()  # creates the schema if the run died before it existed
     db = sqlite3.connect(lexical_path)
     lexical_rows = db.execute("SELECT chunk_id, source, text FROM chunks").fetchall()
     db.execute("INSERT INTO fts(fts) VALUES ('integrity-check')")  # raises if FTS disagrees

@@ -1,7 +1,7 @@
 import pytest
 
 from ingest.decode import decode_text
-from rag.errors import ParseError
+from rag.core.errors import ParseError
 
 ZH_SIMPLIFIED = "公司员工每年享有十五天带薪年假，未使用的年假可以顺延到下一年度。差旅费用须在三十日内报销。"
 ZH_TRADITIONAL = "差旅費用必須在出差結束後三十日內提交報銷申請，逾期不予受理。員工每年享有十五天特休。"

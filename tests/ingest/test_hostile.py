@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from ingest.parsers import parse_file
-from rag.errors import ParseError
-from tests.workspace import Workspace
+from rag.core.errors import ParseError
 from tests.fakes import FakeEmbedder
 from tests.hostile import BOMB_UNZIPPED, SECRET, write_hostile, write_tiny_files, zip_bomb
+from tests.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

@@ -180,8 +180,8 @@ def test_a_page_still_being_read_past_the_time_limit_is_given_up_and_the_pool_re
 def test_a_lexical_index_from_before_ocr_gains_the_column_and_reads_as_not_ocred(tmp_path):
     import sqlite3
 
-    from rag.lexical import LexicalIndex
-    from rag.types import Chunk
+    from rag.core.shapes import Chunk
+    from rag.storage.lexical_sqlite import SqliteLexicalIndex
 
     old = sqlite3.connect(tmp_path / "lexical.sqlite3")
     old.executescript(
@@ -191,7 +191,7 @@ def test_a_lexical_index_from_before_ocr_gains_the_column_and_reads_as_not_ocred
         " head_terms TEXT NOT NULL, terms TEXT NOT NULL);"
         "INSERT INTO chunks VALUES (1, 'c1', 'a.txt', 0, 0, 5, NULL, NULL, 'h', 'f', 'hello', '', 'hello');")
     old.close()
-    index = LexicalIndex(tmp_path / "lexical.sqlite3")
+    index = SqliteLexicalIndex(tmp_path / "lexical.sqlite3")
     try:
         [(chunk, _)] = index.chunks(["c1"]).values()
         assert chunk.text == "hello" and chunk.ocr_confidence is None and not chunk.ocr

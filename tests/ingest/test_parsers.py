@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from ingest.parsers import is_heading, parse_file, parse_text_like
-from rag.errors import ParseError
+from rag.core.errors import ParseError
 
 
 def sections(path: Path):

@@ -144,7 +144,7 @@ def test_a_second_ingest_waits_for_the_first_then_gives_up_with_a_reason(tmp_pat
 
 def test_changing_the_embedding_model_is_refused_until_rebuild(tmp_path, data_dir, real_embedder,
                                                                fake_embedder):
-    from rag.errors import IndexMismatchError
+    from rag.core.errors import IndexMismatchError
 
     Workspace.make(tmp_path, embedder=real_embedder).indexer.ingest()
     other = Workspace.make(tmp_path, embedder=fake_embedder)
@@ -157,7 +157,7 @@ def test_changing_the_embedding_model_is_refused_until_rebuild(tmp_path, data_di
 def test_an_unchanged_resync_does_not_list_the_vector_store(ws, monkeypatch):
     """Listing every source reads all chunk metadata; with nothing written and the chunk counts
     agreeing there can be no orphan to find."""
-    from rag.store import ChunkStore
+    from rag.storage.chunk_store import ChunkStore
 
     ws.indexer.ingest()
     listed = []

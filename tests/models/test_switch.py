@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from rag.model_repo import bundled_model
-from rag.models import file_sha256
-from rag.shared_models import Models
+from rag.models.files import file_sha256
+from rag.models.loaded import Models
+from rag.models.repository import bundled_model
 from service import cli, handoff
 from service.app import create_app
 from service.auth import KeyStore

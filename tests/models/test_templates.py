@@ -7,9 +7,9 @@ import logging
 import gguf
 import pytest
 
-from rag.config import SamplingParams
-from rag.generator import LlamaCppGenerator
-from rag.model_repo import bundled_model, read_header
+from rag.core.sections import SamplingParams
+from rag.models.generator import LlamaCppGenerator
+from rag.models.repository import bundled_model, read_header
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_a_model_without_a_chat_template_answers_with_chatml_and_says_so(tmp_pat
     copy_with_new_metadata(reader, writer, {}, ["tokenizer.chat_template"])
     assert read_header(plain)["chat_template"] is False
 
-    with caplog.at_level(logging.WARNING, logger="rag.generator"):
+    with caplog.at_level(logging.WARNING, logger="rag.models.generator"):
         generator = LlamaCppGenerator(plain, n_ctx=1024, n_threads=None, n_gpu_layers=0)
     try:
         assert generator.template == "chatml" and generator._llm.chat_format == "chatml"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from service.app import create_app
-from tests.workspace import Workspace
 from rag.library import Library
-from rag.shared_models import Models
+from rag.models.loaded import Models
+from service.app import create_app
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.server import serve
+from tests.workspace import Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -3,14 +3,14 @@
 import pytest
 from tests.http import local_client
 
+from rag.library import Library
+from rag.models.loaded import Models
 from service.app import create_app
 from service.auth import KeyStore
 from service.cli import main
-from tests.workspace import Workspace
-from rag.library import Library
-from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.workspace import Workspace
 
 
 @pytest.fixture

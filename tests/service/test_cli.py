@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.core.errors import ConfigError
 from service.cli import main
 
 
@@ -130,3 +131,23 @@ def test_search_json_and_text_say_a_passage_was_read_by_ocr(tmp_path, monkeypatc
     assert best["page"] == 1 and best["ocr"] is True and 0.8 < best["ocr_confidence"] <= 1
     code, out, _ = run(capsys, "search", "冷却水泵什么时候更换的？")
     assert "scan.pdf, page 1 (OCR, confidence " in out
+
+
+def test_the_cli_ingest_embeds_in_bulk_mode_and_ask_does_not(monkeypatch, tmp_path):
+    from rag.models import loaded
+    from service import cli
+
+    monkeypatch.setattr(loaded, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    (tmp_path / "data").mkdir()
+    seen = []
+
+    def make_library(settings):  # records what the command would run with, and stops it there
+        seen.append(settings.embedding.embed_backend)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr(cli, "make_library", make_library)
+    for command in (["ingest"], ["reindex"], ["search", "boats"]):
+        assert cli.main(command) == 2
+    assert seen == ["torch-bf16", "torch-bf16", "auto"]

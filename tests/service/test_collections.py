@@ -5,15 +5,15 @@ import json
 import pytest
 from tests.http import local_client
 
-from rag import collections
-from rag.errors import ArchivistError, NotFoundError
+from rag.core import collection_folders
+from rag.core.errors import ArchivistError, NotFoundError
+from rag.library import Library
+from rag.models.loaded import Models
 from service.app import create_app
 from service.cli import main
-from tests.workspace import Workspace
-from rag.library import Library
-from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.workspace import Workspace
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def library(tmp_path):
     (data / "guides").mkdir(parents=True)
     (data / "guides" / "boat.md").write_text("# Boat\n\nThe rescue launch uses VHF channel 72.\n")
     (data / "hr").mkdir()  # a collection: marked
-    (data / "hr" / collections.MARKER).touch()
+    (data / "hr" / collection_folders.MARKER).touch()
     (data / "hr" / "leave.md").write_text("# Leave\n\nNew staff get 25 days of annual leave.\n")
     (data / "finance").mkdir()
     (data / "finance" / "budget.md").write_text("# Budget\n\nThe rescue launch budget is 40,000 euros.\n")

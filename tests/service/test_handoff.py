@@ -139,10 +139,10 @@ def test_a_registration_left_by_a_killed_server_is_ignored(env, capsys):
 def test_the_ingest_route_needs_the_token_or_a_write_key(env):
     from tests.http import local_client
 
+    from rag.library import Library
+    from rag.models.loaded import Models
     from service.app import create_app
     from service.auth import KeyStore
-    from rag.library import Library
-    from rag.shared_models import Models
     from tests.fakes import FakeEmbedder
 
     settings = make_settings(env)

@@ -87,7 +87,7 @@ def test_search_filters_over_http(ingested):
 
 def test_a_missing_chat_model_is_a_503_before_any_reply_and_search_still_works(tmp_path):
     from rag.library import Library
-    from rag.shared_models import Models
+    from rag.models.loaded import Models
     from tests.conftest import make_settings
     from tests.fakes import FakeEmbedder
     from tests.workspace import Workspace

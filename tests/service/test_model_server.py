@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import LlmConfig, SamplingParams
-from rag.errors import GenerationError
-from rag.remote_generator import (ModelServerUnavailableError, OpenAICompatibleGenerator,
-                                  estimate_tokens)
+from rag.core.errors import GenerationError
+from rag.core.sections import LlmConfig, ModelServers, SamplingParams
+from rag.models.remote_generator import (ModelServerUnavailableError, OpenAICompatibleGenerator,
+                                         estimate_tokens)
 from service.app import create_app
 from tests.http import local_client
 from tests.model_server import ModelServer
@@ -81,8 +81,8 @@ def test_a_dead_model_server_is_a_503_naming_it_search_works_and_its_return_is_n
 
 def test_a_server_that_does_not_answer_is_skipped_for_the_next(model_server, real_generator):
     nobody = f"http://127.0.0.1:{free_port()}/v1"
-    generator = OpenAICompatibleGenerator(LlmConfig(llm_url=[nobody, model_server.url],
-                                                    llm_retries=0))
+    generator = OpenAICompatibleGenerator(LlmConfig(servers=ModelServers(
+        url=[nobody, model_server.url], retries=0)))
     messages = [{"role": "user", "content": "Say hello."}]
     params = SamplingParams(max_tokens=8)
     for _ in range(2):  # whichever server's turn it is, the reply comes from the live one
@@ -124,18 +124,18 @@ def _stub(label: str) -> tuple[ThreadingHTTPServer, str]:
 def test_servers_take_turns_and_one_dying_mid_reply_is_a_clear_error():
     (a, url_a), (b, url_b), (c, url_c) = _stub("a"), _stub("b"), _stub("broken")
     try:
-        turns = OpenAICompatibleGenerator(LlmConfig(llm_url=[url_a, url_b]))
+        turns = OpenAICompatibleGenerator(LlmConfig(servers=ModelServers(url=[url_a, url_b])))
         replies = ["".join(turns.generate([], SamplingParams())) for _ in range(4)]
         assert replies == ["a", "b", "a", "b"]
         turns.close()
 
-        broken = OpenAICompatibleGenerator(LlmConfig(llm_url=[url_c]))
+        broken = OpenAICompatibleGenerator(LlmConfig(servers=ModelServers(url=[url_c])))
         with pytest.raises(GenerationError, match="stopped in the middle"):
             "".join(broken.generate([], SamplingParams()))
         broken.close()
 
-        nobody = OpenAICompatibleGenerator(LlmConfig(llm_url=[f"http://127.0.0.1:{free_port()}/v1"],
-                                                     llm_retries=1))
+        nobody = OpenAICompatibleGenerator(LlmConfig(servers=ModelServers(
+            url=[f"http://127.0.0.1:{free_port()}/v1"], retries=1)))
         with pytest.raises(ModelServerUnavailableError, match="No model server answered"):
             list(nobody.generate([], SamplingParams()))
         nobody.close()

@@ -106,17 +106,17 @@ def test_bad_conversations_are_rejected_with_a_hint(client):
 
 @pytest.fixture
 def two_collections(tmp_path):
-    from rag import collections
-    from tests.workspace import Workspace
+    from rag.core import collection_folders
     from rag.library import Library
-    from rag.shared_models import Models
+    from rag.models.loaded import Models
     from tests.conftest import make_settings
     from tests.fakes import FakeEmbedder, FakeGenerator
+    from tests.workspace import Workspace
 
     settings = make_settings(tmp_path, min_score=0.1)
     (settings.data_dir / "hr").mkdir(parents=True)
     (settings.data_dir / "boat.md").write_text("# Boat\n\nThe rescue launch uses VHF channel 72.\n")
-    (settings.data_dir / "hr" / collections.MARKER).touch()
+    (settings.data_dir / "hr" / collection_folders.MARKER).touch()
     (settings.data_dir / "hr" / "leave.md").write_text("# Leave\n\nNew staff get 25 days of annual leave.\n")
     library = Library(settings, Models(settings, embedder=FakeEmbedder(),
                                        generator=FakeGenerator("25 days [1].")))

@@ -6,10 +6,10 @@ import time
 import httpx
 import pytest
 
+from rag.models.generation_gate import AnswerStream, GenerationGate, QueueFullError
 from service.app import create_app
-from tests.workspace import Workspace
-from rag.gate import AnswerStream, GenerationGate, QueueFullError
 from tests.server import serve
+from tests.workspace import Workspace
 
 QUESTION = "What is the maximum load of the Orion crane?"
 

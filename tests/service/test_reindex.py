@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from rag import generations
-from rag.errors import IndexMismatchError
+from rag.core.errors import IndexMismatchError
+from rag.storage import index_generations
 from service.cli import main
-from tests.workspace import Workspace
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
+from tests.workspace import Workspace
 
 QUESTION = "Which port does the metrics exporter listen on?"
 
@@ -58,9 +58,9 @@ def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):
     assert not errors, errors
     assert len(results) >= 3 and all(results), results
 
-    assert generations.active(settings.index_dir, "default") == 1
+    assert index_generations.active(settings.index_dir, "default") == 1
     assert ws.store.count() > 0 and [c.chunk_id for c in ws.assistant.search(QUESTION)] == before
-    first = generations.names(settings.index_dir, "default", 0)
+    first = index_generations.names(settings.index_dir, "default", 0)
     assert not first.lexical_path.exists() and not first.manifest_path.exists()
     assert {d.source for d in ws.indexer.documents()} == {d.source for d in reader.indexer.documents()}
     # Another ws reads the pointer: the new index, built with the new model.
@@ -71,7 +71,7 @@ def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):
     assert "archivist reindex" in err.value.hint
 
     ws.indexer.reindex()  # generation 2 replaces generation 1's folder
-    assert generations.active(settings.index_dir, "default") == 2
+    assert index_generations.active(settings.index_dir, "default") == 2
     assert not (settings.index_dir / "gen-default-1").exists()
     assert [c.chunk_id for c in fresh.assistant.search(QUESTION)] == before
 
@@ -79,9 +79,9 @@ def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):
 def test_cli_reindex(tmp_path, data_dir, monkeypatch, capsys):
     settings = make_settings(tmp_path)
     Workspace.of(settings, embedder=FakeEmbedder()).indexer.ingest()
-    monkeypatch.setattr("rag.shared_models.load_embedder", lambda settings: FakeEmbedder())
+    monkeypatch.setattr("rag.models.loaded.load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(settings.index_dir))
     assert main(["reindex", "--collection", "default"]) == 0
     assert "default:" in capsys.readouterr().out
-    assert generations.active(settings.index_dir, "default") == 1
+    assert index_generations.active(settings.index_dir, "default") == 1

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import StoreUnavailableError
+from rag.core.errors import StoreUnavailableError
 from rag.library import Library
-from rag.shared_models import Models
+from rag.models.loaded import Models
 from service.app import create_app
 from service.auth import KeyStore
 from tests.chroma_server import ChromaServer

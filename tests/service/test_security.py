@@ -5,14 +5,14 @@ import json
 
 import pytest
 
+from rag.library import Library
+from rag.models.loaded import Models
 from service.app import create_app
 from service.auth import KeyStore
-from tests.workspace import Workspace
-from rag.library import Library
-from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.http import LOCAL, local_client
+from tests.workspace import Workspace
 
 EVIL = "http://evil.example"
 
@@ -199,8 +199,8 @@ def test_export_refuses_while_a_server_is_registered_and_never_archives_its_toke
 def test_records_made_before_collections_were_recorded_keep_their_collection(tmp_path):
     """Migration 002 files each older answer under the collection its provenance names, and each
     conversation under its first answer's."""
-    from rag.db import connect, migrate
-    from rag.records import MIGRATIONS, Records
+    from rag.storage.answer_records import MIGRATIONS, Records
+    from rag.storage.database import connect, migrate
 
     path = tmp_path / "answers.sqlite3"
     db = connect(path)

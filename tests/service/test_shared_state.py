@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from rag.db import Database
-from rag.records import Records
-from rag.types import Answer
+from rag.core.shapes import Answer
+from rag.storage.answer_records import Records
+from rag.storage.database import Database
 from service.auth import KeyStore, Principal
 
 

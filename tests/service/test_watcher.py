@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from tests.workspace import Workspace
-from rag.library import Library
-from rag.shared_models import Models
 from ingest.watcher import FolderWatcher
+from rag.library import Library
+from rag.models.loaded import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder
+from tests.workspace import Workspace
 
 
 def wait_for(condition, timeout=40.0):

