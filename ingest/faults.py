@@ -1,31 +1,6 @@
-"""Deterministic crash points for testing that ingest survives being killed.
+"""Ingest's crash points (ARCHIVIST_FAULT=point:n); the mechanism, shared with the audit log,
+is rag/core/faults.py."""
 
-`ARCHIVIST_FAULT=point:n` makes the process kill itself with SIGKILL the n-th time (1-based) it
-reaches `point`; unset (the normal case), `reach()` does nothing.  SIGKILL rather than an
-exception: nothing gets to clean up, flush or roll back, which is what a power cut or the OOM
-killer does to a real ingest.  Read on every call (not at import) so tests can set it per run.
-"""
+from rag.core.faults import INGEST_POINTS as POINTS, reach
 
-from __future__ import annotations
-
-import os
-import signal
-
-POINTS = ("after_parse", "after_embed", "after_upsert", "after_lexical", "after_stale_delete",
-          "before_manifest")
-
-_reached: dict[str, int] = {}
-
-
-def reach(point: str) -> None:
-    spec = os.environ.get("ARCHIVIST_FAULT")
-    if not spec:
-        return
-    name, _, count = spec.partition(":")
-    if name not in POINTS:  # a typo would otherwise make a crash test pass without crashing
-        raise ValueError(f"ARCHIVIST_FAULT={spec!r}: unknown point; known: {', '.join(POINTS)}")
-    if name != point:
-        return
-    _reached[point] = _reached.get(point, 0) + 1
-    if _reached[point] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+__all__ = ["POINTS", "reach"]

@@ -9,7 +9,7 @@ import pytest
 from tests.import_graph import ROOT, cycles, graph, imported, modules
 
 # Lowest first.  A module may import from its own layer and the layers before it.
-LAYERS = ["rag.core", "rag.language", "rag.storage", "rag.models", "rag.retrieval",
+LAYERS = ["rag.core", "rag.language", "rag.storage", "rag.audit", "rag.models", "rag.retrieval",
           "rag.answering", "rag.library", "ingest", "service"]
 
 

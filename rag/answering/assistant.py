@@ -12,6 +12,11 @@
    not verify gives way to the quotes) and records the answer.
 
 So a cached answer or a refusal never waits behind a running generation.
+
+Every question is recorded in the audit log before its answer, refusal or passages are returned
+(rag/answering/question_events.py): if the event cannot be written, the caller gets the error
+(AuditUnavailableError) instead of the answer.  `actor` says who asks (the CLI's local user by
+default; the HTTP routes pass the API key's).
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from typing import Any, Callable, Iterator
 
 from rag.answering.answerer import Answerer, Plan
 from rag.answering.evidence import EvidenceTest
+from rag.answering.question_events import Asked
 from rag.answering.verify import Verifier
-from rag.core.errors import BadRequestError, NotFoundError
+from rag.audit.events import Actor
+from rag.audit.log import AuditKeyError, AuditUnavailableError
+from rag.core.errors import ArchivistError, BadRequestError, NotFoundError
 from rag.core.shapes import Answer, Citation, Hit, sha256_text
 from rag.models.generation_gate import AnswerStream, Ticket
 from rag.retrieval.expansion import QueryExpander
 from rag.retrieval.retriever import HybridRetriever, SearchFilter
-from rag.storage.answer_records import cache_key
 from rag.storage.index_views import IndexView
+
+History = list[tuple[str, str]]
 
 
 class Assistant:
@@ -66,44 +75,71 @@ class Assistant:
             raise BadRequestError(f"top_k must be between 1 and {self.settings.query.max_top_k}, "
                                   f"got {top_k}.")
 
-    def search(self, question: str, top_k: int | None = None,
-               filt: SearchFilter | None = None) -> list[Citation]:
+    def search(self, question: str, top_k: int | None = None, filt: SearchFilter | None = None,
+               actor: Actor | None = None) -> list[Citation]:
         """Ranked passages, no model."""
-        question, top_k = self.check_query(question, top_k)
-        with self.collection.views.reading() as view:
-            hits = self.searcher(view)(question, top_k, filt)
-        return [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
+        asked = self._asked(actor, "search")
+        try:
+            question, top_k = self.check_query(question, top_k)
+            with self.collection.views.reading() as view:
+                hits = self.searcher(view)(question, top_k, filt)
+                version, generation = view.index_version(), view.generation
+        except ArchivistError as exc:
+            asked.failed(question, exc)
+            raise
+        results = [Citation.from_hit(i, h) for i, h in enumerate(hits, start=1)]
+        asked.searched(question, results, version, generation, top_k, _as_dict(filt))
+        return results
 
-    def ask(self, question: str, top_k: int | None = None,
-            history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
-            debug: bool = False, mode: str | None = None) -> Answer:
-        return self.start(question, top_k, history, filt, debug, mode=mode).result()["done"]
+    def ask(self, question: str, top_k: int | None = None, history: History | None = None,
+            filt: SearchFilter | None = None, debug: bool = False, mode: str | None = None,
+            actor: Actor | None = None) -> Answer:
+        return self.start(question, top_k, history, filt, debug, mode=mode,
+                          actor=actor).result()["done"]
 
-    def start(self, question: str, top_k: int | None = None,
-              history: list[tuple[str, str]] | None = None, filt: SearchFilter | None = None,
-              debug: bool = False, view: IndexView | None = None,
-              mode: str | None = None) -> AnswerStream:
+    def start(self, question: str, top_k: int | None = None, history: History | None = None,
+              filt: SearchFilter | None = None, debug: bool = False, view: IndexView | None = None,
+              mode: str | None = None, actor: Actor | None = None, action: str = "ask",
+              conversation_id: str | None = None) -> AnswerStream:
         """Decide how to answer, now; the stream yields the answer as it is made (see the module
         doc).  Raises BadRequestError, QueueFullError, NotFoundError before anything is sent.
-        `mode`: the answer mode, if not the configured one (auto, generative, extractive)."""
+        `mode`: the answer mode, if not the configured one (auto, generative, extractive);
+        `actor`, `action` ("ask", "openai.chat", ...) and `conversation_id`: for the audit log."""
+        asked = self._asked(actor, action, conversation_id)
+        try:
+            return self._start(question, top_k, history, filt, debug, view, mode, asked)
+        except (AuditUnavailableError, AuditKeyError):
+            raise
+        except ArchivistError as exc:
+            asked.failed(question, exc, history)
+            raise
+
+    def _start(self, question: str, top_k: int | None, history: History | None,
+               filt: SearchFilter | None, debug: bool, view: IndexView | None, mode: str | None,
+               asked: Asked) -> AnswerStream:
         question, top_k = self.check_query(question, top_k)
         mode = mode or self.settings.answer.answer_mode
         started = time.perf_counter()
+        records = self.collection.records
         with self._reading(view) as v:
             provenance = self._provenance(v, top_k, filt, mode)
             key, model_key = None, self.models.llm_key()
             if not history and not debug:
-                key = cache_key(question, provenance, model_key)
-                hit = self.collection.records.cached(key)
+                key = records.cache_key(question, provenance, model_key)
+                hit = records.cached(key)
                 if hit is not None:
-                    return AnswerStream.ready(hit[1].model_copy(update={"answer_id": hit[0], "cached": True}))
+                    answer = hit[1].model_copy(update={"answer_id": hit[0], "cached": True})
+                    asked.answered(question, answer, provenance)
+                    return AnswerStream.ready(answer)
             answerer = self._answerer(v)
             plan = answerer.retrieve(question, top_k, history, filt)
         if plan.answer is None and mode == "extractive":
             plan.answer = answerer.extract(plan)  # quoted from the passages: the model is not needed
         if plan.answer is not None:
             answer_id = self._record(question, plan.answer, provenance, key, started)
-            return AnswerStream.ready(plan.answer.model_copy(update={"answer_id": answer_id}))
+            answer = plan.answer.model_copy(update={"answer_id": answer_id})
+            asked.answered(question, answer, provenance, history)
+            return AnswerStream.ready(answer)
         ticket = self.models.gate.admit()
         try:
             self.models.load_generator()  # a missing or broken model fails here, before any reply
@@ -113,14 +149,17 @@ class Assistant:
             raise
         if self.models.llm_key(generator) != model_key:  # switched since the cache was looked up
             key = None
-        provenance = {**provenance, "llm_model": generator.name}
+        provenance = {**provenance, "llm_model": generator.name,
+                      "llm_sha256": self.models.llm_sha256(generator)}
         return AnswerStream(self._generated(answerer, plan, ticket, debug, mode, provenance, key,
-                                            started), ticket)
+                                            started, asked), ticket)
 
     def _generated(self, answerer: Answerer, plan: Plan, ticket: Ticket, debug: bool, mode: str,
-                   provenance: dict, key: str | None, started: float) -> Iterator[tuple[str, Any]]:
+                   provenance: dict, key: str | None, started: float,
+                   asked: Asked) -> Iterator[tuple[str, Any]]:
         """Runs once the ticket's turn has come (the stream waits for it before each step)."""
         answerer.pack(plan, debug)
+        asked.started(plan.question, plan.citations, provenance, plan.history)  # before any token
         yield "citations", plan.citations
         pieces: list[str] = []
         tokens = answerer.generate(plan)
@@ -128,24 +167,29 @@ class Assistant:
             for piece in tokens:
                 pieces.append(piece)
                 yield "token", piece
+        except GeneratorExit:  # the client went away: record what it was sent
+            asked.stopped(plan.question, "".join(pieces), provenance)
+            raise
         finally:
             tokens.close()  # a client that went away stops the model here
         ticket.release()  # the next request may use the model while this answer is verified
         answer = answerer.finish(plan, "".join(pieces), mode)
         answer_id = self._record(plan.question, answer, provenance, key, started,
                                  answerer.generator)
-        yield "done", answer.model_copy(update={"answer_id": answer_id})
+        answer = answer.model_copy(update={"answer_id": answer_id})
+        asked.answered(plan.question, answer, provenance, plan.history)
+        yield "done", answer
 
     # --- conversations -----------------------------------------------------------------
     def chat(self, message: str, conversation_id: str | None = None, top_k: int | None = None,
-             filt: SearchFilter | None = None) -> tuple[str, Answer]:
+             filt: SearchFilter | None = None, actor: Actor | None = None) -> tuple[str, Answer]:
         """One turn of a conversation (started when conversation_id is None)."""
-        seen = self.start_chat(message, conversation_id, top_k, filt).result()
+        seen = self.start_chat(message, conversation_id, top_k, filt, actor=actor).result()
         return seen["conversation"], seen["done"]
 
     def start_chat(self, message: str, conversation_id: str | None = None,
                    top_k: int | None = None, filt: SearchFilter | None = None,
-                   mode: str | None = None) -> AnswerStream:
+                   mode: str | None = None, actor: Actor | None = None) -> AnswerStream:
         """Like start(), with a first ("conversation", id) event; the turn is kept once done.
         A conversation of another collection is a NotFoundError: its turns never reach the
         prompt."""
@@ -155,8 +199,14 @@ class Assistant:
         else:
             # Each earlier turn as it was searched (a follow-up of a follow-up resolves through
             # it), refused ones too: "And can I renew?" follows whatever was asked before.
-            history = [(t["query"], t["answer"]["answer"]) for t in self.conversation(conversation_id)]
-        stream = self.start(message, top_k, history=history, filt=filt, mode=mode)
+            try:
+                history = [(t["query"], t["answer"]["answer"])
+                           for t in self.conversation(conversation_id)]
+            except NotFoundError as exc:
+                self._asked(actor, "chat", conversation_id).failed(message, exc)
+                raise
+        stream = self.start(message, top_k, history=history, filt=filt, mode=mode, actor=actor,
+                            action="chat", conversation_id=conversation_id)
 
         def with_turn(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
             yield "conversation", conversation_id
@@ -184,11 +234,23 @@ class Assistant:
                                 hint="Answer ids come from ask and chat replies.")
         return record
 
-    def replay(self, answer_id: str) -> dict:
+    def replay(self, answer_id: str, actor: Actor | None = None) -> dict:
         """Re-run a recorded answer and report what changed since: passages, answer, models."""
+        record = self.answer_record(answer_id)
+        report = self._replay(record)
+        asked = self._asked(actor, "replay")
+        asked.log.append(asked.actor, "replay", "answered", self.name,
+                         {k: report[k] for k in ("answer_id", "passages_changed",
+                                                 "passages_removed", "passages_added",
+                                                 "answer_changed", "model_changed")},
+                         {"question": record["question"], "answer_then": report["answer_then"],
+                          "answer_now": report["answer_now"]})
+        return report
+
+    def _replay(self, record: dict) -> dict:
         from rag.core.sections import SamplingParams
 
-        record = self.answer_record(answer_id)
+        answer_id = record["id"]
         then = record["provenance"]
         filt = SearchFilter(**then["filter"]) if then.get("filter") else None
         with self.collection.views.reading() as view:
@@ -252,6 +314,10 @@ class Assistant:
         return reports
 
     # --- parts -------------------------------------------------------------------------
+    def _asked(self, actor: Actor | None, action: str, conversation_id: str | None = None) -> Asked:
+        return Asked(self.collection.audit, actor or Actor.local_cli(), action, self.name,
+                     conversation_id)
+
     def _reading(self, view: IndexView | None):
         return nullcontext(view) if view is not None else self.collection.views.reading()
 
@@ -279,12 +345,10 @@ class Assistant:
 
     def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:
         """What produces an answer; equal provenance (and model file) means an equal answer."""
-        from dataclasses import asdict
-
         return {"collection": self.name, "llm_model": self.models.llm_name(),
                 "embed_model": self.models.embedder.fingerprint,
                 "index_version": view.index_version(), "index_generation": view.generation,
-                "top_k": top_k, "filter": asdict(filt) if filt else None,
+                "top_k": top_k, "filter": _as_dict(filt),
                 "params": self.settings.sampling.model_dump(),
                 "retrieval": self.settings.retrieval.model_dump(),
                 "answer": {**self.settings.answer.model_dump(), "answer_mode": mode}}
@@ -298,3 +362,9 @@ class Assistant:
                                     "content_hash": sha256_text(c.text)} for c in answer.citations]}
         return self.collection.records.save_answer(self.name, question, answer.query or question,
                                                    answer, provenance, key)
+
+
+def _as_dict(filt: SearchFilter | None) -> dict | None:
+    from dataclasses import asdict
+
+    return asdict(filt) if filt else None

@@ -378,10 +378,31 @@ class ServerConfig(Section):
     _lists = field_validator("allowed_hosts", "allowed_origins", mode="before")(string_list)
 
 
+class AuditConfig(Section):
+    """The audit log (rag/audit/): its keys, kept outside the stores, and its checkpoints."""
+
+    audit_key_file: Path | None = Field(
+        None, description="AES-256-GCM key file (`archivist audit keygen FILE`) sealing every "
+        "stored question, answer, passage text and conversation turn: audit log, answer records, "
+        "response cache. Empty: stored in plain text.")
+    audit_signing_key_file: Path | None = Field(
+        None, description="Ed25519 private key (`archivist audit keygen --signing FILE`) signing "
+        "the audit log's checkpoints; auditors verify with FILE.pub. Empty: none are signed.")
+    audit_checkpoint_every: int = Field(
+        100, ge=1, description="Events between signed checkpoints (also one an hour at most).")
+    audit_fsync: bool = Field(
+        False, description="Flush the SQLite audit log to disk at every event, so that a power "
+        "cut loses none (a killed process never loses one either way). Costs a disk flush per "
+        "event (6 ms on the README's machine); off, a power cut may lose the last moment's.")
+
+    _empty_is_none = field_validator("audit_key_file", "audit_signing_key_file",
+                                     mode="before")(none_if_empty)
+
+
 # Settings field name -> section class, in the order `archivist doctor` shows them.
 SECTIONS: dict[str, type[Section]] = {
     "embedding": EmbeddingConfig, "chunking": ChunkingConfig, "ingest": IngestConfig,
-    "store": StoreConfig,
+    "store": StoreConfig, "audit": AuditConfig,
     "query": QueryConfig, "retrieval": RetrievalConfig, "answer": AnswerConfig,
     "llm": LlmConfig, "sampling": SamplingParams, "server": ServerConfig,
 }

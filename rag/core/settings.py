@@ -23,9 +23,9 @@ from pydantic_settings import (
 
 from rag.core.collection_folders import COLLECTION_NAME, DEFAULT as DEFAULT_COLLECTION
 from rag.core.errors import ConfigError
-from rag.core.sections import (SECTIONS, AnswerConfig, ChunkingConfig, EmbeddingConfig, IngestConfig,
-                               LlmConfig, QueryConfig, RemoteServers, RetrievalConfig,
-                               SamplingParams, ServerConfig, StoreConfig)
+from rag.core.sections import (SECTIONS, AnswerConfig, AuditConfig, ChunkingConfig, EmbeddingConfig,
+                               IngestConfig, LlmConfig, QueryConfig, RemoteServers,
+                               RetrievalConfig, SamplingParams, ServerConfig, StoreConfig)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     chunking: ChunkingConfig = ChunkingConfig()
     ingest: IngestConfig = IngestConfig()
     store: StoreConfig = StoreConfig()
+    audit: AuditConfig = AuditConfig()
     query: QueryConfig = QueryConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     answer: AnswerConfig = AnswerConfig()
@@ -206,6 +207,11 @@ class Settings(BaseSettings):
     def records_db(self) -> Path | str:
         """Where answer records, conversations and the response cache live."""
         return self.db_url or self.records_path
+
+    @property
+    def audit_db(self) -> Path | str:
+        """Where the audit log lives (rag/audit/log.py)."""
+        return self.db_url or self.index_dir / "audit.sqlite3"
 
 
 def misspelt_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
