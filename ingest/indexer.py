@@ -5,6 +5,10 @@ Every write holds the index folder's writer lock (ingest/lock.py) and works on t
 of the index (rag/storage/index_views.py), the same one readers use: ingest/pipeline.py orders its
 writes so readers see each file old or new, never half.  A rebuild makes a new generation and
 switches readers to it when it is complete.
+
+Every change is recorded in the audit log (rag/audit/log.py) as it happens: "started" before it
+(a change that cannot be recorded is not made) and "ok" or "failed" after, by `actor` (the local
+CLI user by default; the HTTP routes pass the API key's, the folder watcher its own).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ingest.lock import writer_lock
 from ingest.manifest import Manifest
 from ingest.ocr import Ocr
 from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
+from rag.audit.events import Actor
 from rag.core import collection_folders
 from rag.core.errors import ArchivistError, NotFoundError
 from rag.library import Collection
@@ -34,10 +39,15 @@ Progress = Callable[[int, int, str], None]  # (files done, files in all, current
 
 
 class Indexer:
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, actor: Actor | None = None) -> None:
         self.collection = collection
         self.settings = collection.settings
         self.name = collection.name
+        self.actor = actor or Actor.local_cli()
+
+    def _audited(self, action: str, details: dict | None = None):
+        """The audit log's record of one change (see the module doc)."""
+        return self.collection.audit.operation(self.actor, action, self.name, details)
 
     # --- syncing with the folder -------------------------------------------------------
     def ingest(self, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
@@ -46,7 +56,11 @@ class Indexer:
         if rebuild:
             return self.reindex(progress)
         skip = collection_folders.skipped(self.settings.data_dir, self.name)
-        return self._write(lambda ingestor: ingestor.sync(self.collection.data_dir, progress, skip))
+        with self._audited("ingest") as result:
+            report = self._write(lambda ingestor: ingestor.sync(self.collection.data_dir,
+                                                                progress, skip))
+            result.update(_counts(report))
+        return report
 
     def sync_sources(self, sources: list[str], force: bool = False) -> IngestReport:
         """Sync just these files of the collection (uploads, deletes, re-indexing)."""
@@ -59,6 +73,9 @@ class Indexer:
             rebuilt = reconcile_lexical(view.store, view.lexical)
             if rebuilt:
                 view.lexical.bump_version()
+        if rebuilt:
+            self.collection.audit.append(self.actor, "index.repair", "ok", self.name,
+                                         {"rebuilt": "keyword index"})
         return rebuilt
 
     def _write(self, work: Callable[[Ingestor], IngestReport]) -> IngestReport:
@@ -106,6 +123,12 @@ class Indexer:
         generation, then switch to it: searches go on reading the old one until it is complete,
         and requests still reading it finish on it.  The way out of IndexMismatchError."""
         self._require_data_dir()
+        with self._audited("reindex") as result:
+            report = self._reindex(progress)
+            result.update(_counts(report))
+        return report
+
+    def _reindex(self, progress: Progress | None) -> IngestReport:
         s = self.settings
         with writer_lock(s):
             old = self.collection.pointer.current(self.name)
@@ -162,6 +185,13 @@ class Indexer:
     def add_documents(self, uploads: list[tuple[str | None, BinaryIO]]) -> tuple[list[Document], IngestReport]:
         """Store uploaded files in the collection's folder and index just them.  Every upload is
         checked before any is stored: one bad file refuses the request and stores nothing."""
+        with self._audited("document.upload", {"files": [str(name)[:300] for name, _ in uploads]}) as result:
+            docs, report = self._add_documents(uploads)
+            result.update({"stored": [d.source for d in docs], **_counts(report)})
+        return docs, report
+
+    def _add_documents(self, uploads: list[tuple[str | None, BinaryIO]]
+                       ) -> tuple[list[Document], IngestReport]:
         folder = self.collection.data_dir
         max_bytes = int(self.settings.ingest.max_file_mb * 1e6)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
@@ -179,11 +209,19 @@ class Indexer:
 
     def delete_document(self, doc_id: str) -> None:
         doc = self.document(doc_id)
-        (self.collection.data_dir / doc.source).unlink(missing_ok=True)
-        self.sync_sources([doc.source])
+        with self._audited("document.delete", {"document": doc.id, "source": doc.source}) as result:
+            (self.collection.data_dir / doc.source).unlink(missing_ok=True)
+            result.update(_counts(self.sync_sources([doc.source])))
 
     def reindex_document(self, doc_id: str) -> Document:
         """Parse and embed the file again even if it looks unchanged (e.g. after a parser fix)."""
         doc = self.document(doc_id)
-        self.sync_sources([doc.source], force=True)
+        with self._audited("document.reindex", {"document": doc.id, "source": doc.source}) as result:
+            result.update(_counts(self.sync_sources([doc.source], force=True)))
         return self.document(doc_id)
+
+
+def _counts(report: IngestReport) -> dict:
+    """What the audit log keeps of an ingest report: the counts and the files that failed."""
+    counts = {k: v for k, v in report.to_dict().items() if isinstance(v, int)}
+    return {**counts, "failures": [f.source for f in report.failures[:100]]}

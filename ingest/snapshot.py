@@ -35,6 +35,14 @@ _SKIP_SUFFIXES = ("-wal", "-shm", "-journal")
 # Never archived: the writer lock, and a running server's registration (it holds the token that
 # lets `archivist ingest` hand work to that server).
 _SKIP_NAMES = {"ingest.lock", "server.json"}
+# Never archived nor replaced: the audit log records this installation's history, the export and
+# the import included (`archivist audit export` is how it travels).
+_AUDIT_LOG = "audit.sqlite3"
+
+
+def _kept(name: str) -> bool:
+    """Files of the index folder that an export leaves out and an import leaves in place."""
+    return name in _SKIP_NAMES or name.startswith(_AUDIT_LOG)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -86,7 +94,7 @@ def _index_files(index_dir: Path) -> list[Path]:
         rel = path.relative_to(index_dir)
         if not path.is_file() or path.is_symlink():
             continue
-        if rel.name in _SKIP_NAMES or rel.name.endswith(_SKIP_SUFFIXES):
+        if _kept(rel.name) or rel.name.endswith(_SKIP_SUFFIXES):
             continue
         files.append(rel)
     return files
@@ -248,7 +256,7 @@ def verify_archive(archive: Path, staging: Path) -> dict:
 
 
 def _non_empty(index_dir: Path) -> bool:
-    return index_dir.is_dir() and any(p.name not in _SKIP_NAMES for p in index_dir.iterdir())
+    return index_dir.is_dir() and any(not _kept(p.name) for p in index_dir.iterdir())
 
 
 def _vectors_onto_server(settings: Settings, staging: Path, force: bool) -> None:
@@ -330,7 +338,7 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
                 _state_into_database(settings, staging, force)
             forget_client(settings.chroma)
             index_dir.mkdir(exist_ok=True)  # the database's lock, unlike a lock file, makes none
-            old = [p for p in index_dir.iterdir() if p.name not in _SKIP_NAMES]
+            old = [p for p in index_dir.iterdir() if not _kept(p.name)]
             if old:
                 backup = index_dir.parent / f"{index_dir.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"
                 backup.mkdir()

@@ -16,10 +16,12 @@ from typing import Callable
 from ingest.indexer import Indexer
 from ingest.lock import IndexBusyError
 from ingest.pipeline import IngestReport, scan
+from rag.audit.events import Actor
 from rag.core import collection_folders
 from rag.library import Library
 
 log = logging.getLogger(__name__)
+WATCHER = Actor.system("folder watcher")  # who the audit log names for its syncs
 
 Snapshot = dict[str, dict[str, tuple[int, int]]]  # collection -> source -> (size, mtime_ns)
 
@@ -83,7 +85,7 @@ class FolderWatcher:
             if before.get(name) == files:
                 continue
             try:
-                report = Indexer(self.library.collection(name)).ingest()
+                report = Indexer(self.library.collection(name), WATCHER).ingest()
             except IndexBusyError:  # an `archivist ingest` is running: try again next round
                 log.info("watch: index busy, will retry")
                 continue

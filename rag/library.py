@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.audit.checkpoints import Signer
 from rag.audit.log import AuditLog
 from rag.audit.upkeep import require_key_in_force
 from rag.core import collection_folders
@@ -96,7 +95,7 @@ class Library:
         self._collections: dict[str, Collection] = {}
         self._records: Records | None = None
         self._audit: AuditLog | None = audit
-        self._given_audit = audit is not None
+        self._given_audit = audit is not None  # the caller's to close
         self.pointer = index_generations.Pointer(settings.index_dir, settings.db_url)
         self._lock = threading.Lock()
 
@@ -129,34 +128,32 @@ class Library:
     def records_store(self) -> Records:
         """Answers and conversations of every collection, in one file (opened on first use,
         with the audit log)."""
-        self._open_stores()
+        self.open_stores()
         return self._records
 
     @property
     def audit(self) -> AuditLog:
         """The audit log of every collection (opened on first use, with the records)."""
-        self._open_stores()
+        self.open_stores()
         return self._audit
 
-    def _open_stores(self) -> None:
+    def open_stores(self) -> None:
         """Open the records and the audit log, sealing with the configured key once it is
         checked to be the one in force (else AuditKeyError, and nothing is opened)."""
         with self._lock:
             if self._records is not None:
                 return
-            audit = self.settings.audit
-            keyring = Keyring.from_file(audit.audit_key_file)
-            signer = Signer.from_file(audit.audit_signing_key_file) \
-                if audit.audit_signing_key_file else None
+            keyring = Keyring.from_file(self.settings.audit.audit_key_file)
             records = Records(self.settings.records_db, keyring)
-            log = self._audit or AuditLog(self.settings.audit_db, keyring, signer,
-                                          audit.audit_checkpoint_every, fsync=audit.audit_fsync)
+            log = self._audit
             try:
-                if not self._given_audit:
+                if log is None:
+                    log = AuditLog.configured(self.settings, keyring)
                     require_key_in_force(log, records)
             except BaseException:
                 records.close()
-                log.close()
+                if log is not None:
+                    log.close()
                 raise
             self._records, self._audit = records, log
 

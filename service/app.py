@@ -11,16 +11,18 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.indexer import Indexer
 from ingest.watcher import FolderWatcher
+from rag.audit.events import Actor
 from rag.core.errors import ArchivistError
 from rag.core.offline import enforce_offline
 from rag.core.settings import Settings
 from rag.library import Library
 from service import errors, handoff, portal
+from service.audit_trail import record_start
 from service.auth import KeyStore
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware
 from service.observe import ObserveMiddleware
-from service.routes import admin, answers, documents, openai, system
+from service.routes import admin, answers, audit, documents, openai, system
 from service.security import BrowserGuard, allowed_hosts
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def start_up(library: Library) -> None:
         log.error("start-up: %s", exc)
     for name in library.names():
         try:
-            if Indexer(library.collection(name)).repair():
+            if Indexer(library.collection(name), Actor.system("server")).repair():
                 log.warning("collection %s: rebuilt its keyword index", name)
         except ArchivistError as exc:  # keep serving: its requests explain the problem
             log.error("start-up: collection %s: %s", name, exc)
@@ -48,6 +50,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     """`library`: ready made (tests inject one with fake models); else built from `settings`."""
     enforce_offline()
     library = library or Library(settings)
+    library.open_stores()  # a key that is not the one in force stops the server here
     server = settings.server
 
     @asynccontextmanager
@@ -58,6 +61,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         with handoff.register(settings, *serve_at) if serve_at else nullcontext() as token:
             app.state.local_token = token
             await run_in_threadpool(start_up, library)
+            await run_in_threadpool(record_start, library, serve_at)
             watcher = None
             if settings.ingest.watch and settings.data_dir.is_dir():
                 watcher = FolderWatcher(library, settings.ingest.watch_interval_s,
@@ -88,7 +92,8 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
                        origins=server.allowed_origins, wildcard_bind=server.host in _WILDCARD_HOSTS)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
 
-    for router in (answers.router, documents.router, admin.router, system.router, openai.router):
+    for router in (answers.router, documents.router, admin.router, system.router, openai.router,
+                   audit.router):
         app.include_router(router)
     errors.install(app)
     portal.mount(app)  # the web pages at /, /library and /login

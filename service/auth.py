@@ -46,11 +46,14 @@ PG_MIGRATIONS = [
 
 
 class AuthError(ArchivistError):
-    """No or an unknown key (401), or a key without the right (403): see `status`."""
+    """No or an unknown key (401), or a key without the right (403): see `status`.  `principal`:
+    the caller, when known (a 403), for the audit log."""
 
-    def __init__(self, message: str, hint: str | None = None, status: int = 401) -> None:
+    def __init__(self, message: str, hint: str | None = None, status: int = 401,
+                 principal: Principal | None = None) -> None:
         super().__init__(message, hint)
         self.status = status
+        self.principal = principal
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class Principal:
             where = f" on collection {collection!r}" if collection else ""
             raise AuthError(f"Key {self.key_id} ({self.role}) may not {action}{where}.", status=403,
                             hint="Ask an admin for a key with that role and collection "
-                                 "(`archivist keys create --role ... --collection ...`).")
+                                 "(`archivist keys create --role ... --collection ...`).",
+                            principal=self)
 
 
 LOCAL_ADMIN = Principal("local", "admin", ("*",))
@@ -77,6 +81,16 @@ LOCAL_ADMIN = Principal("local", "admin", ("*",))
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def key_id_of(secret: str) -> str | None:
+    """The public id inside a key (`ak_<id>_<secret part>`), whether or not the key is valid:
+    what the audit log names for a key that failed to authenticate.  None if it has no id."""
+    parts = secret.split("_")
+    if len(parts) >= 3 and parts[0] == "ak" and len(parts[1]) == 8 and all(
+            c in "0123456789abcdef" for c in parts[1]):
+        return parts[1]
+    return None
 
 
 class KeyStore:

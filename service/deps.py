@@ -10,9 +10,11 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 
 from ingest.indexer import Indexer
 from rag.answering.assistant import Assistant
+from rag.audit.events import Actor
 from rag.library import Collection, Library
 from service import handoff
 from service.auth import LOCAL_ADMIN, AuthError, KeyStore, Principal
+from service.logs import request_id
 
 SESSION_COOKIE = "archivist_session"
 
@@ -60,6 +62,11 @@ LibraryDep = Annotated[Library, Depends(get_library)]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
+def actor_of(principal: Principal) -> Actor:
+    """The caller as the audit log names it: key id and role, and this request's id."""
+    return Actor.key(principal.key_id, principal.role, request_id.get())
+
+
 def collection_for(library: Library, principal: Principal, name: str | None,
                    action: str = "read") -> Collection:
     """The collection, if the caller may `action` on it (unknown collections are 404 only for
@@ -75,4 +82,4 @@ def assistant_for(library: Library, principal: Principal, name: str | None) -> A
 
 def indexer_for(library: Library, principal: Principal, name: str | None,
                 action: str = "write") -> Indexer:
-    return Indexer(collection_for(library, principal, name, action))
+    return Indexer(collection_for(library, principal, name, action), actor_of(principal))

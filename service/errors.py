@@ -9,12 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ingest.documents import UploadError
 from ingest.lock import IndexBusyError
 from rag.core.collection_folders import CollectionNameError
 from rag.core.errors import ArchivistError, BadRequestError, NotFoundError
 from rag.models.generation_gate import QueueFullError
+from service.audit_trail import record_refusal
 from service.auth import AuthError
 from service.routes import openai
 
@@ -48,6 +50,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ArchivistError)
     async def archivist_error(request: Request, exc: ArchivistError) -> JSONResponse:
+        if isinstance(exc, AuthError):
+            await run_in_threadpool(record_refusal, request, exc)  # the audit log is a database
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFullError) else None
         return error_reply(request.url.path, status_for(exc), exc.message, exc.hint, headers)
 

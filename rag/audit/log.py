@@ -42,6 +42,7 @@ from rag.audit.events import (COLUMNS, GENESIS, Actor, Event, canonical_json, ch
                               payload_digest, secret_aad, secret_payload)
 from rag.core import faults
 from rag.core.errors import ArchivistError
+from rag.core.settings import Settings
 from rag.storage.database import Database
 from rag.storage.sealing import Keyring, SealingError
 
@@ -124,6 +125,15 @@ class AuditLog:
             self._db.execute("PRAGMA secure_delete=ON")  # pruned rows are overwritten, not left
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
 
+    @classmethod
+    def configured(cls, settings: Settings, keyring: Keyring | None = None) -> AuditLog:
+        """The log as the settings describe it (its signing key loaded), sealing with
+        `keyring`.  Whether that key is the one in force is rag/audit/upkeep.py's check."""
+        cfg = settings.audit
+        signer = Signer.from_file(cfg.audit_signing_key_file) if cfg.audit_signing_key_file else None
+        return cls(settings.audit_db, keyring, signer, cfg.audit_checkpoint_every,
+                   fsync=cfg.audit_fsync)
+
     def close(self) -> None:
         self._db.close()
 
@@ -156,7 +166,8 @@ class AuditLog:
                 sealed_with: str | None) -> int:
         """The event chained to the head, and a checkpoint if one is due, inside the caller's
         transaction."""
-        self._check_key()
+        if digest is not None:  # an event without a secret part seals nothing: any key will do
+            self._check_key()
         seq, prev = self._head()
         seq += 1
         at = now()

@@ -1,6 +1,6 @@
 """The `archivist` command.  Each subcommand parses flags, calls rag/ or ingest/, prints the
 result: the commands live in question_commands (read), index_commands (write) and
-admin_commands (serve, keys, doctor) and model_commands (models)."""
+admin_commands (serve, keys, doctor), model_commands (models) and audit_commands (audit)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rag.core.offline import enforce_offline
 from rag.core.settings import Settings, load_settings
 from rag.library import Library
 from rag.models.loaded import for_bulk_embedding
-from service.cli import model_commands
+from service.cli import audit_commands, model_commands
 from service.cli.admin_commands import cmd_doctor, cmd_keys, cmd_serve
 from service.cli.index_commands import (cmd_collections, cmd_export, cmd_import, cmd_ingest,
                                         cmd_reindex)
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     model_commands.add_parser(sub)
+    audit_commands.add_parser(sub)
     return parser
 
 

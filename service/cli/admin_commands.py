@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rag.audit.events import Actor
 from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
@@ -50,19 +51,24 @@ def cmd_serve(library: Library, args: argparse.Namespace) -> int:
 
 
 def cmd_keys(library: Library, args: argparse.Namespace) -> int:
-    from service.auth import KeyStore
+    from service.auth import KeyStore, key_id_of
 
     keys = KeyStore(library.settings.keys_db)
     try:
         if args.action == "create":
             for name in args.collection or []:
                 library.collection(name)  # an unknown collection fails here, not at first use
-            secret = keys.create(args.role, args.collection, args.note)
+            details = {"role": args.role, "collections": args.collection, "note": args.note}
+            with library.audit.operation(Actor.local_cli(), "key.create", details=details) as result:
+                secret = keys.create(args.role, args.collection, args.note)
+                result["key_id"] = key_id_of(secret)
             print(secret)
             print("Keep this key: it is not stored and cannot be shown again.", file=sys.stderr)
         elif args.action == "revoke":
-            if not args.id or not keys.revoke(args.id):
-                raise ArchivistError(f"No active key {args.id!r}.", hint="`archivist keys list` shows them.")
+            with library.audit.operation(Actor.local_cli(), "key.revoke", details={"key_id": args.id}):
+                if not args.id or not keys.revoke(args.id):
+                    raise ArchivistError(f"No active key {args.id!r}.",
+                                         hint="`archivist keys list` shows them.")
             print(f"revoked {args.id}")
         else:
             rows = keys.list()

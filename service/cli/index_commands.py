@@ -7,6 +7,8 @@ import sys
 
 from ingest.indexer import Indexer
 from ingest.pipeline import IngestReport
+from rag.audit.events import Actor
+from rag.audit.log import AuditLog
 from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
@@ -76,7 +78,8 @@ def cmd_collections(library: Library, args: argparse.Namespace) -> int:
     if args.action == "create":
         if not args.name:
             raise ArchivistError("Which collection?", hint="archivist collections create NAME")
-        collection = library.create(args.name)
+        with library.audit.operation(Actor.local_cli(), "collection.create", args.name):
+            collection = library.create(args.name)
         print(f"collection {args.name!r}: put its documents in {collection.data_dir}, then run "
               f"`archivist ingest --collection {args.name}`")
         return 0
@@ -98,7 +101,10 @@ def cmd_export(library: Library, args: argparse.Namespace) -> int:
     # A serving process keeps part of Chroma's vector index in memory and persists it in batches,
     # so files copied from another process may lag behind it; stop it first, as for import.
     handoff.refuse_if_serving(library.settings, "`archivist export`")
-    manifest = export_index(library.settings, args.path)
+    with library.audit.operation(Actor.local_cli(), "index.export",
+                                 details={"file": str(args.path)}) as result:
+        manifest = export_index(library.settings, args.path)
+        result["collections"] = manifest["collections"]
     if args.json:
         print_json({k: v for k, v in manifest.items() if k != "files"})
     else:
@@ -111,8 +117,16 @@ def cmd_import(library: Library, args: argparse.Namespace) -> int:
     from ingest.snapshot import import_index
 
     handoff.refuse_if_serving(library.settings, "`archivist import`")
-    library.close()
-    manifest = import_index(library.settings, args.path, force=args.force)
+    library.close()  # the records are replaced: nothing may hold them open
+    # The audit log is never replaced by an import (ingest/snapshot.py): it records the import.
+    log = AuditLog.configured(library.settings)
+    try:
+        with log.operation(Actor.local_cli(), "index.import",
+                           details={"file": str(args.path), "force": args.force}) as result:
+            manifest = import_index(library.settings, args.path, force=args.force)
+            result.update({"made": manifest["created_at"], "collections": manifest["collections"]})
+    finally:
+        log.close()
     counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
     print(f"imported {args.path} (made {manifest['created_at']} by archivist "
           f"{manifest['archivist_version']}; {counts}) into {library.settings.index_dir}")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rag.audit.events import Actor
 from rag.core.errors import ArchivistError
 from rag.library import Library
 from service import handoff
@@ -115,7 +116,10 @@ def _use(library: Library, args: argparse.Namespace) -> int:
         print(f"active: {reply['active']} (previous: {reply['previous']}); the server switched "
               f"in {reply['load_s']:.2f} s")
         return 0
-    model = repo.use(args.name, args.previous)
+    details = {"from": repo.state().get("current"), "to": args.name, "previous": args.previous}
+    with library.audit.operation(Actor.local_cli(), "model.switch", details=details) as result:
+        model = repo.use(args.name, args.previous)
+        result["to"] = model.name
     print(f"active: {model.name} (previous: {repo.state()['previous']})")
     return 0
 

@@ -11,8 +11,8 @@ from ingest.indexer import Indexer
 from ingest.pipeline import IngestReport
 from rag.core.errors import NotFoundError
 from rag.library import Library
-from service.auth import SESSION_TTL_S, KeyStore, Principal
-from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, indexer_for
+from service.auth import SESSION_TTL_S, KeyStore, Principal, key_id_of
+from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, actor_of, indexer_for
 
 router = APIRouter(tags=["access and upkeep"])
 
@@ -45,9 +45,10 @@ def _keys(request: Request) -> KeyStore:
 
 
 @router.post("/v1/session", summary="Log in with an API key (sets a session cookie)")
-def login(body: SessionRequest, request: Request, response: Response) -> dict:
+def login(body: SessionRequest, request: Request, response: Response, library: LibraryDep) -> dict:
     keys = _keys(request)
     principal = keys.require(body.key)
+    library.audit.append(actor_of(principal), "session.start")
     response.set_cookie(SESSION_COOKIE, keys.start_session(principal), max_age=SESSION_TTL_S,
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return {"key_id": principal.key_id, "role": principal.role, "collections": principal.collections}
@@ -75,17 +76,22 @@ def list_keys(request: Request, who: PrincipalDep) -> dict:
 
 
 @router.post("/v1/keys", status_code=201, summary="Create an API key (admin)")
-def create_key(body: KeyRequest, request: Request, who: PrincipalDep) -> dict:
+def create_key(body: KeyRequest, request: Request, library: LibraryDep, who: PrincipalDep) -> dict:
     """The key is in this reply only; the server keeps its hash."""
     who.check("admin")
-    return {"key": _keys(request).create(body.role, body.collections, body.note)}
+    details = {"role": body.role, "collections": body.collections, "note": body.note}
+    with library.audit.operation(actor_of(who), "key.create", details=details) as result:
+        secret = _keys(request).create(body.role, body.collections, body.note)
+        result["key_id"] = key_id_of(secret)
+    return {"key": secret}
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204, summary="Revoke an API key (admin)")
-def revoke_key(key_id: str, request: Request, who: PrincipalDep) -> Response:
+def revoke_key(key_id: str, request: Request, library: LibraryDep, who: PrincipalDep) -> Response:
     who.check("admin")
-    if not _keys(request).revoke(key_id):
-        raise NotFoundError(f"No active key {key_id!r}.", hint="GET /v1/keys lists them.")
+    with library.audit.operation(actor_of(who), "key.revoke", details={"key_id": key_id}):
+        if not _keys(request).revoke(key_id):
+            raise NotFoundError(f"No active key {key_id!r}.", hint="GET /v1/keys lists them.")
     return Response(status_code=204)
 
 
@@ -100,7 +106,8 @@ def list_collections(library: LibraryDep, who: PrincipalDep) -> dict:
 def create_collection(body: CollectionRequest, library: LibraryDep, who: PrincipalDep) -> dict:
     """Makes data/NAME/ a collection: its own index, searched only when named (admin)."""
     who.check("admin")
-    library.create(body.name)
+    with library.audit.operation(actor_of(who), "collection.create", body.name):
+        library.create(body.name)
     return {"name": body.name}
 
 
@@ -140,9 +147,12 @@ def switch_model(body: ModelRequest, library: LibraryDep, who: PrincipalDep) -> 
     who.check("admin")
     models = library.models
     chosen = models.repo.choose(body.name, body.previous)  # refusals before any loading
-    started = time.perf_counter()
-    generator = models.switch_llm(chosen.path, then=lambda: models.repo.use(chosen.name))
-    load_s = time.perf_counter() - started
+    details = {"from": models.repo.state().get("current"), "to": chosen.name}
+    with library.audit.operation(actor_of(who), "model.switch", details=details) as result:
+        started = time.perf_counter()
+        generator = models.switch_llm(chosen.path, then=lambda: models.repo.use(chosen.name))
+        load_s = time.perf_counter() - started
+        result["sha256"] = models.llm_sha256(generator)
     return {"active": chosen.name, "previous": models.repo.state()["previous"],
-            "sha256": models.llm_sha256(generator), "template": getattr(generator, "template", None),
+            "sha256": result["sha256"], "template": getattr(generator, "template", None),
             "load_s": round(load_s, 3)}

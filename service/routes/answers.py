@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from rag.core.errors import NotFoundError
 from rag.core.shapes import Answer, SearchResults
 from rag.retrieval.retriever import SearchFilter
-from service.deps import LibraryDep, PrincipalDep, assistant_for
+from service.deps import LibraryDep, PrincipalDep, actor_of, assistant_for
 from service.routes.openai import SSE_EVENT
 from service.streams import event_stream, metered
 
@@ -67,7 +67,8 @@ def ask(body: QueryRequest, request: Request, library: LibraryDep, who: Principa
     With `"stream": true` the reply is an event stream (see the `stream` field)."""
     assistant = assistant_for(library, who, body.collection)
     stream = metered(request, assistant.start(body.question, body.top_k, filt=body.filter(),
-                                              debug=body.debug, mode=body.mode))
+                                              debug=body.debug, mode=body.mode,
+                                              actor=actor_of(who)))
     if body.stream:
         return event_stream(request, stream)
     return stream.result()["done"]
@@ -77,7 +78,8 @@ def ask(body: QueryRequest, request: Request, library: LibraryDep, who: Principa
 def search(body: QueryRequest, library: LibraryDep, who: PrincipalDep) -> SearchResults:
     """Retrieval only: the passages an answer would be based on, best first."""
     assistant = assistant_for(library, who, body.collection)
-    return SearchResults(results=assistant.search(body.question, body.top_k, body.filter()))
+    return SearchResults(results=assistant.search(body.question, body.top_k, body.filter(),
+                                                  actor=actor_of(who)))
 
 
 @router.post("/v1/chat", response_model=ChatReply, responses=SSE_RESPONSE,
@@ -88,7 +90,8 @@ def chat(body: ChatRequest, request: Request, library: LibraryDep, who: Principa
     like /v1/ask, with a first `conversation` event."""
     assistant = assistant_for(library, who, body.collection)
     stream = metered(request, assistant.start_chat(body.question, body.conversation_id,
-                                                   body.top_k, body.filter(), mode=body.mode))
+                                                   body.top_k, body.filter(), mode=body.mode,
+                                                   actor=actor_of(who)))
     if body.stream:
         return event_stream(request, stream)
     seen = stream.result()

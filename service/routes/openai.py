@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rag.core.errors import BadRequestError, NotFoundError
 from rag.library import Collection, Library
 from service.auth import Principal
-from service.deps import LibraryDep, PrincipalDep
+from service.deps import LibraryDep, PrincipalDep, actor_of
 from service.streams import event_stream, metered
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -136,7 +136,8 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
     `refused`, `reason`, the verified `answer` and its `answer_id`."""
     assistant = model_collection(library, who, body.model).assistant
     question, history = split_conversation(body.messages)
-    events = metered(request, assistant.start(question, body.top_k, history=history))
+    events = metered(request, assistant.start(question, body.top_k, history=history,
+                                              actor=actor_of(who), action="openai.chat"))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     if body.stream:

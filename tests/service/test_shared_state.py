@@ -99,8 +99,9 @@ def test_postgres_stores_share_a_database_and_migrate_once(postgres_server):
     url = postgres_server.fresh_database()
     stores = [Records(url), KeyStore(url), Records(url)]
     db = Database(url, "probe", [], [])
-    applied = db.execute("SELECT store, name FROM schema_migrations ORDER BY store").fetchall()
-    assert applied == [("keys", "001_keys"), ("records", "001_answers_conversations")]
+    applied = db.execute("SELECT store, name FROM schema_migrations ORDER BY store, name").fetchall()
+    assert applied == [("keys", "001_keys"), ("records", "001_answers_conversations"),
+                       ("records", "002_sealed_with")]
     for store in [*stores, db]:
         store.close()
 
