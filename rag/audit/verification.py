@@ -104,40 +104,32 @@ def _walk(rows: Iterable[tuple], by_seq: dict[int, Checkpoint], expect_head: str
     expected = prev = before_prev = None
     confirmed = 0  # the last event a checkpoint confirms
     head_seen = expect_head is None
-    for (seq, at, actor, role, collection, request_id, action, outcome, details, digest, secret,
-         sealed_with, prev_hash, stored_hash) in rows:
+    # A checkpoint that does not match says only that something up to it changed: the next event
+    # may say what (an insertion, an edit of the checkpoint's own event), so it is heard first.
+    suspect: _Broken | None = None
+    suspect_at = 0  # the unmatched checkpoint's event
+    for row in rows:
+        seq = row[0]
         if expected is None:
-            expected, prev = _start(seq, prev_hash, by_seq, partial, report)
+            expected, prev = _start(seq, row[12], by_seq, partial, report)
             confirmed = seq - 1 if (seq - 1) in by_seq else 0
-        if seq != expected:
-            if seq < expected:
-                raise _Broken(seq, f"event {seq} appears again after event {expected - 1}: events "
-                                   "were reordered or inserted")
-            raise _Broken(expected, f"missing: after event {expected - 1} comes event {seq} "
-                                    "(deleted, or moved)")
-        # Over the previous hash the event recorded: an intact event gives its own hash even when
-        # its predecessor was changed, which tells the two apart.
-        own = chain_hash(seq, at, actor, role, collection, request_id, action, outcome, details,
-                         digest, prev_hash)
-        if prev_hash != prev and prev_hash == before_prev:
-            raise _Broken(seq - 1, f"inserted: event {seq} is chained to event {seq - 2}, so "
-                                   f"the event now numbered {seq - 1} was not there")
-        if own != stored_hash:
-            raise _Broken(seq, "edited: its stored fields no longer give its hash")
-        if prev_hash != prev:
-            raise _Broken(seq - 1, f"edited or replaced: event {seq} recorded the previous hash "
-                                   f"{prev_hash[:16]}..., but this event's hash is now {prev[:16]}...")
-        if sealed_with is None and (secret is not None or digest is not None) and (
-                secret is None or digest is None or payload_digest(secret) != digest):
-            raise _Broken(seq, "edited: its recorded question or answer no longer matches the "
-                               "digest in the chain")
+        try:
+            _check_event(row, expected, prev, before_prev)
+        except _Broken as broken:
+            # A problem named at or before the checkpoint is the more precise account of it.
+            raise broken if suspect is None or broken.seq <= suspect_at else suspect
+        if suspect is not None:
+            raise suspect
+        stored_hash = row[13]
         checkpoint = by_seq.get(seq)
         if checkpoint is not None:
             if checkpoint.head_hash != stored_hash:
-                raise _Broken(confirmed + 1, f"rewritten: the signed checkpoint of {checkpoint.at} "
-                                             f"at event {seq} no longer matches the chain: events "
-                                             f"{confirmed + 1} to {seq} were rewritten with their "
-                                             "hashes recomputed, from this one at the earliest")
+                suspect = _Broken(confirmed + 1, f"rewritten: the signed checkpoint of "
+                                                 f"{checkpoint.at} at event {seq} no longer "
+                                                 f"matches the chain: events {confirmed + 1} to "
+                                                 f"{seq} were rewritten with their hashes "
+                                                 "recomputed, from this one at the earliest")
+                suspect_at = seq
             confirmed = seq
         head_seen = head_seen or stored_hash == expect_head
         before_prev, prev = prev, stored_hash
@@ -145,7 +137,36 @@ def _walk(rows: Iterable[tuple], by_seq: dict[int, Checkpoint], expect_head: str
         report.first_seq = report.first_seq or seq
         report.last_seq, report.head = seq, stored_hash
         expected += 1
+    if suspect is not None:
+        raise suspect
     _check_end(by_seq, expect_head, head_seen, report)
+
+
+def _check_event(row: tuple, expected: int, prev: str, before_prev: str | None) -> None:
+    (seq, at, actor, role, collection, request_id, action, outcome, details, digest, secret,
+     sealed_with, prev_hash, stored_hash) = row
+    if seq != expected:
+        if seq < expected:
+            raise _Broken(seq, f"event {seq} appears again after event {expected - 1}: events "
+                               "were reordered or inserted")
+        raise _Broken(expected, f"missing: after event {expected - 1} comes event {seq} "
+                                "(deleted, or moved)")
+    # Over the previous hash the event recorded: an intact event gives its own hash even when
+    # its predecessor was changed, which tells the two apart.
+    own = chain_hash(seq, at, actor, role, collection, request_id, action, outcome, details,
+                     digest, prev_hash)
+    if prev_hash != prev and prev_hash == before_prev:
+        raise _Broken(seq - 1, f"inserted: event {seq} is chained to event {seq - 2}, so the "
+                               f"event now numbered {seq - 1} was not there")
+    if own != stored_hash:
+        raise _Broken(seq, "edited: its stored fields no longer give its hash")
+    if prev_hash != prev:
+        raise _Broken(seq - 1, f"edited or replaced: event {seq} recorded the previous hash "
+                               f"{prev_hash[:16]}..., but this event's hash is now {prev[:16]}...")
+    if sealed_with is None and (secret is not None or digest is not None) and (
+            secret is None or digest is None or payload_digest(secret) != digest):
+        raise _Broken(seq, "edited: its recorded question or answer no longer matches the "
+                           "digest in the chain")
 
 
 def _start(seq: int, prev_hash: str, by_seq: dict[int, Checkpoint], partial: bool,
