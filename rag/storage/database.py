@@ -112,9 +112,17 @@ class Database:
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): rolling back again
+            # would fail and hide the error that matters.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:  # e.g. the disk filled up as the journal was written
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._conn.close()
