@@ -133,6 +133,7 @@ def _list(library: Library, args: argparse.Namespace) -> int:
         listing = list_events(log, query, open_secrets=keyed)
         log.append(Actor.local_cli(), "audit.list", "ok", None,
                    {"filters": query.to_dict(), "events": len(listing["events"])})
+        listing["head"] = dict(zip(("seq", "hash"), log.head()))  # this read's record included
     finally:
         if not keyed:
             log.close()

@@ -1,4 +1,5 @@
-"""The web portal: an ask page, a library page and a login form, served by the API app itself.
+"""The web portal: an ask page, a library page, an audit page (admins) and a login form, served
+by the API app itself.
 
 Plain HTML pages from `templates/` (one shared layout) and vanilla JS/CSS from `static/`, all
 inside this package: no build step, nothing fetched from anywhere but this server.  The pages call
@@ -32,6 +33,7 @@ PAGES = {  # path -> (template, page id, English title; app.js translates on loa
     "/": ("ask.html", "ask", "Ask"),
     "/library": ("library.html", "library", "Library"),
     "/login": ("login.html", "login", "Sign in"),
+    "/audit": ("audit.html", "audit", "Audit"),  # admins: its own script, static/audit.js
 }
 
 

@@ -26,15 +26,15 @@ def audit_events(
         limit: int = Query(100, ge=1, le=MAX_LIMIT)) -> dict:
     """Newest first: who, when, which collection and request, what, with what outcome, the
     public details, and the sealed part (question, answer, ...) opened with the server's key.
-    `head` is the chain's last event and hash (what `archivist audit verify --expect-head`
-    takes)."""
+    `head` is the chain's last event and hash, this read's own record included (what
+    `archivist audit verify --expect-head` takes)."""
     who.check("admin")
     query = EventQuery(since, until, actor, collection, action, outcome, before_seq, limit)
     log = library.audit
     listing = list_events(log, query)
-    log.append(actor_of(who), "audit.list", "ok", None, {"filters": query.to_dict(),
-                                                        "events": len(listing["events"])})
-    return listing
+    log.append(actor_of(who), "audit.list", "ok", None,
+               {"filters": query.to_dict(), "events": len(listing["events"])})
+    return {**listing, "head": dict(zip(("seq", "hash"), log.head()))}
 
 
 @router.get("/v1/audit/verify", summary="Verify the audit log's chain (admin)")
