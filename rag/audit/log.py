@@ -224,7 +224,13 @@ class AuditLog:
         """The last event's (seq, hash), under the append lock; (0, GENESIS) for an empty log."""
         if self.postgres:
             self._db.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_CLASS, _APPEND_KEY))
+        return self._last()
+
+    def _last(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:  # everything pruned: the chain goes on from the prune's checkpoint
+            row = self._db.execute("SELECT seq, head_hash FROM audit_checkpoints WHERE kind = "
+                                   "'prune' ORDER BY seq DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def _check_key(self) -> None:
@@ -247,17 +253,22 @@ class AuditLog:
             time.time() - self._last_checkpoint_at >= self.checkpoint_interval_s
 
     def _insert_checkpoint(self, made: Checkpoint) -> None:
+        """A prune's checkpoint replaces another at the same event (only it may anchor a log
+        whose first events are gone); any other leaves one already there."""
+        conflict = ("DO UPDATE SET head_hash = excluded.head_hash, at = excluded.at, kind = "
+                    "excluded.kind, key_fingerprint = excluded.key_fingerprint, signature = "
+                    "excluded.signature" if made.kind == "prune" else "DO NOTHING")
         self._db.execute(f"INSERT INTO audit_checkpoints ({', '.join(CHECKPOINT_COLUMNS)}) VALUES "
-                         "(?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         f"(?, ?, ?, ?, ?, ?) ON CONFLICT (seq) {conflict}",
                          (made.seq, made.head_hash, made.at, made.kind, made.key_fingerprint,
                           made.signature))
         self._last_checkpoint_at = time.time()
 
     # --- reading -----------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
+        """The last event's (seq, hash); (0, GENESIS) for a new log."""
         with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS)
+            return self._last()
 
     def plain_secrets(self) -> int:
         """Secret parts stored without a key."""

@@ -13,9 +13,11 @@ change, and the chain hashes the payloads' digests, never their ciphertexts: eve
 checkpoint and every head an auditor wrote down stay valid.  Interrupted, it is run again and
 finishes (rows name the key that sealed them; both keys are at hand).
 
-Pruning (`archivist audit prune --before DATE`) signs a checkpoint at the last event removed,
-removes the events up to it and records the prune as an event chained to that checkpoint, in one
-transaction: verification then starts from the signed checkpoint.
+Pruning (`archivist audit prune --before DATE`) signs a checkpoint of kind "prune" at the last
+event removed, removes the events up to it and records the prune as an event chained to that
+checkpoint, in one transaction: verification then starts from the signed checkpoint.  Only a
+prune's checkpoint may start a log (the kind is signed), so deleting the oldest events up to an
+ordinary checkpoint is still caught.
 """
 
 from __future__ import annotations

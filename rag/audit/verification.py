@@ -175,14 +175,16 @@ def _start(seq: int, prev_hash: str, by_seq: dict[int, Checkpoint], partial: boo
     if seq == 1:
         return 1, GENESIS
     anchor = by_seq.get(seq - 1)
-    if anchor is not None:
-        return seq, anchor.head_hash  # a prune's (or an earlier export's) checkpoint
+    if anchor is not None and (partial or anchor.kind == "prune"):
+        # A store may only start after a prune's checkpoint (its kind is signed: a periodic one
+        # does not make a deletion a prune); a bundle after any checkpoint.
+        return seq, anchor.head_hash
     if partial:
         report.warnings.append(f"the bundle starts at event {seq}; its link to event {seq - 1} "
                                "is not vouched for by a checkpoint")
         return seq, prev_hash
-    raise _Broken(1, f"deleted: the log starts at event {seq}, and no signed checkpoint vouches "
-                     f"for the removal of events 1 to {seq - 1} (a prune leaves one)")
+    raise _Broken(1, f"deleted: the log starts at event {seq}, and no signed prune checkpoint "
+                     f"vouches for the removal of events 1 to {seq - 1}")
 
 
 def _check_end(by_seq: dict[int, Checkpoint], expect_head: str | None, head_seen: bool,

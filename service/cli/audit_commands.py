@@ -27,7 +27,7 @@ from service.cli.output import print_json
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="the audit log: keys, verify, list, export, prune, rotate-key")
-    actions = p.add_subparsers(dest="action", required=True)
+    actions = p.add_subparsers(dest="audit_command", required=True)  # `list --action` is a filter
     a = actions.add_parser("keygen", help="write a new encryption key file (mode 0600; never "
                                           "overwrites), or with --signing an Ed25519 signing key")
     a.add_argument("file", type=Path)
@@ -63,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_audit(library: Library, args: argparse.Namespace) -> int:
     return {"keygen": _keygen, "verify": _verify, "list": _list, "export": _export,
-            "prune": _prune, "rotate-key": _rotate, "checkpoint": _checkpoint}[args.action](library, args)
+            "prune": _prune, "rotate-key": _rotate,
+            "checkpoint": _checkpoint}[args.audit_command](library, args)
 
 
 def _plain_log(settings: Settings) -> AuditLog:

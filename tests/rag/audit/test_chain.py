@@ -110,7 +110,10 @@ def test_a_deleted_event_is_named(log_path, keys):
 def test_deleting_the_first_events_without_a_prune_is_caught(log_path, keys):
     sql(log_path, "DELETE FROM audit_events WHERE seq <= 3")
     report = verify(log_path, keys)
-    assert report.bad_seq == 1 and "no signed checkpoint vouches" in report.problem
+    assert report.bad_seq == 1 and "no signed prune checkpoint vouches" in report.problem
+    # Up to an ordinary (periodic) checkpoint: still no prune.
+    sql(log_path, "DELETE FROM audit_events WHERE seq <= 5")
+    assert "no signed prune checkpoint" in verify(log_path, keys).problem
 
 
 def test_reordered_events_are_named(log_path, keys):

@@ -23,9 +23,12 @@ from tests.rag.audit.conftest import fill, open_log, public
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def appender(target, count: int, keys=None, fault: str | None = None) -> subprocess.Popen:
+def appender(target, count: int, keys=None, fault: str | None = None,
+             go: Path | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVIST_")}
     env["PYTHONPATH"] = str(ROOT)
+    if go:
+        env["APPENDER_GO"] = str(go)
     if fault:
         env["ARCHIVIST_FAULT"] = fault
     extra = [str(keys["aes"]), str(keys["signing"])] if keys else []
@@ -129,10 +132,12 @@ def test_a_full_disk_fails_the_append_clearly_and_loses_nothing(small_disk, keys
     log.close()
 
 
-def test_two_replicas_appending_at_once_on_postgresql_keep_one_chain(postgres_server, keys):
+def test_two_replicas_appending_at_once_on_postgresql_keep_one_chain(postgres_server, keys, tmp_path):
     url = postgres_server.fresh_database()
     AuditLog(url).close()
-    writers = [appender(url, 150, keys) for _ in range(2)]
+    writers = [appender(url, 150, keys, go=tmp_path / "go") for _ in range(2)]
+    time.sleep(3)  # both have imported and connected, and wait for the signal
+    (tmp_path / "go").touch()
     printed = []
     for writer in writers:
         out, err = writer.communicate(timeout=300)
@@ -140,10 +145,10 @@ def test_two_replicas_appending_at_once_on_postgresql_keep_one_chain(postgres_se
         printed.append([int(line) for line in out.split()])
     log = open_log(url, keys)
     report = verify_log(log, public(keys))
+    log.close()
     assert report.ok and report.events == 300 and report.last_seq == 300, report.problem
     assert not set(printed[0]) & set(printed[1])  # interleaved, never the same number twice
     assert max(printed[0]) > min(printed[1]) and max(printed[1]) > min(printed[0])
-    log.close()
 
 
 def test_kill_9_of_a_replica_mid_append_on_postgresql(postgres_server, keys):

@@ -45,6 +45,14 @@ def test_prune_leaves_a_signed_checkpoint_and_the_rest_verifies(log, keys, tmp_p
     assert verify_log(log, public(keys)).problem.startswith("deleted")
 
 
+def test_pruning_everything_keeps_the_chain_going(log, keys):
+    done = prune(log, "2999-01-01T00:00:00.000000Z", ALICE)
+    assert done["removed"] == 12 and log.count() == 1  # only the prune's own event
+    fill(log, 3)
+    report = verify_log(log, public(keys))
+    assert report.ok and report.first_seq == 13 and report.last_seq == 16, report.problem
+
+
 def test_prune_needs_a_signing_key_and_something_to_remove(tmp_path, log):
     plain = AuditLog(tmp_path / "plain.sqlite3")
     fill(plain, 2)
