@@ -21,11 +21,12 @@ SHA-256 per event, in a loop over rows streamed in batches.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from rag.audit.checkpoints import Checkpoint, Verifier
-from rag.audit.events import GENESIS, chain_hash, payload_digest
+from rag.audit.events import CHAIN_JSON, FORMAT, GENESIS, chain_hash, payload_digest
 
 
 @dataclass
@@ -108,35 +109,49 @@ def _walk(rows: Iterable[tuple], by_seq: dict[int, Checkpoint], expect_head: str
     # may say what (an insertion, an edit of the checkpoint's own event), so it is heard first.
     suspect: _Broken | None = None
     suspect_at = 0  # the unmatched checkpoint's event
-    for row in rows:
-        seq = row[0]
-        if expected is None:
-            expected, prev = _start(seq, row[12], by_seq, partial, report)
-            confirmed = seq - 1 if (seq - 1) in by_seq else 0
-        try:
-            _check_event(row, expected, prev, before_prev)
-        except _Broken as broken:
-            # A problem named at or before the checkpoint is the more precise account of it.
-            raise broken if suspect is None or broken.seq <= suspect_at else suspect
-        if suspect is not None:
-            raise suspect
-        stored_hash = row[13]
-        checkpoint = by_seq.get(seq)
-        if checkpoint is not None:
-            if checkpoint.head_hash != stored_hash:
-                suspect = _Broken(confirmed + 1, f"rewritten: the signed checkpoint of "
-                                                 f"{checkpoint.at} at event {seq} no longer "
-                                                 f"matches the chain: events {confirmed + 1} to "
-                                                 f"{seq} were rewritten with their hashes "
-                                                 "recomputed, from this one at the earliest")
-                suspect_at = seq
-            confirmed = seq
-        head_seen = head_seen or stored_hash == expect_head
-        before_prev, prev = prev, stored_hash
-        report.events += 1
-        report.first_seq = report.first_seq or seq
-        report.last_seq, report.head = seq, stored_hash
-        expected += 1
+    first = last_seq = last_hash = None
+    count = 0
+    sha256, encode = hashlib.sha256, CHAIN_JSON
+    try:
+        for row in rows:
+            seq, stored_hash = row[0], row[13]
+            if expected is None:
+                expected, prev = _start(seq, row[12], by_seq, partial, report)
+                confirmed = seq - 1 if (seq - 1) in by_seq else 0
+                first = seq
+            # The fast path, the same checks as _check_event for an intact event: in sequence,
+            # chained to the one before, its own hash, and no plain payload to compare.
+            intact = (seq == expected and row[12] == prev
+                      and (row[11] is not None or row[9] is None)
+                      and stored_hash == sha256(encode([FORMAT, *row[:10], row[12]])
+                                                .encode("ascii")).hexdigest())
+            if not intact:
+                try:
+                    _check_event(row, expected, prev, before_prev)
+                except _Broken as broken:
+                    # A problem named at or before the checkpoint is the more precise account.
+                    raise broken if suspect is None or broken.seq <= suspect_at else suspect
+            if suspect is not None:
+                raise suspect
+            if seq in by_seq:
+                checkpoint = by_seq[seq]
+                if checkpoint.head_hash != stored_hash:
+                    suspect = _Broken(confirmed + 1, (
+                        f"rewritten: the signed checkpoint of {checkpoint.at} at event {seq} no "
+                        f"longer matches the chain: events {confirmed + 1} to {seq} were "
+                        "rewritten with their hashes recomputed, from this one at the earliest"))
+                    suspect_at = seq
+                confirmed = seq
+            if not head_seen:
+                head_seen = stored_hash == expect_head
+            before_prev, prev = prev, stored_hash
+            count += 1
+            expected += 1
+            last_seq, last_hash = seq, stored_hash
+    finally:  # what was checked, however the walk ended
+        if count:
+            report.events, report.first_seq, report.last_seq, report.head = (
+                count, first, last_seq, last_hash)
     if suspect is not None:
         raise suspect
     _check_end(by_seq, expect_head, head_seen, report)
