@@ -17,7 +17,10 @@ Asked alternately (without, with, without, ...) so that drift hits both alike, i
 - extractive: a new question each time (a numbered variant of tests/answers/questions.dev.jsonl),
   answer mode extractive: retrieval, the evidence test, quotes, the record, one event; refusals
   included, as they come.  The model is not involved (a generated answer adds a "started" event,
-  well under a millisecond, to seconds of generation).
+  well under a millisecond, to seconds of generation).  Retrieval and the evidence test vary by
+  tens of milliseconds from one ask to the next on a busy machine, which hides the difference, so:
+- record: the one step that differs on an uncached ask, alone: saving the answer record (sealed,
+  or plain) and appending its event (or not), with a real answer from the extractive round.
 
 The question is embedded by the bundled all-MiniLM-L6-v2 unless --fake-embedder.
 """
@@ -129,6 +132,22 @@ def main() -> int:
                     answer = assistants[name].ask(question, mode="extractive")
                     times[kind][name].append((time.perf_counter() - started) * 1000)
                     assert answer.cached == (kind == "cached"), (kind, name)
+        from rag.answering.question_events import Asked
+        from rag.audit.events import Actor
+
+        times["record"] = {"without": [], "with": []}
+        answer = assistants["with"].ask(questions[0], mode="extractive")
+        provenance = libraries["with"].records_store().get_answer(answer.answer_id)["provenance"]
+        for i in range(args.rounds * 3):
+            for name in ("without", "with") if i % 2 else ("with", "without"):
+                library = libraries[name]
+                asked = Asked(library.audit, Actor.local_cli(), "ask", "default")
+                started = time.perf_counter()
+                answer_id = library.records_store().save_answer(
+                    "default", questions[0], questions[0], answer, provenance, None)
+                asked.answered(questions[0], answer.model_copy(update={"answer_id": answer_id}),
+                               provenance)
+                times["record"][name].append((time.perf_counter() - started) * 1000)
         events = libraries["with"].audit.count()
         result = {"cpu": cpu_name(), "embedder": "fake" if args.fake_embedder else
                   "all-MiniLM-L6-v2 (bundled)", "rounds": args.rounds, "audit_events": events}
