@@ -158,7 +158,7 @@ def _brief(event: dict) -> str:
         text += f" -> answer {details['answer_id']}"
     elif details:
         text += " " + ", ".join(f"{k}={v}" for k, v in details.items()
-                                if not isinstance(v, (dict, list)))[:160]
+                                if v is not None and not isinstance(v, (dict, list)))[:160]
     if event.get("sealed") and not secret:
         text = "(sealed) " + text
     return text.strip()

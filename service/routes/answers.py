@@ -1,5 +1,5 @@
 """Questions: /v1/ask, /v1/search, /v1/chat, and the records they leave (/v1/conversations,
-/v1/answers)."""
+/v1/answers: reading one is recorded in the audit log, as asking was)."""
 
 from __future__ import annotations
 
@@ -106,8 +106,10 @@ def conversation(conversation_id: str, library: LibraryDep, who: PrincipalDep) -
     if name is None or not who.can("read", name):
         raise NotFoundError(f"No conversation {conversation_id!r}.",
                             hint="Conversation ids come from /v1/chat replies.")
-    return {"conversation_id": conversation_id, "collection": name,
-            "turns": library.collection(name).assistant.conversation(conversation_id)}
+    turns = library.collection(name).assistant.conversation(conversation_id)
+    library.audit.append(actor_of(who), "conversation.read", "ok", name,
+                         {"conversation_id": conversation_id, "turns": len(turns)})
+    return {"conversation_id": conversation_id, "collection": name, "turns": turns}
 
 
 @router.get("/v1/answers/{answer_id}", summary="An answer's audit record")
@@ -118,4 +120,6 @@ def answer_record(answer_id: str, library: LibraryDep, who: PrincipalDep) -> dic
     record = library.records_store().get_answer(answer_id)
     if record is None or not who.can("read", record["collection"]):
         raise NotFoundError(f"No answer {answer_id!r}.", hint="Answer ids come from ask and chat replies.")
+    library.audit.append(actor_of(who), "answer.read", "ok", record["collection"],
+                         {"answer_id": answer_id})
     return record

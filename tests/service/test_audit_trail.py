@@ -115,6 +115,10 @@ def test_every_question_path_is_recorded_with_its_caller_and_request(world):
     assert log.open_secret(turns[1])["history"]  # the second turn was answered with the first
     started = [e for e in recorded if e.outcome == "started"]
     assert started and all(log.open_secret(e)["question"] for e in started)  # before any token
+    assert client.get(f"/v1/answers/{asked.json()['answer_id']}", headers=reader).status_code == 200
+    assert client.get(f"/v1/conversations/{chat['conversation_id']}", headers=reader).status_code == 200
+    reads = events(library, actor=reader_id)
+    assert [e.action for e in reads][-2:] == ["answer.read", "conversation.read"]
     assert verify_log(log, log.signer.public).ok
 
 
