@@ -5,8 +5,8 @@ The HTTP app and the CLI ask the Library for a collection by name (an unknown na
 NotFoundError listing the existing ones).  A Collection holds what its readers and its writer
 share: its settings, its index views, the models, the records and the audit log.  Answering is
 rag's Assistant (`collection.assistant`); writing is ingest's Indexer, built over the same
-Collection.  The records and the audit log open together, once the key in force has been checked
-(rag/audit/upkeep.py), so that nothing is written with the wrong key.
+Collection.  The audit log opens first and checks that the configured key is the one in force
+(rag/audit/upkeep.py); the records open after it, so that nothing is written with the wrong key.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Library:
         self._records: Records | None = None
         self._audit: AuditLog | None = audit
         self._given_audit = audit is not None  # the caller's to close
+        self._keyring: Keyring | None = None  # set once the key in force is checked
         self.pointer = index_generations.Pointer(settings.index_dir, settings.db_url)
         self._lock = threading.Lock()
 
@@ -127,35 +128,48 @@ class Library:
 
     def records_store(self) -> Records:
         """Answers and conversations of every collection, in one file (opened on first use,
-        with the audit log)."""
-        self.open_stores()
-        return self._records
+        once the audit log has checked the key)."""
+        keyring = self._open_audit()[1]
+        with self._lock:
+            return self._open_records(keyring)
 
     @property
     def audit(self) -> AuditLog:
-        """The audit log of every collection (opened on first use, with the records)."""
-        self.open_stores()
-        return self._audit
+        """The audit log of every collection (opened on first use)."""
+        return self._open_audit()[0]
 
     def open_stores(self) -> None:
-        """Open the records and the audit log, sealing with the configured key once it is
-        checked to be the one in force (else AuditKeyError, and nothing is opened)."""
+        """Open the audit log and the records now (AuditKeyError if the configured key is not
+        the one in force)."""
+        self.records_store()
+
+    def _open_audit(self) -> tuple[AuditLog, Keyring]:
+        """The audit log and the keyring, checked to be the key the stores are sealed with
+        before anything is written with it (else AuditKeyError, and nothing stays open)."""
         with self._lock:
-            if self._records is not None:
-                return
-            keyring = Keyring.from_file(self.settings.audit.audit_key_file)
-            records = Records(self.settings.records_db, keyring)
-            log = self._audit
-            try:
-                if log is None:
-                    log = AuditLog.configured(self.settings, keyring)
-                    require_key_in_force(log, records)
-            except BaseException:
-                records.close()
-                if log is not None:
-                    log.close()
-                raise
-            self._records, self._audit = records, log
+            if self._keyring is None:
+                keyring = Keyring.from_file(self.settings.audit.audit_key_file)
+                log = self._audit
+                try:
+                    if log is None:
+                        log = AuditLog.configured(self.settings, keyring)
+                        # the records are opened only if the check needs them (a key newly set)
+                        require_key_in_force(log, lambda: self._open_records(keyring).plain_rows())
+                except BaseException:
+                    if log is not None and not self._given_audit:
+                        log.close()
+                    if self._records is not None:
+                        self._records.close()
+                        self._records = None
+                    raise
+                self._audit, self._keyring = log, keyring
+            return self._audit, self._keyring
+
+    def _open_records(self, keyring: Keyring) -> Records:
+        """Under the lock."""
+        if self._records is None:
+            self._records = Records(self.settings.records_db, keyring)
+        return self._records
 
     def close(self) -> None:
         """Close every index view, the records and the audit log, and free the chat model."""
@@ -168,5 +182,6 @@ class Library:
             if self._audit is not None and not self._given_audit:
                 self._audit.close()
                 self._audit = None
+            self._keyring = None
         self.pointer.close()
         self.models.close()

@@ -22,6 +22,8 @@ ordinary checkpoint is still caught.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from rag.audit.events import Actor, now, secret_aad
 from rag.audit.log import SEALED_WITH, AuditKeyError, AuditLog
 from rag.core.errors import ArchivistError
@@ -31,14 +33,10 @@ from rag.storage.sealing import Keyring, Sealer
 _SET_KEY = "Set ARCHIVIST_AUDIT_KEY_FILE to the key file with id {id}."
 
 
-def plain_secrets(log: AuditLog, records: Records) -> int:
-    """Audit payloads and answer records stored without a key."""
-    return log.plain_secrets() + records.plain_rows()
-
-
-def require_key_in_force(log: AuditLog, records: Records) -> None:
+def require_key_in_force(log: AuditLog, plain_records: Callable[[], int]) -> None:
     """Refuse (AuditKeyError) to work with a key other than the one the stores are sealed with;
-    the first time, record the key in force."""
+    the first time, record the key in force.  `plain_records`: how many answer records are
+    stored plain (asked only when a key is newly configured)."""
     marker, want = log.meta(SEALED_WITH), log.keyring.key_id or ""
     if marker == want:
         return
@@ -48,7 +46,7 @@ def require_key_in_force(log: AuditLog, records: Records) -> None:
                             hint=f"Run `archivist audit rotate-key NEW_KEY_FILE` again (NEW_KEY_FILE "
                                  f"holding key {new}) with ARCHIVIST_AUDIT_KEY_FILE as it was.")
     if not marker and want:  # a new log, or nothing sealed so far: sealing may start now
-        plain = plain_secrets(log, records)
+        plain = log.plain_secrets() + plain_records()
         if plain:
             raise AuditKeyError(
                 f"{plain} questions and answers are stored in plain text, and a key is now "

@@ -88,48 +88,48 @@ def stores(tmp_path, keys, key=None):
 
 def test_the_key_in_force_is_required(tmp_path, keys):
     log, records = stores(tmp_path, keys, keys["aes"])
-    require_key_in_force(log, records)  # a new log: the key is recorded
+    require_key_in_force(log, records.plain_rows)  # a new log: the key is recorded
     fill(log, 2)
     log.close(), records.close()
 
     log, records = stores(tmp_path, keys)  # started without the key
     with pytest.raises(AuditKeyError, match="no key is configured: refusing") as err:
-        require_key_in_force(log, records)
+        require_key_in_force(log, records.plain_rows)
     assert "ARCHIVIST_AUDIT_KEY_FILE" in err.value.hint
     log.close(), records.close()
 
     write_key_file(tmp_path / "wrong.key")
     log, records = stores(tmp_path, keys, tmp_path / "wrong.key")
     with pytest.raises(AuditKeyError, match="the configured key file holds key"):
-        require_key_in_force(log, records)
+        require_key_in_force(log, records.plain_rows)
     log.close(), records.close()
 
 
 def test_a_key_may_be_added_while_nothing_secret_is_stored_but_not_after(tmp_path, keys):
     log, records = stores(tmp_path, keys)
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     log.append(ALICE, "ingest", "ok", "hr", {"added": 1})  # no secret part
     log.close(), records.close()
     log, records = stores(tmp_path, keys, keys["aes"])
-    require_key_in_force(log, records)  # fine: nothing was stored plain
+    require_key_in_force(log, records.plain_rows)  # fine: nothing was stored plain
     log.close(), records.close()
 
     other = tmp_path / "other"
     other.mkdir()
     log, records = stores(other, keys)
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     records.save_answer("hr", MARKER, MARKER, answer("x"), {}, None)
     log.close(), records.close()
     log, records = stores(other, keys, keys["aes"])
     with pytest.raises(AuditKeyError, match="stored in plain text") as err:
-        require_key_in_force(log, records)
+        require_key_in_force(log, records.plain_rows)
     assert "rotate-key" in err.value.hint
     log.close(), records.close()
 
 
 def test_rotation_reseals_everything_and_keeps_the_chain(tmp_path, keys):
     log, records = stores(tmp_path, keys)  # plain at first: rotation seals it
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     fill(log, 7)
     answer_id = records.save_answer("hr", MARKER, MARKER, answer(MARKER), {}, "cache-key")
     head = log.head()[1]
@@ -144,7 +144,7 @@ def test_rotation_reseals_everything_and_keeps_the_chain(tmp_path, keys):
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("*.sqlite3*"))
     assert MARKER.encode() not in raw and b"How many days of leave" not in raw
     log, records = stores(tmp_path, keys, tmp_path / "new.key")
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     assert records.get_answer(answer_id)["question"] == MARKER
     assert records.cached("cache-key") is None  # MACs under the old key are gone
     assert log.open_secret(log.events(action="ask", limit=1)[0])["answer"] == "25 days."
@@ -154,22 +154,22 @@ def test_rotation_reseals_everything_and_keeps_the_chain(tmp_path, keys):
     log.close(), records.close()
     log, records = stores(tmp_path, keys, keys["aes"])  # the old key no longer fits
     with pytest.raises(AuditKeyError):
-        require_key_in_force(log, records)
+        require_key_in_force(log, records.plain_rows)
     log.close(), records.close()
 
 
 def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path, keys):
     log, records = stores(tmp_path, keys, keys["aes"])
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     fill(log, 4)
     write_key_file(tmp_path / "new.key")
     new = Sealer.from_file(tmp_path / "new.key")
     log.set_meta(SEALED_WITH, f"rotating:{log.keyring.key_id}:{new.key_id}")  # died here
     with pytest.raises(AuditKeyError, match="was interrupted"):
-        require_key_in_force(log, records)
+        require_key_in_force(log, records.plain_rows)
     with pytest.raises(AuditKeyError, match="sealed with key"):  # writers stop meanwhile
         fill(log, 1)
     rotate_key(log, records, new, ALICE)
-    require_key_in_force(log, records)
+    require_key_in_force(log, records.plain_rows)
     assert log.open_secret(log.events(action="ask", limit=1)[0])["question"].startswith("How many")
     log.close(), records.close()
