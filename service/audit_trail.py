@@ -51,7 +51,7 @@ def record_start(library: Library, serve_at: tuple[str, int] | None) -> None:
     settings = library.settings
     shown = settings.model_dump(mode="json")  # SecretStr fields come out as '**********'
     audit = library.audit
-    library.audit.append(Actor.system("server"), "server.start", "ok", None, {
+    audit.append(Actor.system("server"), "server.start", "ok", None, {
         "serve_at": f"{serve_at[0]}:{serve_at[1]}" if serve_at else None,
         "settings": shown, "encryption_key_id": audit.keyring.key_id,
         "signing_key_fingerprint": audit.signer.fingerprint if audit.signer else None})
