@@ -1,8 +1,9 @@
 """The web portal: an ask page, a library page and a login form, served by the API app itself.
 
-Plain HTML pages from `templates/` (one shared layout) and vanilla JS/CSS from `static/`, all
-inside this package: no build step, nothing fetched from anywhere but this server.  The pages call
-the public HTTP API with fetch(); the browser keeps an API key, if any, in sessionStorage.
+Plain HTML pages from `templates/` (one shared layout) and vanilla JS/CSS from `static/` (native
+ES modules in `static/js/`, `main.js` the entry), all inside this package: no build step, nothing
+fetched from anywhere but this server.  The pages call the public HTTP API with fetch(); the
+browser keeps an API key, if any, in sessionStorage.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-PAGES = {  # path -> (template, page id, English title; app.js translates on load)
+PAGES = {  # path -> (template, page id, English title; the script translates on load)
     "/": ("ask.html", "ask", "Ask"),
     "/library": ("library.html", "library", "Library"),
     "/login": ("login.html", "login", "Sign in"),
