@@ -43,6 +43,10 @@ def test_pages_are_served_with_a_same_origin_only_policy(client, path, page):
 def test_static_files_and_the_api_docs_still_work(client):
     script = client.get("/portal/static/js/main.js")
     assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["cache-control"] == "no-cache"  # revalidated: the modules carry no ?v=
+    etag = script.headers["etag"]
+    again = client.get("/portal/static/js/main.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
     assert client.get("/portal/static/app.css").headers["content-type"].startswith("text/css")
     assert client.get("/docs").status_code == 200
     assert "/" not in client.get("/openapi.json").json()["paths"]  # pages stay out of the API schema
