@@ -8,7 +8,8 @@ naive side retrieves only 5, so its MRR@10 is effectively MRR@5.
 
 Two corpora, each its own index: `public` (PostgreSQL manual in English, Debian Reference in
 Simplified Chinese: tests/eval/questions.{en,zh,none}.jsonl; the English set also in halves by
-the parity of its ids, odd = tuning, even = held back) and `zh-hard` (Chinese manual pages,
+the parity of its ids, odd = tuning, even = held back; questions.cross.{tune,heldout}.jsonl ask
+each of the two in the other language) and `zh-hard` (Chinese manual pages,
 Debian FAQ, maintainers' guide, Edu manual, Traditional Debian Reference:
 questions.zh-hard.{tune,heldout}.jsonl).
 
@@ -48,6 +49,8 @@ QUESTION_SETS: dict[str, dict[str, Callable[[], list[Question]]]] = {
         "English, held back": lambda: _half(EVAL / "questions.en.jsonl", False),
         "Chinese (debian-ref)": lambda: load_questions(EVAL / "questions.zh.jsonl"),
         "Unanswerable": lambda: load_questions(EVAL / "questions.none.jsonl"),
+        "Cross-language, tuning half": lambda: load_questions(EVAL / "questions.cross.tune.jsonl"),
+        "Cross-language, held back": lambda: load_questions(EVAL / "questions.cross.heldout.jsonl"),
     },
     "zh-hard": {
         "Chinese zh-hard, tuning half": lambda: load_questions(EVAL / "questions.zh-hard.tune.jsonl"),

@@ -50,7 +50,8 @@ def ensure_installed(corpus: str = "public") -> None:
     specs = PACKAGES.values() if corpus == "public" else ZH_HARD.values()
     missing = [pkg for pkg, src, pattern in specs if not any(src.glob(pattern))]
     if corpus == "zh-hard":
-        if not (MANPAGES / "man1").is_dir():
+        # Other packages (man-db, passwd) put a few pages in zh_CN too: look for one of its own.
+        if not (MANPAGES / "man1" / "ls.1.gz").is_file():
             missing.append("manpages-zh")
         if shutil.which("groff") is None:
             missing.append("groff-base")

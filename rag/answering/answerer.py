@@ -17,6 +17,7 @@ from rag.core.sections import SamplingParams
 from rag.core.shapes import (Answer, AnswerDebug, Chunk, Citation, DroppedPassage, Hit,
                              SentenceSupport)
 from rag.language.facts import facts, missing
+from rag.language.polarity import answers_no, negates
 from rag.language.text import is_cjk
 from rag.models.generator import Generator
 from rag.retrieval.retriever import Passage, Retrieval, SearchFilter
@@ -213,10 +214,13 @@ class Answerer:
         (the bundled model's Chinese often does) answers nothing, and a verified reply about the
         wrong amount (the full membership fee, asked about juniors), or one that takes a fact from
         a neighbouring sentence ("valid for 30 days": the backups', not the password's eight
-        hours), is not an answer, though every fact of it is in a passage."""
+        hours), is not an answer, though every fact of it is in a passage.  Nor is a "No, ..." to
+        a question whose best sentence affirms (a denial is a claim: rag/language/polarity.py)."""
         quotes = plan.evidence.quotes if plan.evidence else []
         if not quotes:
             return True
+        if answers_no(reply) and not negates(quotes[0].text):  # "No, ..." where the best affirms
+            return False
         if answer.sentences and not any(s.supported and s.citation == quotes[0].passage
                                         for s in answer.sentences):
             return False
@@ -233,6 +237,9 @@ class Answerer:
         """The quoted answer: the passages' sentences that answer the question best."""
         quotes = best_sentences(plan.follow.focus, _chunks(plan), self.verifier.embedder,
                                 kinds=_asked(plan.follow), wording=plan.follow.wording)
+        if plan.evidence is not None:
+            quotes = self.evidence.answering(quotes, plan.evidence.dense_best, plan.evidence.dense_z,
+                                             is_cjk(plan.follow.focus))
         citations = list(plan.citations)
         for quote in quotes:
             if citations[quote.passage - 1].quote is None:

@@ -55,12 +55,27 @@ class EvidenceTest:
         passage, in rank order."""
         quotes = best_sentences(follow.focus, passages, self.embedder, kinds=kinds,
                                 wording=follow.wording)
+        probability = self.probability(quotes[0] if quotes else None, retrieval.dense_best,
+                                       retrieval.dense_z, cjk)
+        quotes = self.answering(quotes, retrieval.dense_best, retrieval.dense_z, cjk)
+        return Evidence(probability, quotes, retrieval.dense_best, retrieval.dense_z)
+
+    def probability(self, quote: Quote | None, dense_best: float, dense_z: float, cjk: bool) -> float:
+        """The evidence that the passages answer the question, were `quote` their best sentence."""
         weights = self.config.evidence_weights_cjk if cjk else self.config.evidence_weights
-        best = quotes[0] if quotes else None
-        signals = (best.cosine if best else 0.0, best.words if best else 0.0,
-                   float(best.kind) if best else 0.0, retrieval.dense_best, retrieval.dense_z, 1.0)
-        x = sum(w * v for w, v in zip(weights, signals))
-        return Evidence(1.0 / (1.0 + math.exp(-x)), quotes, retrieval.dense_best, retrieval.dense_z)
+        signals = (quote.cosine if quote else 0.0, quote.words if quote else 0.0,
+                   float(quote.kind) if quote else 0.0, dense_best, dense_z, 1.0)
+        return 1.0 / (1.0 + math.exp(-sum(w * v for w, v in zip(weights, signals))))
+
+    def answering(self, quotes: Sequence[Quote], dense_best: float, dense_z: float,
+                  cjk: bool) -> list[Quote]:
+        """The best sentence, and each other that would be evidence enough on its own: a quote
+        carries only sentences that answer (asked how many boats the club owns, the sentence
+        after the right one, on the joining fee, scored within 10% of it on shared words and a
+        number, but is no answer by itself)."""
+        bar = self.bar(cjk)
+        return list(quotes[:1]) + [q for q in quotes[1:]
+                                   if self.probability(q, dense_best, dense_z, cjk) >= bar]
 
     def bar(self, cjk: bool) -> float:
         return self.config.min_evidence_cjk if cjk else self.config.min_evidence

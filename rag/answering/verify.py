@@ -4,7 +4,8 @@ Small models cite the wrong passage, forget markers and add claims of their own.
 sentence is compared with every sentence of the passages the model was given: cosine similarity
 of their embeddings, blended with the share of the answer sentence's words found in the passage
 sentence (jieba-segmented for Chinese).  The best passage sentence gives the support score and the
-quote: its exact span in the source's extracted text.  Markers are then repaired: a [n] that
+quote: its exact span in the source's extracted text.  A sentence that denies what that sentence
+states, or the reverse, is unsupported however close it reads (rag/language/polarity.py).  Markers are then repaired: a [n] that
 points at a passage not supporting the sentence is moved to the one that does, a supported
 sentence without a marker gets one, and an unsupported sentence loses its markers.
 """
@@ -17,6 +18,7 @@ from typing import Sequence
 
 from rag.core.shapes import Chunk
 from rag.language.facts import missing
+from rag.language.polarity import negates
 from rag.language.terms import STOPWORDS, terms
 from rag.language.text import SENTENCE_END_CJK, is_cjk, sentence_spans
 from rag.models.embedder import Embedder
@@ -134,6 +136,11 @@ class Verifier:
         if score < self.threshold:
             return Support(sentence, False, None, round(score, 3), None, None, None,
                            f"no passage says this (best support {score:.2f} < {self.threshold})")
+        if negates(sentence) != negates(text):  # "does not mention a discount" vs "a discount of 2%"
+            said = "denies what" if negates(sentence) else "affirms what"
+            return Support(sentence, False, None, round(score, 3), None, None, None,
+                           f"it {said} the closest sentence of passage [{best_number}] "
+                           f"{'states' if negates(sentence) else 'denies'}")
         return Support(sentence, True, best_number, round(score, 3), text, start, end)
 
     def _common(self, word: str) -> bool:

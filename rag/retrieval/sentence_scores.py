@@ -29,6 +29,7 @@ _MONEY = re.compile(r"\d[\d,.]*\s*(euros?|pounds?|dollars?|yuan|元)|[€£$¥]\
 _DURATION = re.compile(r"(\d+|[一二两三四五六七八九十百]+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|"
                        r"eleven|twelve|fifteen|twenty|thirty|sixty)\b)[\s-]*(个)?"
                        r"(working |business |工作)?(days?|hours?|minutes?|weeks?|months?|years?|天|日|小时|分钟|周|个月|月|年)", re.I)
+_COMPOUND = re.compile(r"\b(one|two|three|single|double)-\w+", re.I)
 _ASKS = [
     (re.compile(r"\b(how much|costs?|prices?|fees?|pay|paid|penalty|charge[sd]?|fined?)\b|钱|收费|费用|罚|赔|标准|补助|餐补", re.I),
      "money"),
@@ -44,9 +45,11 @@ def asked_kinds(question: str) -> set[str]:
 
 
 def shown_kinds(text: str) -> set[str]:
-    """The kinds of answer a sentence holds."""
+    """The kinds of answer a sentence holds.  An amount of money ("50 euros") answers "how much",
+    not "how many", and a number word in a compound ("a one-time fee") counts nothing."""
     found = facts(text)
-    kinds = {"count"} if any(f.kind in ("number", "percent") for f in found) else set()
+    counted = facts(_COMPOUND.sub(" ", _MONEY.sub(" ", text)))
+    kinds = {"count"} if any(f.kind in ("number", "percent") for f in counted) else set()
     if any(f.kind in ("date", "time", "weekday") for f in found):
         kinds.add("when")
     if _MONEY.search(text):

@@ -259,3 +259,45 @@ def test_the_expansion_is_searched_with_the_question_and_reported_with_the_answe
     plain = Answerer(StubRetriever([hit("Unrelated text.", 0.1)]), lambda: generator,
                      SamplingParams(), evidence(tuned=True)).ask("What is the capital of Peru?", 4)
     assert plain.expansion is None
+
+
+INVOICES = ["Invoices are payable within 30 days of the delivery date.",
+            "Customers who pay within 10 days receive a discount of 2 percent."]
+
+
+def test_auto_quotes_the_passage_when_the_reply_denies_what_it_states(real_embedder):
+    """A denial is a claim: "no discount" against a passage that grants one is unsupported,
+    however close the two read, and auto mode quotes the passage instead."""
+    from rag.answering.verify import Verifier
+
+    hits = [hit(text, 0.8, "terms.md") for text in INVOICES]
+    inverted = "Customers who pay within 10 days do not receive a discount of 2 percent [2]."
+    reply = "No, the passage does not contain a discount for paying early [2]."
+    generator = FakeGenerator(inverted, reply)
+    ans = Answerer(StubRetriever(hits), lambda: generator, SamplingParams(), evidence(),
+                   verifier=Verifier(real_embedder))
+    generative = ans.ask("Is there a discount for paying early?", 4, mode="generative")
+    (sentence,) = generative.sentences  # word for word the passage's, but for "not"
+    assert not sentence.supported and sentence.unsupported == (
+        "it denies what the closest sentence of passage [2] states")
+    answer = ans.ask("Is there a discount for paying early?", 4, mode="auto")
+    assert answer.mode == "extractive" and answer.draft == reply
+    assert "discount of 2 percent" in answer.answer and answer.citations[1].quote == INVOICES[1]
+
+
+def test_a_quote_carries_only_sentences_that_answer(real_embedder):
+    """Asked how many boats the club owns, the joining-fee sentence after the right one shares a
+    word and holds a number, but an amount of money is no count: it is not quoted."""
+    from rag.answering.verify import Verifier
+
+    text = ("The Harbour Light Sailing Cooperative is a members' club on the old port of Kerrowan. "
+            "It owns fourteen dinghies, three keelboats and the red-brick boathouse on the north "
+            "quay. Full membership costs 240 euros per year and includes unlimited use of the "
+            "dinghies. New members pay a one-time joining fee of 50 euros and must complete the "
+            "safety induction before they may take a boat out alone.")
+    ans = Answerer(StubRetriever([hit(text, 0.6, "handbook.md")]), lambda: FakeGenerator(),
+                   SamplingParams(), EvidenceTest(real_embedder, RetrievalConfig()),
+                   verifier=Verifier(real_embedder))
+    answer = ans.ask("How many boats does the club own?", 4, mode="extractive")
+    assert answer.answer == ("The documents say: \u201cIt owns fourteen dinghies, three keelboats "
+                             "and the red-brick boathouse on the north quay.\u201d [1]")

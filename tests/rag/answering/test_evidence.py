@@ -10,7 +10,7 @@ from rag.language.terms import coverage, query_terms, stems, terms
 from rag.retrieval.retriever import TYPICAL_Z, _standing
 from tests.workspace import Workspace
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "harbour-light-handbook.md"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "harbour-light-handbook.md"
 
 
 def test_word_checks_compare_stems():
