@@ -34,7 +34,7 @@ PAGES = {  # path -> (template, page id, English title; the script translates on
     "/": ("ask.html", "ask", "Ask"),
     "/library": ("library.html", "library", "Library"),
     "/login": ("login.html", "login", "Sign in"),
-    "/audit": ("audit.html", "audit", "Audit"),  # admins: its own script, static/audit.js
+    "/audit": ("audit.html", "audit", "Audit"),  # admins
 }
 
 

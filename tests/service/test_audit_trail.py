@@ -280,5 +280,5 @@ def test_the_portal_has_an_audit_page(world):
     client, _, _ = world
     page = client.get("/audit")
     assert page.status_code == 200 and 'data-page="audit"' in page.text
-    assert "/portal/static/audit.js" in page.text
-    assert client.get("/portal/static/audit.js").status_code == 200
+    assert 'data-i18n="audit.verify"' in page.text  # its script is js/audit.js, through main.js
+    assert client.get("/portal/static/js/audit.js").status_code == 200

@@ -1,6 +1,7 @@
 /* Entry point: the shared header (nav, language, sign out, model badge), then the page's own module. */
 import { apiJson } from "./api.js";
 import { AskPage } from "./ask.js";
+import { AuditPage } from "./audit.js";
 import { applyStrings, lang, setLang, t } from "./i18n.js";
 import { LibraryPage } from "./library.js";
 import { LoginPage } from "./login.js";
@@ -37,4 +38,5 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "ask") AskPage();
   else if (page === "library") LibraryPage();
   else if (page === "login") LoginPage();
+  else if (page === "audit") AuditPage();
 });
