@@ -149,8 +149,7 @@ class Assistant:
             raise
         if self.models.llm_key(generator) != model_key:  # switched since the cache was looked up
             key = None
-        provenance = {**provenance, "llm_model": generator.name,
-                      "llm_sha256": self.models.llm_sha256(generator)}
+        provenance = {**provenance, "llm_model": generator.name}
         return AnswerStream(self._generated(answerer, plan, ticket, debug, mode, provenance, key,
                                             started, asked), ticket)
 
@@ -159,6 +158,7 @@ class Assistant:
                    asked: Asked) -> Iterator[tuple[str, Any]]:
         """Runs once the ticket's turn has come (the stream waits for it before each step)."""
         answerer.pack(plan, debug)
+        provenance = {**provenance, "llm_sha256": self.models.llm_sha256(answerer.generator)}
         asked.started(plan.question, plan.citations, provenance, plan.history)  # before any token
         yield "citations", plan.citations
         pieces: list[str] = []
