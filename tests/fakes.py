@@ -22,7 +22,7 @@ class FakeEmbedder:
         self.embedded: list[str] = []
         self.record = record
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], kind: str = "passage") -> list[list[float]]:
         if self.record:
             self.embedded.extend(texts)
         vectors = []

@@ -49,8 +49,8 @@ def best_sentences(question: str, passages: Sequence[Sequence[Chunk]], embedder:
     candidates = [c for c in passage_sentences(passages) if not _heading_like(c[3], headings)]
     if not candidates:
         return []
-    vectors = embedder.embed([question] + [c[3] for c in candidates])
-    qvec, svecs = vectors[0], vectors[1:]
+    qvec = embedder.embed([question], "query")[0]
+    svecs = embedder.embed([c[3] for c in candidates])
     wanted = query_terms(wording or question)
     kinds = asked_kinds(question) if kinds is None else kinds
     # A date, number or code the question itself names ("once", one, names nothing in particular).

@@ -90,7 +90,7 @@ class Verifier:
         candidates = passage_sentences(passages)  # (passage number, start, end, text)
         if not sentences:
             return answer, []
-        vectors = self.embedder.embed(plain + [c[3] for c in candidates])
+        vectors = self.embedder.embed(plain + [c[3] for c in candidates], "query")  # like with like
         answer_vecs, cand_vecs = vectors[:len(plain)], vectors[len(plain):]
         cand_terms = [_content_terms(c[3]) for c in candidates]
 

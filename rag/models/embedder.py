@@ -6,16 +6,20 @@ import copy
 import ctypes
 import ctypes.util
 import functools
+import json
 import logging
 import os
 import queue
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
 from rag.models.files import embed_model_fingerprint
 
 log = logging.getLogger(__name__)
+
+
+Kind = Literal["query", "passage"]
 
 
 class Embedder(Protocol):
@@ -26,11 +30,31 @@ class Embedder(Protocol):
     dimension: int
     max_tokens: int  # the model's window, special tokens included
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Unit-length vectors, one per text."""
+    def embed(self, texts: Sequence[str], kind: Kind = "passage") -> list[list[float]]:
+        """Unit-length vectors, one per text.  `kind`: what the texts are, for models trained
+        to tell a search from what it finds (multilingual-e5: "query: ", "passage: "); a
+        comparison of like with like (an answer sentence with a passage sentence) embeds both
+        as queries, as e5's authors advise for symmetric tasks."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, without special tokens."""
+
+
+def prompts(model_dir: Path) -> dict[str, str]:
+    """The text put before a query and before a passage, as the model's sentence-transformers
+    configuration names them ({"query": "query: ", "passage": "passage: "}; "document" is
+    read as "passage"); none for a model trained without."""
+    try:
+        found = json.loads((model_dir / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+    except (OSError, ValueError):
+        return {}
+    return {kind: found[key] for kind, keys in (("query", ("query",)), ("passage", ("passage", "document")))
+            for key in keys if found.get(key)}
+
+
+def prefixed(texts: Sequence[str], kind: str, prompts: dict[str, str]) -> list[str]:
+    prefix = prompts.get(kind, "")
+    return [prefix + text for text in texts] if prefix else list(texts)
 
 
 class SentenceTransformerEmbedder:
@@ -57,11 +81,12 @@ class SentenceTransformerEmbedder:
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
         self.fingerprint = f"{name}:{self.dimension}:{embed_model_fingerprint(model_dir)}"
+        self.prompts = prompts(model_dir)
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], kind: Kind = "passage") -> list[list[float]]:
         if not texts:
             return []
-        return self._worker.run(list(texts))
+        return self._worker.run(prefixed(texts, kind, self.prompts))
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         import contextlib

@@ -23,6 +23,10 @@ def _package_dir(module: str) -> Path | None:
 
 def resolve_embed_model(name_or_path: str) -> Path:
     """A local sentence-transformers directory for a configured name or path."""
+    if name_or_path == "multilingual-e5-small":  # dequantized from a package, once
+        from rag.models import multilingual_e5
+
+        return multilingual_e5.folder()
     if name_or_path in PACKAGED_EMBED_MODELS:
         module, sub = PACKAGED_EMBED_MODELS[name_or_path]
         base = _package_dir(module)
@@ -78,9 +82,13 @@ def file_sha256(path: Path) -> str:
 
 
 def embed_model_fingerprint(model_dir: Path) -> str:
-    """A short, stable id of the weights in a model directory (config + weight file hashes)."""
+    """A short, stable id of the weights in a model directory (config + weight file hashes).  A
+    folder made from other files (rag/models/multilingual_e5.py) names them, with their hashes,
+    in source.json: that stands for its weights."""
     digest = hashlib.sha256()
-    for name in ("config.json", "modules.json", "model.safetensors", "pytorch_model.bin"):
+    weights = ("source.json",) if (model_dir / "source.json").is_file() else (
+        "model.safetensors", "pytorch_model.bin")
+    for name in ("config.json", "modules.json", *weights):
         candidate = model_dir / name
         if candidate.is_file():
             digest.update(name.encode())

@@ -81,7 +81,8 @@ def export_fp32(model_dir: Path, dest: Path) -> Path:
 
     config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     model = LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True,
-                                                 attn_implementation="eager").eval())
+                                                 attn_implementation="eager",
+                                                 add_pooling_layer=False).eval())
     ids = torch.ones(2, 16, dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     dest.parent.mkdir(parents=True, exist_ok=True)

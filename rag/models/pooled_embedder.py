@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from rag.models.embedder import _Worker
+from rag.models.embedder import Kind, _Worker, prefixed, prompts
 
 
 def mean_pooling_model(model_dir: Path) -> bool:
@@ -52,11 +52,12 @@ class PooledEmbedder:
         self._counter.no_truncation()
         self._batch_size = batch_size
         self._worker = _Worker(self._encode, batch_size)
+        self.prompts = prompts(model_dir)
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], kind: Kind = "passage") -> list[list[float]]:
         if not texts:
             return []
-        return self._worker.run(list(texts))
+        return self._worker.run(prefixed(texts, kind, self.prompts))
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)

@@ -7,6 +7,10 @@ be embedded by the same one.  `archivist serve` says which it used (the `archivi
 model stays usable; another server's vectors are fingerprinted by the model name it was sent and
 their dimension, so they are never mixed with anyone else's.
 
+A model trained with prompts (multilingual-e5's "query: " and "passage: ") gets them: an Archivist
+server is told what the texts are (`input_type`) and puts its own model's; for another server
+they are put before the texts here, when the model is on this machine.
+
 Chunks are cut by token counts: with the embedding model's tokenizer where that model is on this
 machine (the chunks are then those a local ingest makes), else with a safe over-estimate (one token
 per UTF-8 byte: smaller chunks, never truncated ones).
@@ -15,10 +19,12 @@ per UTF-8 byte: smaller chunks, never truncated ones).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 from rag.core.errors import ArchivistError, ModelNotFoundError
 from rag.core.sections import EmbeddingConfig
+from rag.models.embedder import Kind, prefixed, prompts
 from rag.models.server_pool import NoServerAnswered, ServerPool, Skip, describe, http_client
 
 
@@ -37,20 +43,27 @@ class OpenAICompatibleEmbedder:
         self._pool = ServerPool(cfg.servers)
         self.name = cfg.servers.served_model or cfg.embed_model
         self._http = http_client(cfg.servers)
-        self._tokenizer = _local_tokenizer(cfg.embed_model)
+        model_dir = _local_model(cfg.embed_model)
+        self._tokenizer = _local_tokenizer(model_dir)
         self.device = "server"
-        vectors, about = self._request(["dimension probe"])  # fails here when none answers
+        self._kinds = False  # whether the servers take `input_type` (Archivist's do)
+        vectors, about = self._request(["dimension probe"], None)  # fails here when none answers
         self.dimension = len(vectors[0])
         self.fingerprint = about.get("fingerprint") or f"{self.name}@served:{self.dimension}"
         self.max_tokens = int(about.get("max_tokens") or DEFAULT_WINDOW)
+        # An Archivist server puts its model's prompts ("query: ") before the texts itself;
+        # for another server they are put here, when the model is known on this machine.
+        self._kinds = bool(about)
+        self.prompts = {} if self._kinds or model_dir is None else prompts(model_dir)
 
     def close(self) -> None:
         self._http.close()
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], kind: Kind = "passage") -> list[list[float]]:
+        texts = prefixed(texts, kind, self.prompts)
         vectors: list[list[float]] = []
         for i in range(0, len(texts), BATCH):
-            vectors += self._request(list(texts[i:i + BATCH]))[0]
+            vectors += self._request(texts[i:i + BATCH], kind)[0]
         return vectors
 
     def count_tokens(self, text: str) -> int:
@@ -58,9 +71,13 @@ class OpenAICompatibleEmbedder:
             return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
         return len(text.encode("utf-8"))
 
-    def _request(self, texts: list[str]) -> tuple[list[list[float]], dict]:
+    def _request(self, texts: list[str], kind: Kind | None) -> tuple[list[list[float]], dict]:
+        request = {"model": self.name, "input": texts}
+        if self._kinds and kind:
+            request["input_type"] = kind
+
         def ask(url: str) -> tuple[list[list[float]], dict]:
-            reply = self._http.post(f"{url}/embeddings", json={"model": self.name, "input": texts})
+            reply = self._http.post(f"{url}/embeddings", json=request)
             if reply.status_code >= 500 or reply.status_code == 429:
                 raise Skip(f"HTTP {reply.status_code}")
             if reply.status_code >= 400:  # the request itself is wrong: retrying won't help
@@ -95,15 +112,20 @@ def _unit(vector: list[float]) -> list[float]:
     return [v / norm for v in vector]
 
 
-def _local_tokenizer(model: str):
-    """The embedding model's own tokenizer when it is on this machine (no weights are loaded)."""
+def _local_model(model: str) -> Path | None:
+    """The embedding model's folder when it is on this machine (its weights are not loaded)."""
     from rag.models.files import resolve_embed_model
 
     try:
-        path = resolve_embed_model(model) / "tokenizer.json"
+        return resolve_embed_model(model)
     except ModelNotFoundError:
         return None
-    if not path.is_file():
+
+
+def _local_tokenizer(model_dir: Path | None):
+    """The embedding model's own tokenizer, when the model is on this machine."""
+    path = model_dir / "tokenizer.json" if model_dir else None
+    if path is None or not path.is_file():
         return None
     from tokenizers import Tokenizer
 

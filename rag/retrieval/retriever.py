@@ -130,11 +130,11 @@ class HybridRetriever:
         lexical_search = Background(self.lexical.search, search_terms(searched),
                                     cfg.retrieval_candidates, sources)
         if expansion:
-            vector, expanded = self.embedder.embed([question, searched])
+            vector, expanded = self.embedder.embed([question, searched], "query")
             dense = self.store.query(expanded, cfg.retrieval_candidates, sources)
             own = self.store.query(vector, cfg.retrieval_candidates, sources)
         else:
-            vector = self.embedder.embed([question])[0]
+            vector = self.embedder.embed([question], "query")[0]
             dense = own = self.store.query(vector, cfg.retrieval_candidates, sources)
         qterms = query_terms(question)
         lexical = lexical_search.result()

@@ -93,8 +93,8 @@ def sentence_scores(question: str, chunks: Sequence[Chunk], embedder: Embedder) 
     best = [0.0] * len(chunks)
     if not candidates:
         return best
-    vectors = embedder.embed([question] + [c[3] for c in candidates])
-    qvec = vectors[0]
+    qvec = embedder.embed([question], "query")[0]
+    vectors = [qvec] + embedder.embed([c[3] for c in candidates])
     wanted = query_terms(question)
     kinds = asked_kinds(question)
     cjk = is_cjk(question)

@@ -81,6 +81,11 @@ class EmbeddingRequest(BaseModel):
                        "embedding model (e.g. 'all-MiniLM-L6-v2'): that model is used.")
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
+    input_type: Literal["query", "passage"] = Field(
+        "query", description="What the texts are, for models trained with a prompt for each "
+        "(multilingual-e5: 'query: ', 'passage: '): 'passage' for documents to be searched, "
+        "'query' for searches and for texts compared with each other (the default, as the "
+        "model's authors advise when the role is unknown). Archivist's own extension.")
 
 
 def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
@@ -184,7 +189,7 @@ def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",
                               hint="Send a string or a list of strings.")
     embedder = collection.models.embedder
-    vectors = embedder.embed(texts)  # a sync route: this runs in a worker thread
+    vectors = embedder.embed(texts, body.input_type)  # a sync route: runs in a worker thread
     tokens = sum(embedder.count_tokens(t) for t in texts)
 
     def encoded(vector: list[float]) -> list[float] | str:

@@ -192,7 +192,7 @@ def test_the_next_files_are_parsed_while_a_batch_embeds(tmp_path, monkeypatch):
         overlapped: list[bool] = []
         threads: set[str] = set()
 
-        def embed(self, texts):
+        def embed(self, texts, kind="passage"):
             self.threads.add(threading.current_thread().name)
             if any("a.txt" in t for t in texts):
                 self.overlapped.append(second_parsed.wait(30))
@@ -221,7 +221,7 @@ def test_a_batch_embeds_each_new_text_once_and_a_model_failure_fails_only_its_fi
     class Broken(FakeEmbedder):
         fail = True
 
-        def embed(self, texts):
+        def embed(self, texts, kind="passage"):
             if self.fail:
                 raise RuntimeError("the model ran out of memory")
             return super().embed(texts)

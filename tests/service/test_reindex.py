@@ -22,9 +22,9 @@ class SlowEmbedder(FakeEmbedder):
 
     fingerprint = "fake:64:v2"
 
-    def embed(self, texts):
+    def embed(self, texts, kind="passage"):
         time.sleep(0.05)
-        return super().embed(texts)
+        return super().embed(texts, kind)
 
 
 def test_searches_keep_answering_during_a_reindex(tmp_path, data_dir):

@@ -168,9 +168,9 @@ class Recording:
     def __init__(self, inner):
         self.inner, self.embedded = inner, []
 
-    def embed(self, texts):
+    def embed(self, texts, kind="passage"):
         self.embedded.extend(texts)
-        return self.inner.embed(texts)
+        return self.inner.embed(texts, kind)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
