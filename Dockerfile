@@ -7,9 +7,9 @@
 #
 # CUDA: build from nvidia/cuda:12.x-devel-ubuntu22.04 (python3.11 from deadsnakes), pass
 # --build-arg LLAMA_CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" (the GPU's compute
-# capability: 90 H100/H200, 89 L4, 86 A10, 80 A100), drop TORCH_INDEX to get PyPI's CUDA torch,
-# and run with `--gpus all`; `archivist doctor` then reports the CUDA backend (Makefile:
-# install-cuda has the details measured on an H200).
+# capability: 90 H100/H200, 89 L4, 86 A10, 80 A100) and --build-arg TORCH_PIP_ARGS= (empty: PyPI's
+# CUDA torch), and run with `--gpus all`; `archivist doctor` then reports the CUDA backend
+# (Makefile: install-cuda has the details measured on an H200).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -19,10 +19,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
 # Portable x86-64-v3 (AVX2, FMA, F16C: any server CPU since 2015) rather than -march=native of the
 # build host; AMX stays off (Makefile: some virtual machines advertise it without enabling it).
 ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Extra pip arguments for torch, as the Makefile's TORCH_PIP_ARGS: PyPI's torch 2.13.0 on Linux
+# x86_64 is the CUDA build (several GB), so the CPU image takes it from the CPU-wheel index.
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 WORKDIR /src
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir pip==26.3 \
-    && /venv/bin/pip install --no-cache-dir torch==2.13.0 --index-url ${TORCH_INDEX}
+    && /venv/bin/pip install --no-cache-dir torch==2.13.0 ${TORCH_PIP_ARGS}
 RUN /venv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/llama \
     && tar -xzf /tmp/llama/llama_cpp_python-0.3.36.tar.gz -C /tmp/llama \
     && CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /venv/bin/pip install --no-cache-dir --no-deps \
