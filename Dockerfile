@@ -58,7 +58,8 @@ RUN mkdir -p /data /var/lib/archivist /models && chown archivist /data /var/lib/
 USER archivist
 WORKDIR /home/archivist
 EXPOSE 8000
+# On the port this container was given (compose.yaml: one for each replica).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s \
-    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/v1/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/v1/health' % os.environ['ARCHIVIST_PORT'], timeout=4)"]
 ENTRYPOINT ["archivist"]
 CMD ["serve"]

@@ -1,10 +1,11 @@
 """The deployment files (Dockerfile, compose.yaml) stay in step with the code they deploy.
 
-No Docker daemon runs in CI, so the images are not built here; what can drift silently is checked
-instead: every ARCHIVIST_* variable they set is a real setting that validates, the scaled-out
-settings really share state, the pinned versions are the Makefile's, and each service has a
-health check.  The servers themselves (chroma run, llama.cpp's server, PostgreSQL, two API
-replicas) run for real in tests/service/test_topology.py."""
+No Docker daemon runs in CI, so the images are not built here (`make deploy-check` builds and
+runs them with podman, outside `make test`); what can drift silently is checked instead: every
+ARCHIVIST_* variable they set is a real setting that validates, the scaled-out settings really
+share state, the replicas differ only in their ports, the pinned versions are the Makefile's, and
+each service has a health check.  The servers themselves (chroma run, llama.cpp's server,
+PostgreSQL, two API replicas) run for real in tests/service/test_topology.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
+REPLICAS = ("api", "api-2")  # compose.yaml's API replicas
 
 
 def _dockerfile_env() -> dict[str, str]:
@@ -35,24 +37,37 @@ def _settings(env: dict[str, str]) -> Settings:
     return Settings(**archivist)
 
 
+def _replica_settings(service: dict) -> Settings:
+    env = {**_dockerfile_env(), **service["environment"]}
+    return _settings({k: v.replace("${POSTGRES_PASSWORD:-archivist}", "archivist")
+                      for k, v in env.items()})
+
+
 def test_the_api_replicas_settings_are_real_and_share_all_state():
-    api = COMPOSE["services"]["api"]
-    env = {**_dockerfile_env(), **api["environment"]}
-    settings = _settings({k: v.replace("${POSTGRES_PASSWORD:-archivist}", "archivist")
-                          for k, v in env.items()})
-    assert settings.shares_state and settings.llm.llm_url == ["http://llm:8080/v1"]
-    assert settings.server.host == "0.0.0.0" and api["deploy"]["replicas"] == 2
+    replicas = {name: COMPOSE["services"][name] for name in REPLICAS}
+    settings = {name: _replica_settings(service) for name, service in replicas.items()}
+    for name, mine in settings.items():
+        assert mine.shares_state and mine.llm.llm_url == ["http://llm:8080/v1"], name
+        assert mine.server.host == "0.0.0.0", name
+        # each on a port of its own, published as itself (so host networking works too)
+        assert replicas[name]["ports"] == [f"{mine.server.port}:{mine.server.port}"], name
     slots = re.search(r"--parallel (\d+)", " ".join(COMPOSE["services"]["llm"]["entrypoint"]))
-    assert settings.llm.llm_parallel == int(slots.group(1))  # as many at once as the server takes
+    assert settings["api"].llm.llm_parallel == int(slots.group(1))  # as many as the server takes
+    first, second = (s.model_dump() for s in settings.values())
+    assert first["server"].pop("port") != second["server"].pop("port")
+    assert first == second  # alike but for the port
 
 
 def test_every_service_is_health_checked_and_the_api_waits_for_the_others():
     services = COMPOSE["services"]
-    assert set(services) == {"api", "chroma", "llm", "postgres"}
+    assert set(services) == {"chroma", "llm", "postgres", *REPLICAS}
     for name in ("chroma", "llm", "postgres"):
         assert services[name]["healthcheck"]["test"], name
-        assert services["api"]["depends_on"][name] == {"condition": "service_healthy"}
-    assert "HEALTHCHECK" in DOCKERFILE and "/v1/health" in DOCKERFILE
+        for replica in REPLICAS:
+            assert services[replica]["depends_on"][name] == {"condition": "service_healthy"}
+    # the image's own check asks the port the replica was given, not a fixed one
+    check = re.search(r"^HEALTHCHECK .*?(?=^\S)", DOCKERFILE, re.S | re.M).group(0)
+    assert "/v1/health" in check and "ARCHIVIST_PORT" in check
 
 
 def test_the_image_pins_what_the_makefile_pins():
