@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -18,9 +19,18 @@ from rag.settings import Settings, _flat_names
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+REPLICAS = ("api", "api-2")
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Reads compose's `!reset` tag (an override that empties a setting) as the empty value."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: [] if isinstance(
+    node, yaml.SequenceNode) else None)
+PODMAN = yaml.load((ROOT / "deploy" / "compose.podman.yaml").read_text(), Loader=_ComposeLoader)
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
-REPLICAS = ("api", "api-2")  # compose.yaml's API replicas
 
 
 def _dockerfile_env() -> dict[str, str]:
@@ -68,6 +78,38 @@ def test_every_service_is_health_checked_and_the_api_waits_for_the_others():
     # the image's own check asks the port the replica was given, not a fixed one
     check = re.search(r"^HEALTHCHECK .*?(?=^\S)", DOCKERFILE, re.S | re.M).group(0)
     assert "/v1/health" in check and "ARCHIVIST_PORT" in check
+
+
+def _ports(services: dict) -> dict[str, int]:
+    """The port each service listens on, from its command line or settings."""
+    ports = {"postgres": 5432}
+    for name in ("chroma", "llm"):
+        ports[name] = int(re.search(r"--port (\d+)", " ".join(services[name]["entrypoint"]))[1])
+    for name in REPLICAS:
+        ports[name] = int(services[name]["environment"]["ARCHIVIST_PORT"])
+    return ports
+
+
+def test_the_podman_file_puts_every_service_on_loopback_with_ports_of_their_own():
+    services, podman = COMPOSE["services"], PODMAN["services"]
+    assert set(podman) == set(services)
+    assert all(podman[name]["network_mode"] == "host" for name in services)
+    ports = _ports(services)
+    assert len(set(ports.values())) == len(ports), ports  # one network namespace
+    assert "listen_addresses=127.0.0.1" in podman["postgres"]["command"]
+    for name in ("chroma", "llm", *REPLICAS):
+        assert podman[name]["environment"]["ARCHIVIST_HOST"] == "127.0.0.1", name
+        entrypoint = " ".join(services[name].get("entrypoint", ["(the image's: serve)"]))
+        assert name in REPLICAS or "$$ARCHIVIST_HOST" in entrypoint, name
+    for name in REPLICAS:
+        env = {**services[name]["environment"], **podman[name]["environment"]}
+        settings = _settings({k: v.replace("${POSTGRES_PASSWORD:-archivist}", "archivist")
+                              for k, v in env.items()})
+        assert settings.shares_state
+        urls = [settings.store.chroma_url, settings.db_url, *settings.llm.llm_url]
+        assert [urlsplit(url).hostname for url in urls] == ["127.0.0.1"] * 3, urls
+        assert [urlsplit(url).port for url in urls] == [ports[s] for s in ("chroma", "postgres",
+                                                                             "llm")]
 
 
 def test_the_image_pins_what_the_makefile_pins():
