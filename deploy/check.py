@@ -47,7 +47,7 @@ class Report:
             self.checks.append(("PASS", name, fn()))
             return True
         except Exception as exc:  # noqa: BLE001 - every failure is reported, then the run stops
-            self.checks.append(("FAIL", name, str(exc).strip()[:2000]))
+            self.checks.append(("FAIL", name, str(exc).strip()[:600]))
             return False
 
     def text(self) -> str:
@@ -155,7 +155,7 @@ def checks(report: Report) -> None:
     def llm_killed() -> str:
         key = state["key"]
         compose("kill", "llm", log=WORK / "compose.log")
-        status, body = probes.ask("api-2", key)
+        status, body = probes.ask("api-2", key, probes.UNCACHED)
         assert status == 503 and probes.LLM_URL in body.get("detail", ""), f"{status} {body}"
         assert probes.search("api-2", key) == state["hits"], "search changed without the model"
         return f"ask 503 ({body['detail'][:90]}...); search still 200"
@@ -164,7 +164,7 @@ def checks(report: Report) -> None:
         key = state["key"]
         compose("start", "llm", log=WORK / "compose.log")
         podman.wait_healthy(["llm"], timeout_s=300)
-        status, body = probes.ask("api", key)
+        status, body = probes.ask("api", key, probes.UNCACHED)
         assert status == 200 and body["answer"].strip(), f"{status} {body}"
         return f"ask 200 again: {body['answer'].strip()[:70]!r}"
 

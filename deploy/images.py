@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from podman import ENV, ROOT, podman, run
+from podman import SETTINGS, ROOT, podman, run
 
 BASE = "localhost/archivist-base:bookworm"
 ARCHIVIST = "localhost/archivist:latest"
@@ -44,7 +44,8 @@ def build_base(log: Path) -> None:
                                    stdout=subprocess.PIPE)
             done = subprocess.run(["podman", "import", "--change", "ENV LANG=C.UTF-8",
                                    "--change", 'CMD ["python3"]', "-", BASE],
-                                  stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT, env=ENV)
+                                  stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **SETTINGS})
             tar.stdout.close()
             if tar.wait() != 0 or done.returncode != 0:
                 raise RuntimeError(f"importing the root file system failed: see {log}")

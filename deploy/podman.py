@@ -26,14 +26,14 @@ PROJECT = "archivist-check"
 VENV = ROOT / ".deploy" / "venv"
 PODMAN_COMPOSE = "podman-compose==1.6.0"
 
-ENV = {**os.environ, "CONTAINERS_CONF": str(CONF), "DISABLE_HC_SYSTEMD": "true"}
+SETTINGS = {"CONTAINERS_CONF": str(CONF), "DISABLE_HC_SYSTEMD": "true"}
 
 
 def run(args: list[str], *, log: Path | None = None, check: bool = True,
         timeout: float | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a command with podman's settings; its output goes to `log` (appended) when given,
     else is captured.  A failure raises with the command's last lines."""
-    env = {**ENV, **(env or {})}
+    env = {**os.environ, **SETTINGS, **(env or {})}
     if log is None:
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
     else:
@@ -44,8 +44,8 @@ def run(args: list[str], *, log: Path | None = None, check: bool = True,
                                   timeout=timeout)
     if check and done.returncode != 0:
         tail = (done.stdout or "") + (done.stderr or "") if log is None else \
-            "".join(log.read_text(errors="replace").splitlines(True)[-25:])
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{tail}")
+            "".join(log.read_text(errors="replace").splitlines(True)[-12:])
+        raise RuntimeError(f"{' '.join(args[-4:])} failed ({done.returncode}):\n{tail}")
     return done
 
 

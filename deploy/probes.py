@@ -11,6 +11,9 @@ REPLICAS = {"api": "http://127.0.0.1:8000", "api-2": "http://127.0.0.1:8001"}
 LLM_URL = "http://127.0.0.1:8080/v1"  # ARCHIVIST_LLM_URL in deploy/compose.podman.yaml
 # Answered by data/harbour-light-handbook.md, the sample document the check ingests.
 QUESTION = "How much does full membership of the cooperative cost per year?"
+# Asked first while the model server is down: an answer asked before would come from the
+# response cache (in PostgreSQL) without the model.
+UNCACHED = "On which VHF channel does the rescue launch listen?"
 SOURCE = "harbour-light-handbook.md"
 
 
@@ -34,8 +37,8 @@ def search(replica: str, key: str) -> list[tuple[str, str]]:
     return [(hit["source"], hit["chunk_id"]) for hit in body["results"]]
 
 
-def ask(replica: str, key: str) -> tuple[int, dict]:
-    return post(f"{REPLICAS[replica]}/v1/ask", {"question": QUESTION}, key)
+def ask(replica: str, key: str, question: str = QUESTION) -> tuple[int, dict]:
+    return post(f"{REPLICAS[replica]}/v1/ask", {"question": question}, key)
 
 
 def citations(body: dict) -> list[tuple[str, str]]:
