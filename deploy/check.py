@@ -3,10 +3,11 @@ machine, then check what a team adopting Archivist relies on, and print a short 
 
     python3 deploy/check.py [--fresh] [--keep]
 
---fresh removes the images first, so the build times are those of a clean machine; --keep leaves
-the topology running at the end (project archivist-check).  Needs root (debootstrap, podman as
-root) and Debian 12's podman, runc and debootstrap, which it installs when missing.  Logs go to
-.deploy/*.log; the report also to .deploy/report.txt."""
+--fresh builds every image from nothing (debootstrap again, no cached layer), so the build
+times are those of a clean machine; --keep leaves the topology running at the end (project
+archivist-check).  Needs root (debootstrap, podman as root) and Debian 12's podman, runc and
+debootstrap, which it installs when missing.  Logs go to .deploy/*.log (the build logs start with
+the exact podman commands); the report also to .deploy/report.txt."""
 
 from __future__ import annotations
 
@@ -77,20 +78,19 @@ def prepare(report: Report, fresh: bool) -> None:
         subprocess.run(["apt-get", "update", "-q"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True)
     podman.ensure_podman_compose()
+    (WORK / "compose.log").write_text("")
+    compose("down", "-v", log=WORK / "compose.log", check=False)  # the last run's, volumes too
     busy = [f"{port} ({name})" for port, name in PORTS.items() if _listening(port)]
     if busy:
         sys.exit(f"ports in use on 127.0.0.1: {', '.join(busy)}: the topology needs them "
                  "(host networking); stop what listens there")
-    compose("down", "-v", log=WORK / "compose.log", check=False)  # the last run's volumes
-    if fresh:
-        for image in (images.ARCHIVIST, images.POSTGRES, images.BASE):
-            podman.podman("rmi", "-f", image, check=False)
-    for name, image, build in (("base image (debootstrap)", images.BASE, images.build_base),
-                               ("archivist image", images.ARCHIVIST,
-                                lambda log: images.build(log, WORK)),
-                               ("postgres image", images.POSTGRES, images.build_postgres)):
+    builds = (("base image (debootstrap)", images.BASE, images.build_base),
+              ("archivist image", images.ARCHIVIST, lambda log: images.build(log, WORK, fresh)),
+              ("postgres image", images.POSTGRES, lambda log: images.build_postgres(log, fresh)))
+    for name, image, build in builds:
         log = WORK / f"build-{image.split('/')[-1].split(':')[0]}.log"
-        if image == images.BASE and podman.image_exists(image):
+        log.write_text("")
+        if image == images.BASE and podman.image_exists(image) and not fresh:
             report.figure(name, f"{_megabytes(podman.image_size(image))} (kept from a last run)")
             continue
         started = time.monotonic()
@@ -104,26 +104,47 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def up(report: Report, label: str) -> str:
-    """docs/deploy.md's order: the servers, then (first time) an admin key, then the replicas;
-    returns the key."""
+def up(report: Report, label: str, key: bool) -> str:
+    """docs/deploy.md's order: the servers, then (with `key`) an admin key, then the replicas;
+    returns the key, or ''."""
     log = WORK / "compose.log"
     started = time.monotonic()
     compose("up", "-d", *INFRA, log=log)
     podman.wait_healthy(INFRA, timeout_s=600)
     servers = time.monotonic() - started
-    key = ""
-    if label == "first start":
+    secret = ""
+    if key:
         created = compose("run", "--rm", "api", "keys", "create", "--role", "admin",
                           "--note", "deploy-check")
-        key = next(line.strip() for line in created.stdout.splitlines()
-                   if line.startswith("ak_"))
+        secret = next(line.strip() for line in created.stdout.splitlines()
+                      if line.startswith("ak_"))
     compose("up", "-d", *REPLICAS, log=log)
     podman.wait_healthy(REPLICAS, timeout_s=600)
     report.figure(f"time to healthy, {label}",
                   f"{_minutes(time.monotonic() - started)} from `up` (postgres, chroma, llm "
-                  f"{_minutes(servers)}; then the key and both replicas)")
-    return key
+                  f"{_minutes(servers)}; then {'an admin key and ' if key else ''}"
+                  "both replicas)")
+    return secret
+
+
+def listening_addresses() -> dict[int, set[str]]:
+    """{port: addresses listened on} for the topology's ports, from /proc/net/tcp{,6}: with
+    host networking the containers' sockets are the host's."""
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) in PORTS:  # 0A: LISTEN
+                found.setdefault(int(port, 16), set()).add(_address(address))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    """/proc/net/tcp's hex address (32-bit words in host order) as text."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, words)
 
 
 def checks(report: Report) -> None:
@@ -131,8 +152,17 @@ def checks(report: Report) -> None:
     state: dict = {}
 
     def healthy() -> str:
-        state["key"] = key = up(report, "first start")
-        return f"{', '.join(INFRA + REPLICAS)} pass `podman healthcheck run`; admin key {key[:7]}..."
+        state["key"] = up(report, "first start", key=True)
+        return f"{', '.join(INFRA + REPLICAS)} pass `podman healthcheck run`"
+
+    def loopback() -> str:
+        found = listening_addresses()
+        assert set(found) == set(PORTS), f"not listening: {set(PORTS) - set(found)}"
+        wider = {port: addresses for port, addresses in found.items()
+                 if addresses != {"127.0.0.1"}}
+        assert not wider, f"listening beyond loopback: {wider}"
+        return "ports " + ", ".join(f"{p} ({PORTS[p]})" for p in sorted(PORTS)) + \
+            " listen on 127.0.0.1 only"
 
     def ingest() -> str:
         key = state["key"]
@@ -149,8 +179,8 @@ def checks(report: Report) -> None:
             assert status == 200, f"ask on {replica}: {status} {body}"
         first, second = (probes.citations(body) for _, body in replies)
         assert first and first == second, f"api: {first}\napi-2: {second}"
-        state["answer"] = replies[0][1]["answer"]
-        return f"{len(first)} citations, the same on api and api-2"
+        cited = ", ".join(f"{source}#{chunk[:8]}" for source, chunk in first)
+        return f"the same citations from api and api-2: {cited}"
 
     def llm_killed() -> str:
         key = state["key"]
@@ -171,14 +201,15 @@ def checks(report: Report) -> None:
     def volumes_kept() -> str:
         key = state["key"]
         compose("down", log=WORK / "compose.log")
-        up(report, "after down && up")
+        up(report, "after down && up", key=False)
         hits = probes.search("api-2", key)
         assert hits == state["hits"], f"before: {state['hits']}\nafter: {hits}"
         status, body = probes.ask("api", key)
         assert status == 200, f"ask after restart: {status} {body}"
         return "same search hits and key after `down` and `up` (named volumes)"
 
-    for name, fn in (("health checks", healthy), ("ingest from a container", ingest),
+    for name, fn in (("health checks", healthy), ("loopback only", loopback),
+                     ("ingest from a container", ingest),
                      ("ask through both replicas", same_citations),
                      ("llm container killed", llm_killed), ("llm restarted", llm_restarted),
                      ("down && up keeps the index", volumes_kept)):
@@ -188,7 +219,7 @@ def checks(report: Report) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fresh", action="store_true", help="remove the images first")
+    parser.add_argument("--fresh", action="store_true", help="build every image from nothing")
     parser.add_argument("--keep", action="store_true", help="leave the topology running")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)

@@ -101,17 +101,21 @@ def pip_build_args(workdir: Path) -> list[str]:
     return args
 
 
-def build(log: Path, workdir: Path) -> None:
-    """The Archivist image from the project's Dockerfile on BASE.
-    --format docker keeps the Dockerfile's HEALTHCHECK (OCI images have no such field);
-    --network host lets RUN steps reach the package archives as the host does."""
-    common = ["build", "--format", "docker", "--network", "host", "--build-arg"]
-    podman(*common, f"PYTHON_IMAGE={BASE}", *pip_build_args(workdir),
+def _build_args(fresh: bool) -> list[str]:
+    """--format docker keeps the Dockerfile's HEALTHCHECK (OCI images have no such field);
+    --network host lets RUN steps reach the package archives as the host does; fresh: no
+    layer of an earlier build is reused."""
+    return ["build", "--format", "docker", "--network", "host", *(["--no-cache"] if fresh else [])]
+
+
+def build(log: Path, workdir: Path, fresh: bool) -> None:
+    """The Archivist image from the project's Dockerfile on BASE."""
+    podman(*_build_args(fresh), "--build-arg", f"PYTHON_IMAGE={BASE}", *pip_build_args(workdir),
            # as `make install`: empty unless given (here torch's CPU wheel is in the host's index)
            "--build-arg", f"TORCH_PIP_ARGS={os.environ.get('TORCH_PIP_ARGS', '')}",
            "-t", ARCHIVIST, str(ROOT), log=log)
 
 
-def build_postgres(log: Path) -> None:
-    podman("build", "--format", "docker", "--network", "host", "--build-arg",
-           f"BASE_IMAGE={BASE}", "-t", POSTGRES, str(ROOT / "deploy" / "postgres"), log=log)
+def build_postgres(log: Path, fresh: bool) -> None:
+    podman(*_build_args(fresh), "--build-arg", f"BASE_IMAGE={BASE}", "-t", POSTGRES,
+           str(ROOT / "deploy" / "postgres"), log=log)

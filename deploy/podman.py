@@ -30,7 +30,8 @@ SETTINGS = {"CONTAINERS_CONF": str(CONF), "DISABLE_HC_SYSTEMD": "true"}
 
 
 def run(args: list[str], *, log: Path | None = None, check: bool = True,
-        timeout: float | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        timeout: float | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a command with podman's settings; its output goes to `log` (appended) when given,
     else is captured.  A failure raises with the command's last lines."""
     env = {**os.environ, **SETTINGS, **(env or {})}
