@@ -1,7 +1,8 @@
 # The CPU image: `archivist` with the bundled models, and the two servers a scaled-out deployment
 # runs beside it from the same image, so every version matches the client that talks to it:
 # `chroma run` (the chromadb package) and llama.cpp's `llama-server` (built here from the sources
-# vendored in llama-cpp-python, the same llama.cpp the API links).  See docs/deploy.md.
+# vendored in llama-cpp-python, the same llama.cpp the API links; without its web UI, which its
+# build would otherwise download from Hugging Face).  See docs/deploy.md.
 #
 #   docker build -t archivist .
 #
@@ -31,7 +32,8 @@ RUN /venv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 
        /tmp/llama/llama_cpp_python-0.3.36.tar.gz \
     && cd /tmp/llama/llama_cpp_python-0.3.36/vendor/llama.cpp \
     && cmake -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON \
-       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF ${LLAMA_CMAKE_ARGS} \
+       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF \
+       -DLLAMA_USE_PREBUILT_UI=OFF ${LLAMA_CMAKE_ARGS} \
     && cmake --build build --target llama-server -j"$(nproc)" \
     && install -m 0755 build/bin/llama-server /venv/bin/llama-server \
     && rm -rf /tmp/llama
