@@ -6,11 +6,15 @@
 #
 #   docker build -t archivist .
 #
-# CUDA: build from nvidia/cuda:12.x-devel-ubuntu22.04 (python3.11 from deadsnakes), pass
-# --build-arg LLAMA_CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" (the GPU's compute
-# capability: 90 H100/H200, 89 L4, 86 A10, 80 A100) and --build-arg TORCH_PIP_ARGS= (empty: PyPI's
-# CUDA torch), and run with `--gpus all`; `archivist doctor` then reports the CUDA backend
-# (Makefile: install-cuda has the details measured on an H200).
+# PYTHON_IMAGE is any Debian-like image whose `python` is Python 3.11 with its venv module (make
+# deploy-check builds one with debootstrap: deploy/images.py).
+#
+# CUDA: build from nvidia/cuda:12.x-devel-ubuntu22.04 with python3.11 and python3.11-venv from
+# deadsnakes (as `python`), pass --build-arg LLAMA_CMAKE_ARGS="-DGGML_CUDA=on
+# -DCMAKE_CUDA_ARCHITECTURES=90" (the GPU's compute capability: 90 H100/H200, 89 L4, 86 A10, 80
+# A100) and --build-arg TORCH_PIP_ARGS= (empty: PyPI's CUDA torch), and run with `--gpus all`;
+# `archivist doctor` then reports the CUDA backend (Makefile: install-cuda has the details
+# measured on an H200).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
