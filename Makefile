@@ -146,7 +146,8 @@ bench-ingest: install
 # compose.yaml's topology on loopback, then the checks a team relies on (health, ingest from a
 # container, the same citations through both replicas, the model server killed and restarted,
 # the index kept across down and up), and a report (.deploy/report.txt).  Needs root; not part
-# of `make test` (about an hour on 2 cores from nothing, mostly compiling llama.cpp twice).
+# of `make test` (20-55 minutes on 2 cores from nothing, mostly compiling llama.cpp twice; a few
+# minutes when the images' layers are cached).
 # DEPLOY_CHECK_ARGS=--fresh rebuilds the images from nothing; --keep leaves the topology up.
 deploy-check:
 	TORCH_PIP_ARGS='$(TORCH_PIP_ARGS)' $(PYTHON) deploy/check.py $(DEPLOY_CHECK_ARGS)
