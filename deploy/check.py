@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,7 +56,8 @@ class Report:
         cpu = next((line.split(":", 1)[1].strip() for line in
                     Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name")), platform.processor())
-        podman_version = podman.podman("--version", check=False).stdout.strip()
+        podman_version = (podman.podman("--version", check=False).stdout.strip()
+                          if shutil.which("podman") else "no podman")
         lines = [f"deploy-check: {cpu}, {os.cpu_count()} cores; {podman_version}"]
         lines += [f"  {name:<26} {value}" for name, value in self.figures]
         lines += [f"  {status} {name}: {detail}" for status, name, detail in self.checks]
