@@ -21,6 +21,7 @@ from rag.language.facts import missing
 from rag.language.polarity import negates
 from rag.language.terms import STOPWORDS, terms
 from rag.language.text import SENTENCE_END_CJK, is_cjk, sentence_spans
+from rag.language.vocabulary import common
 from rag.models.embedder import Embedder
 from rag.retrieval.sentence_scores import stitch
 
@@ -118,7 +119,7 @@ class Verifier:
         if not best_for:
             return Support(sentence, False, None, 0.0, None, None, None, "no passage to check it against")
         # Passages that state every fact of the sentence; without them similarity counts for nothing.
-        lacking = {n: missing(sentence, texts[n - 1], self._common) for n in best_for}
+        lacking = {n: missing(sentence, texts[n - 1], common) for n in best_for}
         stating = [n for n in best_for if not lacking[n]]
         if not stating:
             number = next((n for n in cited if n in best_for), max(best_for, key=lambda n: best_for[n][0]))
@@ -142,10 +143,6 @@ class Verifier:
                            f"it {said} the closest sentence of passage [{best_number}] "
                            f"{'states' if negates(sentence) else 'denies'}")
         return Support(sentence, True, best_number, round(score, 3), text, start, end)
-
-    def _common(self, word: str) -> bool:
-        """A common word (one token of the embedding model's vocabulary), not a name."""
-        return self.embedder.count_tokens(word) <= 1
 
 
 def passage_sentences(passages: Sequence[Sequence[Chunk]]) -> list[tuple[int, int, int, str]]:

@@ -20,6 +20,7 @@ from rag.core.sections import RetrievalConfig
 from rag.core.shapes import Chunk, Hit
 from rag.language.terms import coverage, names, query_terms, search_terms, stems
 from rag.language.text import is_cjk
+from rag.language.vocabulary import common
 from rag.models.embedder import Embedder
 from rag.retrieval.sentence_scores import sentence_scores, stitch
 from rag.storage.chunk_store import ChunkStore
@@ -191,11 +192,7 @@ class HybridRetriever:
         """Names the question asks about (identifiers, product names) that no indexed text
         contains: `pg_stat_io` near PostgreSQL's statistics pages is still a question the
         documents cannot answer."""
-        return self.lexical.absent(names(question, self._common))
-
-    def _common(self, word: str) -> bool:
-        """A common word: one token of the embedding model's vocabulary."""
-        return self.embedder.count_tokens(word) <= 1
+        return self.lexical.absent(names(question, common))
 
     def _fuse_ranks(self, dense: Sequence[Hit], lexical: Sequence[LexicalHit],
                     lexical_weight: float) -> dict[str, float]:
