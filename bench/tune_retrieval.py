@@ -49,10 +49,10 @@ class _CachedStore:
     def __init__(self, inner) -> None:
         self._inner, self._memo = inner, {}
 
-    def query(self, vector, k, sources=None):
-        key = (tuple(vector), k, None if sources is None else tuple(sources))
+    def query(self, vector, k, sources=None, script=None):
+        key = (tuple(vector), k, None if sources is None else tuple(sources), script)
         if key not in self._memo:
-            self._memo[key] = self._inner.query(vector, k, sources)
+            self._memo[key] = self._inner.query(vector, k, sources, script=script)
         return self._memo[key]
 
     def __getattr__(self, name):

@@ -340,7 +340,7 @@ class Assistant:
         return Answerer(self.retriever(view), lambda: self.models.generator,
                         params or self.settings.sampling,
                         EvidenceTest(embedder, self.settings.retrieval), cfg.context_neighbours,
-                        Verifier(embedder, cfg.support_threshold), cfg.overrule_refusal_evidence,
+                        Verifier(embedder, cfg.support_threshold, cfg.support_threshold_cjk), cfg.overrule_refusal_evidence,
                         self.expander.expand)
 
     def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:

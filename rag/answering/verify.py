@@ -74,9 +74,11 @@ def overlap(wanted: set[str], found: set[str]) -> float:
 
 
 class Verifier:
-    def __init__(self, embedder: Embedder, threshold: float = 0.5) -> None:
+    def __init__(self, embedder: Embedder, threshold: float = 0.5,
+                 threshold_cjk: float | None = None) -> None:
         self.embedder = embedder
         self.threshold = threshold
+        self.threshold_cjk = threshold if threshold_cjk is None else threshold_cjk
 
     def check(self, answer: str, passages: Sequence[Sequence[Chunk]]) -> tuple[str, list[Support]]:
         """Verdicts for each sentence of `answer`, and the answer with its markers repaired.
@@ -129,14 +131,15 @@ class Verifier:
                            f"{facts} {'is' if len(lacking[number]) == 1 else 'are'} not in passage [{number}]")
         # Prefer a passage the model cited when it supports the sentence about as well as the best.
         best_number = max(stating, key=lambda n: best_for[n][0])
+        bar = self.threshold_cjk if is_cjk(sentence) else self.threshold
         for number in cited:
-            if number in stating and best_for[number][0] >= max(self.threshold, best_for[best_number][0] - 0.05):
+            if number in stating and best_for[number][0] >= max(bar, best_for[best_number][0] - 0.05):
                 best_number = number
                 break
         score, (_, start, end, text) = best_for[best_number]
-        if score < self.threshold:
+        if score < bar:
             return Support(sentence, False, None, round(score, 3), None, None, None,
-                           f"no passage says this (best support {score:.2f} < {self.threshold})")
+                           f"no passage says this (best support {score:.2f} < {bar})")
         if negates(sentence) != negates(text):  # "does not mention a discount" vs "a discount of 2%"
             said = "denies what" if negates(sentence) else "affirms what"
             return Support(sentence, False, None, round(score, 3), None, None, None,

@@ -235,6 +235,13 @@ class RetrievalConfig(Section):
         0.0, ge=0.0, description="How much the best sentence's score counts against the fused "
         "score (both scaled to 0..1 over the re-ranked candidates), English questions.")
     rescore_weight_cjk: float = Field(0.0, ge=0.0, description="rescore_weight for CJK questions.")
+    language_offset: float = Field(
+        0.0, ge=0.0, le=1.0, description="Search Chinese/Japanese and other passages apart and "
+        "add this to the cosines of whichever side reads further from the question before "
+        "merging: a multilingual model rates any text in the question's language above the "
+        "passage in the other that answers it. 0: one search, as a one-language model needs.")
+    language_offset_cjk: float = Field(0.0, ge=0.0, le=1.0,
+                                       description="language_offset for CJK questions.")
     query_expansion: Literal["off", "cjk", "all"] = Field(
         "off", description="Search the names the chat model says an expert would look up with "
         "the question (rag/retrieval/expansion.py): 'cjk' for Chinese or Japanese questions, "
@@ -314,6 +321,9 @@ class AnswerConfig(Section):
         0.5, ge=0.0, le=1.0,
         description="Support score (0.6 x cosine + 0.4 x word overlap between an answer sentence "
         "and a passage sentence) from which a sentence counts as supported by that passage.")
+    support_threshold_cjk: float = Field(
+        0.5, ge=0.0, le=1.0, description="support_threshold for Chinese or Japanese sentences "
+        "(0.3 x cosine + 0.7 x overlap of jieba-segmented words).")
 
 
 class LlmConfig(Section):

@@ -18,10 +18,20 @@ from urllib.parse import urlsplit
 from rag.core.errors import IndexMismatchError, StoreUnavailableError
 from rag.core.settings import ChromaTarget
 from rag.core.shapes import Chunk, Hit
+from rag.language.text import is_cjk
 
 log = logging.getLogger(__name__)
 
 _WRITE_BATCH = 1000  # Chroma rejects very large batches; stay well below its limit
+
+# Each chunk's script, tagged in its metadata: a multilingual embedding model rates a question
+# closer to any text in the question's own language than to the passage in the other one that
+# answers it, so the retriever searches each script on its own (RetrievalConfig.language_offset).
+SCRIPTS = ("cjk", "other")
+
+
+def script_of(text: str) -> str:
+    return "cjk" if is_cjk(text) else "other"
 
 
 def _to_metadata(chunk: Chunk) -> dict[str, str | int | float]:
@@ -33,6 +43,7 @@ def _to_metadata(chunk: Chunk) -> dict[str, str | int | float]:
         "ordinal": chunk.ordinal,
         "file_hash": chunk.file_hash,
         "vector_key": chunk.vector_key,
+        "script": script_of(chunk.text),
     }
     # Chroma metadata cannot hold None: absent keys mean "no page" / "no heading".
     if chunk.page is not None:
@@ -104,6 +115,7 @@ class ChunkStore:
     def __init__(self, target: ChromaTarget, collection: str, build_info: dict[str, str]) -> None:
         self._target = target
         self._build_info = {f"archivist:{k}": v for k, v in build_info.items()}
+        self._tags_scripts = False
         with _guard(target):
             self._collection = _client(target).get_or_create_collection(
                 name=collection,
@@ -163,10 +175,22 @@ class ChunkStore:
                 found.setdefault(str(meta["vector_key"]), [float(x) for x in vec])
         return found
 
+    @property
+    def tags_scripts(self) -> bool:
+        """Whether the chunks carry their script (indexes built before it was tagged do not:
+        they are searched as one, as they were).  Asked of the first chunk until one says yes:
+        an empty collection may yet be filled."""
+        if not self._tags_scripts:
+            with _guard(self._target):
+                first = self._collection.get(limit=1, include=["metadatas"])["metadatas"]
+            self._tags_scripts = bool(first) and "script" in first[0]
+        return self._tags_scripts
+
     @_guarded
     def query(self, vector: Sequence[float], k: int, sources: Sequence[str] | None = None,
-              with_text: bool = False) -> list[Hit]:
-        """Nearest chunks by cosine similarity, best first; optionally within some sources.
+              with_text: bool = False, script: str | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity, best first; optionally within some sources
+        and/or one script (SCRIPTS).
 
         The chunks' texts are empty unless `with_text`: the retriever reads the texts of the
         chunks it keeps from the lexical index (one version of each file), and fetching 50
@@ -175,10 +199,13 @@ class ChunkStore:
             return []
         # No count() first (10 ms at 100k chunks): Chroma 1.x returns fewer than n_results when
         # the collection, or the part the filter allows, holds fewer.
+        where = [{"source": {"$in": list(sources)}}] if sources is not None else []
+        if script is not None:
+            where.append({"script": script})
         res = self._collection.query(
             query_embeddings=[list(vector)],
             n_results=k,
-            where={"source": {"$in": list(sources)}} if sources is not None else None,
+            where=where[0] if len(where) == 1 else {"$and": where} if where else None,
             include=["documents", "metadatas", "distances"] if with_text else ["metadatas", "distances"],
         )
         texts = res["documents"][0] if with_text else [""] * len(res["ids"][0])

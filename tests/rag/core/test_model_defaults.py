@@ -1,0 +1,29 @@
+"""Settings tuned per embedding model: another model's cosines are on another scale."""
+
+from rag.core.model_defaults import TUNED
+from rag.core.sections import AnswerConfig, RetrievalConfig
+from rag.core.settings import Settings
+
+
+def test_the_default_model_keeps_the_sections_own_defaults():
+    settings = Settings(embed_model="all-MiniLM-L6-v2")
+    assert settings.retrieval == RetrievalConfig()
+    assert settings.answer.support_threshold == AnswerConfig().support_threshold
+
+
+def test_multilingual_e5_gets_the_values_fitted_on_it(monkeypatch):
+    monkeypatch.setenv("ARCHIVIST_EMBED_MODEL", "multilingual-e5-small")
+    settings = Settings()
+    tuned = TUNED["multilingual-e5-small"]
+    assert settings.retrieval.min_score == tuned["retrieval"]["min_score"] > RetrievalConfig().min_score
+    assert settings.retrieval.language_offset == tuned["retrieval"]["language_offset"] > 0
+    assert settings.answer.support_threshold == tuned["answer"]["support_threshold"]
+    assert "file_support" not in tuned["retrieval"]
+    assert settings.retrieval.file_support == RetrievalConfig().file_support  # the rest: as given
+
+
+def test_an_explicit_setting_wins_over_the_tuned_one(monkeypatch):
+    monkeypatch.setenv("ARCHIVIST_MIN_SCORE", "0.6")
+    settings = Settings(embed_model="multilingual-e5-small")
+    assert settings.retrieval.min_score == 0.6
+    assert settings.retrieval.rrf_k == TUNED["multilingual-e5-small"]["retrieval"]["rrf_k"]
