@@ -22,7 +22,7 @@ from typing import Sequence
 
 from rag.answering.extractive import Quote, best_sentences
 from rag.answering.followup import FollowUp
-from rag.core.sections import RetrievalConfig
+from rag.core.retrieval_section import RetrievalConfig
 from rag.core.shapes import Chunk
 from rag.models.embedder import Embedder
 from rag.retrieval.retriever import Retrieval

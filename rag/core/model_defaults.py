@@ -4,7 +4,7 @@ no value of their own.
 The relevance gate, the evidence test, fusion weights and the support threshold are read off
 the embedding model's cosines, and two models' cosines are not on one scale: multilingual-e5
 rates unrelated texts 0.7-0.8, where all-MiniLM-L6-v2 rates them near 0.  The sections
-(rag/core/sections.py) hold the values tuned for the default model; TUNED holds those of every
+(rag/core/sections.py, rag/core/retrieval_section.py) hold the values tuned for the default model; TUNED holds those of every
 other model that ships here, each fitted by the scripts its comment names.  An explicit setting
 (environment, archivist.toml, argument) always wins.
 """

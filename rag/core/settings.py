@@ -24,9 +24,17 @@ from pydantic_settings import (
 from rag.core import model_defaults
 from rag.core.collection_folders import COLLECTION_NAME, DEFAULT as DEFAULT_COLLECTION
 from rag.core.errors import ConfigError
-from rag.core.sections import (SECTIONS, AnswerConfig, AuditConfig, ChunkingConfig, EmbeddingConfig,
-                               IngestConfig, LlmConfig, QueryConfig, RemoteServers,
-                               RetrievalConfig, SamplingParams, ServerConfig, StoreConfig)
+from rag.core.retrieval_section import RetrievalConfig
+from rag.core.sections import (AnswerConfig, AuditConfig, ChunkingConfig, EmbeddingConfig,
+                               IngestConfig, LlmConfig, QueryConfig, RemoteServers, SamplingParams,
+                               Section, ServerConfig, StoreConfig)
+
+SECTIONS: dict[str, type[Section]] = {
+    "embedding": EmbeddingConfig, "chunking": ChunkingConfig, "ingest": IngestConfig,
+    "store": StoreConfig, "audit": AuditConfig,
+    "query": QueryConfig, "retrieval": RetrievalConfig, "answer": AnswerConfig,
+    "llm": LlmConfig, "sampling": SamplingParams, "server": ServerConfig,
+}
 
 log = logging.getLogger(__name__)
 

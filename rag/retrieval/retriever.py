@@ -16,7 +16,7 @@ from typing import Sequence
 from wcmatch import glob
 
 from rag.core.background import Background
-from rag.core.sections import RetrievalConfig
+from rag.core.retrieval_section import RetrievalConfig
 from rag.core.shapes import Chunk, Hit
 from rag.language.terms import coverage, names, query_terms, search_terms, stems
 from rag.language.text import is_cjk

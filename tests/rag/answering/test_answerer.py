@@ -8,7 +8,7 @@ from rag.answering.answerer import Answerer
 from rag.answering.evidence import EvidenceTest
 from rag.answering.prompt import NO_ANSWER, clean_markers, is_refusal
 from rag.core.sections import SamplingParams
-from rag.core.sections import RetrievalConfig
+from rag.core.retrieval_section import RetrievalConfig
 from rag.core.shapes import Chunk, Hit
 from rag.retrieval.retriever import Passage, Retrieval
 from tests.fakes import FakeEmbedder, FakeGenerator

@@ -1,7 +1,8 @@
 """Settings tuned per embedding model: another model's cosines are on another scale."""
 
 from rag.core.model_defaults import TUNED
-from rag.core.sections import AnswerConfig, RetrievalConfig
+from rag.core.retrieval_section import RetrievalConfig
+from rag.core.sections import AnswerConfig
 from rag.core.settings import Settings
 
 

@@ -84,7 +84,8 @@ def test_a_typo_inside_a_section_is_rejected(tmp_path):
 
 def test_components_default_to_the_tuned_settings():
     """One source of truth: a component built without arguments runs what users get."""
-    from rag.core.sections import RetrievalConfig, SamplingParams
+    from rag.core.retrieval_section import RetrievalConfig
+    from rag.core.sections import SamplingParams
     from rag.core.settings import Settings
 
     s = Settings()
