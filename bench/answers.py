@@ -62,6 +62,7 @@ def main() -> int:
     from ingest.indexer import Indexer
     from rag.answering.evaluation import AnswerReport
     from rag.core.offline import enforce_offline
+    from rag.core.sections import EmbeddingConfig
     from rag.core.settings import load_settings
     from rag.library import Library
 
@@ -84,6 +85,7 @@ def main() -> int:
             if isinstance(r, AnswerReport)]
         followups = {mode: conversations(assistant, mode, chosen) for mode in (args.mode or list(MODES))}
         model = library.models.llm_name()
+        embed_model = library.settings.embedding.embed_model
         library.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -111,8 +113,9 @@ def main() -> int:
                     print(f"\n[{mode}] {t['id']} {t['q']} (searched: {t['query']})\n  expected {t['a']}\n  got {t['got']!r}")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    out = results / f"answers-{chosen}-{Path(model).stem}.json"
-    out.write_text(json.dumps({"set": chosen, "model": model, "language": names,
+    suffix = "" if embed_model == EmbeddingConfig().embed_model else f"-{embed_model}"
+    out = results / f"answers-{chosen}-{Path(model).stem}{suffix}.json"
+    out.write_text(json.dumps({"set": chosen, "model": model, "embed_model": embed_model, "language": names,
                                "reports": [r.to_dict() for r in reports], "follow_ups": followups},
                               indent=2, ensure_ascii=False))
     print(f"\nwritten to {out.relative_to(ROOT)}")
