@@ -14,10 +14,9 @@ transaction starts with BEGIN IMMEDIATE, which takes the file's write lock befor
 read (a CLI command and the server take turns).  In PostgreSQL every replica appends to the same
 tables, and the transaction first takes a transaction-scoped advisory lock
 (pg_advisory_xact_lock), released by the commit or by the connection dying with its process:
-simpler than per-writer chains joined by cross-checkpoints, and the lock is held only for two
-short statements, well under a millisecond on a local network, so replicas barely wait.  A row
-lock on a head row would do the same but turns every append into an UPDATE of one hot row;
-SERIALIZABLE isolation would make concurrent appends fail and retry instead of wait.
+simpler than per-writer chains joined by cross-checkpoints, and held for two short statements
+(well under a millisecond on a local network).  A row lock on a head row would turn every append
+into an UPDATE of one hot row; SERIALIZABLE isolation would make appends fail and retry.
 
 Durability.  In SQLite the log runs in WAL mode with synchronous=NORMAL: a commit reaches the
 operating system, not the disk, so a killed process loses nothing, while a power cut may lose the
