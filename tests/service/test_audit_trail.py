@@ -282,3 +282,5 @@ def test_the_portal_has_an_audit_page(world):
     assert page.status_code == 200 and 'data-page="audit"' in page.text
     assert 'data-i18n="audit.verify"' in page.text  # its script is js/audit.js, through main.js
     assert client.get("/portal/static/js/audit.js").status_code == 200
+    # every page links to it, hidden until GET /v1/session says the caller is an admin (main.js)
+    assert '<a href="/audit" data-nav="audit" data-i18n="nav.audit" hidden>' in client.get("/library").text

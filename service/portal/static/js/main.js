@@ -17,6 +17,13 @@ async function showModel() {
   badge.hidden = false;
 }
 
+/* The audit page is for admins: its link shows once the session says the caller is one. */
+async function showAdminLinks() {
+  let who;
+  try { who = await apiJson("/v1/session", { noLoginRedirect: true }); } catch (_) { return; }
+  if (who.role === "admin") document.querySelector('[data-nav="audit"]').hidden = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   document.querySelectorAll("[data-nav]").forEach((a) => {
@@ -34,7 +41,7 @@ document.addEventListener("DOMContentLoaded", () => {
     location.assign("/login");
   });
   applyStrings();
-  if (page !== "login") showModel();
+  if (page !== "login") { showModel(); showAdminLinks(); }
   if (page === "ask") AskPage();
   else if (page === "library") LibraryPage();
   else if (page === "login") LoginPage();

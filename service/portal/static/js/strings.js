@@ -1,7 +1,7 @@
 /* The portal's UI strings, English and Chinese: every key in both. */
 export const STRINGS = {
   en: {
-    skip: "Skip to content", nav: "Main", "nav.ask": "Ask", "nav.library": "Library",
+    skip: "Skip to content", nav: "Main", "nav.ask": "Ask", "nav.library": "Library", "nav.audit": "Audit",
     collection: "Collection", signout: "Sign out", history: "Conversations", model: "Model",
     new: "New conversation", "history.empty": "Your conversations will be listed here.",
     "ask.title": "Ask your documents", question: "Question",
@@ -45,7 +45,7 @@ export const STRINGS = {
     "audit.intact": "Intact: {n} events, {s} signatures checked.", "audit.broken": "NOT INTACT: event {p}",
   },
   zh: {
-    skip: "跳到正文", nav: "主导航", "nav.ask": "提问", "nav.library": "文档库",
+    skip: "跳到正文", nav: "主导航", "nav.ask": "提问", "nav.library": "文档库", "nav.audit": "审计日志",
     collection: "文档集", signout: "退出", history: "对话", model: "模型",
     new: "新对话", "history.empty": "你的对话会列在这里。",
     "ask.title": "向你的文档提问", question: "问题",
