@@ -1,14 +1,17 @@
-"""Benchmark 3 of issue 14: search latency p50/p95 at 10k and 100k chunks, dense-only and hybrid.
+"""Search latency p50/p95 at 10k and 100k chunks, dense-only and hybrid.
 
     .venv/bin/python bench/search_latency.py [--sizes 10000 100000] [--json OUT]
+    ARCHIVIST_EMBED_MODEL=multilingual-e5-small .venv/bin/python bench/search_latency.py --chinese-every 4
 
 The index is synthesized: passages of 120-180 words drawn from the PostgreSQL manual's own text
 (so BM25 sees real term statistics), 20 per file, written straight into a real Chroma collection
 and the real SQLite keyword index.  Embedding 100k passages with the real model would take about
 an hour here, so their vectors come from a cheap stand-in (a fixed random vector per word,
 summed and normalised: similar passages get similar vectors, which gives the HNSW graph a real
-structure).  The questions (tests/eval/questions.en.jsonl) ARE embedded by the real
-all-MiniLM-L6-v2, inside the timed search, as in `archivist search`.
+structure).  The questions (tests/eval/questions.en.jsonl) ARE embedded by the real configured
+model, inside the timed search, as in `archivist search`, with its settings (multilingual-e5-small:
+each script searched apart, language_offset; --chinese-every 4 makes a quarter of the files
+Chinese so both scripts hold chunks).
 
 - dense-only: embed the question + Chroma's nearest-neighbour query;
 - hybrid: HybridRetriever.search, what /v1/search runs (dense + BM25, fusion, the chunk reads,
@@ -42,10 +45,10 @@ PER_FILE = 20
 DIM = 384
 
 
-def corpus_words(limit_files: int = 400) -> list[str]:
+def corpus_words(limit_files: int = 400, half: str = "postgresql") -> list[str]:
     from bench.corpus import build_corpus
 
-    folder = build_corpus(ROOT / ".eval" / "corpus") / "postgresql"
+    folder = build_corpus(ROOT / ".eval" / "corpus") / half
     words: list[str] = []
     for path in sorted(folder.glob("*.html"))[:limit_files]:
         text = re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8", errors="replace"))
@@ -66,7 +69,10 @@ class WordVectors:
         return (v / (np.linalg.norm(v) or 1.0)).tolist()
 
 
-def synthesize(view, words: list[str], vectors: WordVectors, first: int, count: int) -> None:
+def synthesize(view, english: list[str], vectors: WordVectors, first: int, count: int,
+               chinese: list[str], chinese_every: int) -> None:
+    """Files of PER_FILE passages; every `chinese_every`-th file (0: none) drawn from the Debian
+    Reference in Chinese, so that chunks of both scripts are searched (language_offset)."""
     from rag.core.shapes import Chunk, sha256_text
 
     rng = random.Random(first)
@@ -75,6 +81,7 @@ def synthesize(view, words: list[str], vectors: WordVectors, first: int, count: 
         source = f"synthetic/{file_no:06d}.txt"
         file_hash = hashlib.sha256(source.encode()).hexdigest()
         chunks, vecs, offset = [], [], 0
+        words = chinese if chinese_every and file_no % chinese_every == 0 else english
         for ordinal in range(PER_FILE):
             start = rng.randrange(len(words) - 200)
             passage = words[start:start + rng.randint(120, 180)]
@@ -154,6 +161,8 @@ def measure(retriever, embedder, store, questions: list[str], top_k: int = 5) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--chinese-every", type=int, default=0, help="every Nth synthetic file "
+                        "from the Chinese half of the corpus (0: English only)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -165,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     questions = [json.loads(line)["q"] for line in
                  (ROOT / "tests/eval/questions.en.jsonl").read_text().splitlines() if line.strip()]
     words = corpus_words()
-    vectors = WordVectors(words)
+    chinese = corpus_words(half="debian-reference") if args.chinese_every else []
+    vectors = WordVectors(words + chinese)
     results = []
     with tempfile.TemporaryDirectory(prefix="archivist-bench-search-") as tmp:
         (Path(tmp) / "data").mkdir()
@@ -177,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         for size in sorted(args.sizes):
             with collection.views.reading(check=False) as view:
                 started = time.perf_counter()
-                synthesize(view, words, vectors, have, size - have)
+                synthesize(view, words, vectors, have, size - have, chinese, args.chinese_every)
                 print(f"[search] synthesized {size} chunks (+{size - have} in "
                       f"{time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
                 have = size
                 retriever = collection.assistant.retriever(view)
-                results.append({"chunks": view.store.count(), **measure(retriever, embedder, view.store,
-                                                                         questions)})
+                results.append({"chunks": view.store.count(), "embed_model": embedder.fingerprint,
+                                 "language_offset": retriever.config.language_offset,
+                                 **measure(retriever, embedder, view.store, questions)})
         library.close()
     return emit(results, args.json)
 
