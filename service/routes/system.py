@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from rag.core.errors import ArchivistError
+from rag.models.files import SHIPPED_EMBED_MODELS
 from rag.models.gpu import describe
 from service.deps import LibraryDep
 
@@ -20,6 +21,9 @@ class Health(BaseModel):
     collection: str = Field(description="The default collection.")
     collections: list[str] = Field(description="Every collection.")
     embed_model: str
+    embed_models: dict[str, str] = Field(
+        description="The embedding models that ship with this install and what each is for "
+        "(ARCHIVIST_EMBED_MODEL, then `archivist reindex`).")
     llm_model: str | None = Field(description="GGUF file name, once loaded.")
     llm_sha256: str | None = Field(None, description="The loaded chat model file's sha256.")
     gpu: dict[str, Any] = Field(
@@ -41,7 +45,7 @@ def health(library: LibraryDep) -> Health:
         chunks, status = 0, f"error: {exc}"
     return Health(status=status, chunks=chunks, collection=settings.collection,
                   collections=library.names(), embed_model=settings.embedding.embed_model,
-                  llm_model=library.models.loaded_llm_name,
+                  embed_models=SHIPPED_EMBED_MODELS, llm_model=library.models.loaded_llm_name,
                   llm_sha256=library.models.loaded_llm_sha256,
                   gpu=describe(settings.llm.n_gpu_layers, library.models.loaded_generator,
                                library.models.loaded_embedder))

@@ -62,6 +62,7 @@ def test_list_reads_headers_marks_the_active_one_and_warns_without_a_template(mo
     assert bundled["parameters"] == 134515008 and bundled["quantization"] == "Q4_1"
     assert report["embedding_models"] == [{"name": "all-MiniLM-L6-v2", "dimension": 64,
                                            "fingerprint": "fake:64"}]
+    assert set(report["embedding_models_shipped"]) == {"all-MiniLM-L6-v2", "multilingual-e5-small"}
     # Hashes and headers are cached by size and mtime: a changed file is read again.
     assert (models_dir / ".cache.json").is_file()
     tiny_gguf(models_dir / "tiny.gguf", rows=32)

@@ -69,6 +69,8 @@ def test_health_and_docs(client):
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["chunks"] > 10
     assert health["llm_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert health["embed_model"] in health["embed_models"]
+    assert "Chinese" in health["embed_models"]["multilingual-e5-small"]
     # Where the models run, truthfully on this CPU-only build: nothing offloaded.
     assert health["gpu"]["llama_cpp_backend"] == "CPU"
     assert health["gpu"]["gpu_layers"]["offloaded"] == 0
