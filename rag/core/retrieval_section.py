@@ -49,7 +49,8 @@ class RetrievalConfig(Section):
         0.0, ge=0.0, le=1.0, description="Search Chinese/Japanese and other passages apart and "
         "add this to the cosines of whichever side reads further from the question before "
         "merging: a multilingual model rates any text in the question's language above the "
-        "passage in the other that answers it. 0: one search, as a one-language model needs.")
+        "passage in the other that answers it. 0: one search, as a one-language model needs. "
+        "Costs a vector query filtered by script (README: p95 135 ms at 100k chunks on 2 cores).")
     language_offset_cjk: float = Field(0.0, ge=0.0, le=1.0,
                                        description="language_offset for CJK questions.")
     query_expansion: Literal["off", "cjk", "all"] = Field(
