@@ -46,9 +46,9 @@ class RetrievalConfig(Section):
         "score (both scaled to 0..1 over the re-ranked candidates), English questions.")
     rescore_weight_cjk: float = Field(0.0, ge=0.0, description="rescore_weight for CJK questions.")
     language_offset: float = Field(
-        0.0, ge=0.0, le=1.0, description="Search Chinese/Japanese and other passages apart and "
-        "add this to the cosines of whichever side reads further from the question before "
-        "merging: a multilingual model rates any text in the question's language above the "
+        0.0, ge=0.0, le=1.0, description="Also search the passages in the script the question "
+        "is not written in (Chinese/Japanese or other), adding this to their cosines before the "
+        "lists merge: a multilingual model rates any text in the question's language above the "
         "passage in the other that answers it. 0: one search, as a one-language model needs. "
         "Costs a vector query filtered by script (README: p95 135 ms at 100k chunks on 2 cores).")
     language_offset_cjk: float = Field(0.0, ge=0.0, le=1.0,
