@@ -88,7 +88,7 @@ def main() -> int:
                    build_corpus(ROOT / ".eval" / "corpus-zh", "zh-hard")]
         data = sample(corpora, tmp / "data", args.files)
         collection = Library(Settings(data_dir=data, index_dir=tmp / "unused")).default
-        embedder, s = collection.models.embedder, collection.settings.chunking
+        embedder, s = collection.embedder, collection.settings.chunking
         store = ChunkStore(ChromaTarget(tmp / "chroma"), "bench", collection.build_info())
         manifest = Manifest(tmp / "manifest.sqlite3")
         chunker = Chunker(embedder.count_tokens, embedder.max_tokens, s.chunk_tokens, s.chunk_overlap_tokens)

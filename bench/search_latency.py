@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         library = Library(Settings(data_dir=Path(tmp) / "data", index_dir=Path(tmp) / "index",
                                    watch=False))
         collection = library.default
-        embedder = collection.models.embedder
+        embedder = collection.embedder
         have = 0
         for size in sorted(args.sizes):
             with collection.views.reading(check=False) as view:

@@ -96,7 +96,7 @@ class Indexer:
             manifest.close()
 
     def _ingestor(self, view: IndexView, manifest: Manifest) -> Ingestor:
-        embedder = self.collection.models.embedder
+        embedder = self.collection.models.embedder_for(view.embed_model or self.collection.embed_model)
         cfg = self.settings.chunking
         chunker = Chunker(embedder.count_tokens, embedder.max_tokens, cfg.chunk_tokens,
                           cfg.chunk_overlap_tokens)
@@ -118,24 +118,33 @@ class Indexer:
                 log.exception("ingest listener failed")
 
     # --- rebuilding beside the live index ----------------------------------------------
-    def reindex(self, progress: Progress | None = None) -> IngestReport:
+    def reindex(self, progress: Progress | None = None, embed_model: str | None = None,
+                choose: Callable[[str], None] | None = None) -> IngestReport:
         """Rebuild the collection's index with the current models and chunking as a new
         generation, then switch to it: searches go on reading the old one until it is complete,
-        and requests still reading it finish on it.  The way out of IndexMismatchError."""
+        and requests still reading it finish on it.  The way out of IndexMismatchError.
+        `embed_model`: build with this embedding model instead, and make it the collection's
+        choice (`choose(model)`, Library.choose_embed_model) just before switching."""
         self._require_data_dir()
-        with self._audited("reindex") as result:
-            report = self._reindex(progress)
+        details = {"embed_model": embed_model} if embed_model else None
+        with self._audited("reindex", details) as result:
+            report = self._reindex(progress, embed_model, choose)
             result.update(_counts(report))
         return report
 
-    def _reindex(self, progress: Progress | None) -> IngestReport:
+    def _reindex(self, progress: Progress | None, embed_model: str | None = None,
+                 choose: Callable[[str], None] | None = None) -> IngestReport:
         s = self.settings
+        if embed_model and choose is None:
+            raise ValueError("a reindex that changes the embedding model must record the choice")
+        if embed_model:
+            self.collection.require_embed_model(embed_model)
         with writer_lock(s):
             old = self.collection.pointer.current(self.name)
             new = index_generations.names(s.index_dir, self.name, old.generation + 1)
             drop_generation(s.chroma, new, s.db_url)  # leftovers of a reindex that died before switching
             Manifest.drop(s, new)
-            view = self.collection.open_view(new)
+            view = self.collection.open_view(new, embed_model)  # fails here if it cannot load
             skip = collection_folders.skipped(s.data_dir, self.name)
             try:
                 report = self._run(view, lambda ingestor: ingestor.sync(self.collection.data_dir,
@@ -143,6 +152,12 @@ class Indexer:
             except BaseException:
                 view.drop()
                 raise
+            if embed_model and embed_model != self.collection.embed_model:
+                # Chosen before the switch: a reader that opens the new generation meanwhile
+                # finds the model that built it; one that opens the old generation only now
+                # (another process starting) is told to retry by IndexMismatchError.  If this
+                # process dies between the two, the next reindex finishes the change.
+                choose(embed_model)
             self.collection.pointer.set_active(self.name, new.generation)
             if not self.collection.views.switch(view, old):
                 drop_generation(s.chroma, old, s.db_url)

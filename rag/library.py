@@ -19,6 +19,9 @@ from rag.audit.log import AuditLog
 from rag.audit.upkeep import require_key_in_force
 from rag.core import collection_folders
 from rag.core.settings import Settings
+from rag.core.errors import BadRequestError
+from rag.models.embedder import Embedder
+from rag.models.files import SHIPPED_EMBED_MODELS
 from rag.models.loaded import Models
 from rag.storage import index_generations
 from rag.storage.answer_records import Records
@@ -27,6 +30,18 @@ from rag.storage.sealing import Keyring
 
 # Called with (collection name, ingest report) after each write to an index, e.g. by metrics.
 IngestListener = Callable[[str, Any], None]
+
+
+def require_embed_model(models: Models, model: str) -> Embedder:
+    """`model`, loaded now: a name that is neither shipped nor a model folder is the caller's
+    mistake (BadRequestError naming the shipped ones); a shipped one whose package is missing is
+    this installation's (ModelNotFoundError, with what to install)."""
+    if model not in SHIPPED_EMBED_MODELS and not (Path(model).expanduser() / "config.json").is_file():
+        raise BadRequestError(
+            f"No embedding model {model!r}.",
+            hint=f"Shipped: {', '.join(SHIPPED_EMBED_MODELS)} (`archivist models list`); or the "
+                 f"path of a local sentence-transformers folder.")
+    return models.embedder_for(model)
 
 
 class Collection:
@@ -43,6 +58,28 @@ class Collection:
         self.views = IndexViews(self.open_view, self.current_names)
         self._assistant = None
         self._lock = threading.Lock()
+
+    @property
+    def embed_model(self) -> str:
+        """The embedding model this collection builds its index with: its own choice (its
+        marker, rag/core/collection_folders.py), else ARCHIVIST_EMBED_MODEL."""
+        return self.settings.embedding.embed_model
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.models.embedder_for(self.embed_model)
+
+    def require_embed_model(self, model: str) -> Embedder:
+        """See the module's require_embed_model."""
+        return require_embed_model(self.models, model)
+
+    def rechoose(self, settings: Settings) -> None:
+        """Take the settings of a newly chosen embedding model.  Views already open keep the
+        model they were opened with (each view names its own), so a request in flight reads one
+        generation with one model; the next opened view and the next Assistant use the new one."""
+        with self._lock:
+            self.settings = settings
+            self._assistant = None
 
     @property
     def data_dir(self) -> Path:
@@ -68,16 +105,20 @@ class Collection:
                 self._assistant = Assistant(self)
             return self._assistant
 
-    def build_info(self) -> dict[str, str]:
-        """What an index must have been built with to be read with these settings."""
-        return {"embed_model": self.models.embedder.fingerprint,
+    def build_info(self, embed_model: str | None = None) -> dict[str, str]:
+        """What an index must have been built with to be read with these settings (with
+        `embed_model` in place of the collection's, for a reindex that changes it)."""
+        return {"embed_model": self.models.embedder_for(embed_model or self.embed_model).fingerprint,
                 "chunking": self.settings.chunking.fingerprint()}
 
     def current_names(self) -> index_generations.IndexNames:
         return self.pointer.current(self.name)
 
-    def open_view(self, names: index_generations.IndexNames) -> IndexView:
-        return IndexView(self.settings.chroma, names, self.build_info(), self.settings.db_url)
+    def open_view(self, names: index_generations.IndexNames,
+                  embed_model: str | None = None) -> IndexView:
+        model = embed_model or self.embed_model
+        return IndexView(self.settings.chroma, names, self.build_info(model), self.settings.db_url,
+                         embed_model=model)
 
     def close(self) -> None:
         self.views.close()
@@ -104,27 +145,45 @@ class Library:
         return collection_folders.names(self.settings.data_dir)
 
     def collection(self, name: str | None = None) -> Collection:
-        """The named collection (the configured default when None)."""
+        """The named collection (the configured default when None).  Its marker is read on every
+        call (a small file), so a model chosen by another process takes effect here too."""
         name = name or self.settings.collection
         with self._lock:
             found = self._collections.get(name)
             if found is None:
                 collection_folders.folder(self.settings.data_dir,
                                           collection_folders.check_name(name))  # 404
-                found = Collection(self.settings.for_collection(name), self.models,
-                                   self.records_store, self.listeners, self.pointer,
-                                   lambda: self.audit)
+            chosen = collection_folders.choices(self.settings.data_dir, name).get("embed_model")
+            settings = self.settings.for_collection(name, chosen)
+            if found is None:
+                found = Collection(settings, self.models, self.records_store, self.listeners,
+                                   self.pointer, lambda: self.audit)
                 self._collections[name] = found
+            elif found.embed_model != settings.embedding.embed_model:
+                found.rechoose(settings)
             return found
 
     @property
     def default(self) -> Collection:
         return self.collection(collection_folders.DEFAULT)
 
-    def create(self, name: str) -> Collection:
-        """Make data/NAME/ a collection (the folder may already hold files)."""
-        collection_folders.create(self.settings.data_dir, name)
+    def create(self, name: str, embed_model: str | None = None) -> Collection:
+        """Make data/NAME/ a collection (the folder may already hold files), embedding with
+        `embed_model` if given (else ARCHIVIST_EMBED_MODEL).  A model that cannot be loaded here
+        is refused before anything is written (ModelNotFoundError with what to install)."""
+        if embed_model:
+            require_embed_model(self.models, embed_model)
+        collection_folders.create(self.settings.data_dir, name,
+                                  {"embed_model": embed_model} if embed_model else None)
         return self.collection(name)
+
+    def choose_embed_model(self, name: str, embed_model: str) -> None:
+        """Record `embed_model` as the collection's choice (its marker); whoever reads the
+        collection next uses it.  Called by a reindex that built the index with it, just before it
+        switches to that index (ingest/indexer.py)."""
+        collection_folders.write_choices(self.settings.data_dir, name, {
+            **collection_folders.choices(self.settings.data_dir, name), "embed_model": embed_model})
+        self.collection(name)
 
     def records_store(self) -> Records:
         """Answers and conversations of every collection, in one file (opened on first use,

@@ -5,11 +5,18 @@ The `default` collection is the data folder itself.  Any other collection is a s
 or the API): explicit, so a folder of sub-folders that was one knowledge base stays one, and
 visible on disk, so it survives copies and backups.  A collection folder belongs to its collection
 only; the default collection skips it.
+
+The marker may hold the collection's own choices, in TOML: `embed_model = "multilingual-e5-small"`
+gives it an embedding model other than ARCHIVIST_EMBED_MODEL (README: "An embedding model per
+collection").  The default collection's choices live in `data/.collection`.  An empty marker
+chooses nothing, as markers made before choices existed are.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tomllib
 from pathlib import Path
 
 from rag.core.errors import ArchivistError, NotFoundError
@@ -61,14 +68,60 @@ def skipped(data_dir: Path, name: str) -> set[str]:
     return set(names(data_dir)[1:]) if name == DEFAULT else set()
 
 
-def create(data_dir: Path, name: str) -> Path:
-    """Make `data/<name>/` a collection (the folder may already hold files)."""
+def create(data_dir: Path, name: str, choices: dict[str, str] | None = None) -> Path:
+    """Make `data/<name>/` a collection (the folder may already hold files), with `choices` in
+    its marker."""
     check_name(name)
     if name == DEFAULT:
+        if choices:
+            write_choices(data_dir, name, choices)
         return data_dir
     path = data_dir / name
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise ArchivistError(f"{path} exists and is not a folder.", hint="Pick another name.")
     path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER).touch()
+    if choices or not (path / MARKER).is_file():
+        write_choices(path.parent, name, choices or {})
     return path
+
+
+# What a marker may choose: its key -> what the value is.
+CHOICES = {"embed_model": "the embedding model's name (`archivist models list`)"}
+
+
+def _marker(data_dir: Path, name: str) -> Path:
+    return (data_dir if name == DEFAULT else data_dir / name) / MARKER
+
+
+def choices(data_dir: Path, name: str) -> dict[str, str]:
+    """What the collection's marker chooses (empty when it chooses nothing)."""
+    path = _marker(data_dir, name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        found = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ArchivistError(f"{path} is not valid TOML ({exc}).",
+                             hint='It may hold only lines like `embed_model = "multilingual-e5-'
+                                  'small"`; an empty file chooses nothing.') from exc
+    unknown = sorted(set(found) - set(CHOICES))
+    if unknown or not all(isinstance(v, str) and v for v in found.values()):
+        raise ArchivistError(f"{path} holds {', '.join(unknown) or 'an empty or non-text value'}, "
+                             f"which a collection cannot choose.",
+                             hint="Known: " + "; ".join(f"{k}: {v}" for k, v in CHOICES.items()))
+    return found
+
+
+def write_choices(data_dir: Path, name: str, chosen: dict[str, str]) -> None:
+    """Replace the marker's choices in one rename, so a reader sees the old or the new ones."""
+    path = _marker(data_dir, name)
+    lines = "".join(f'{key} = "{value}"\n' for key, value in sorted(chosen.items())
+                    if key in CHOICES and value)
+    if any(c in "".join(chosen.values()) for c in '"\\\n'):
+        raise ArchivistError("A collection's choice cannot hold quotes, backslashes or newlines.",
+                             hint="Give the model's plain name, as `archivist models list` shows it.")
+    temporary = path.with_name(f"{MARKER}.{os.getpid()}.tmp")
+    temporary.write_text(lines, encoding="utf-8")
+    os.replace(temporary, path)

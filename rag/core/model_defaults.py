@@ -61,3 +61,20 @@ def apply(data: dict, default_model: str) -> dict:
             given = given.model_dump(include=given.model_fields_set)
         data[section] = {**values, **given}
     return data
+
+
+def retuned(settings: BaseModel, old_model: str, new_model: str) -> dict[str, BaseModel]:
+    """The sections of `settings` (made for `old_model`) that change for `new_model`: each field
+    `old_model`'s tuning filled in goes back to the section's default, then `new_model`'s tuning
+    fills what was not given.  A field counts as given when it was set and differs from
+    `old_model`'s tuned value (set to that same value, it reads as the tuning's)."""
+    old, new = TUNED.get(old_model, {}), TUNED.get(new_model, {})
+    changed = {}
+    for section in set(old) | set(new):
+        current = getattr(settings, section)
+        given = {name: getattr(current, name) for name in current.model_fields_set
+                 if not (name in old.get(section, {})
+                         and getattr(current, name) == old[section][name])}
+        changed[section] = type(current).model_validate({**new.get(section, {}), **given})
+    return changed
+

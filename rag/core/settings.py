@@ -173,8 +173,17 @@ class Settings(BaseSettings):
         return (init_settings, FlatEnvSource(settings_cls),
                 TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
-    def for_collection(self, name: str) -> Settings:
-        return self.model_copy(update={"collection": name})
+    def for_collection(self, name: str, embed_model: str | None = None) -> Settings:
+        """The settings of one collection: its name, and, where it chose an embedding model of
+        its own, that model with its tuned defaults (rag/core/model_defaults.py) in place of the
+        configured model's; settings given explicitly stay as given."""
+        update: dict[str, Any] = {"collection": name}
+        configured = self.embedding.embed_model
+        if embed_model and embed_model != configured:
+            update["embedding"] = self.embedding.model_copy(update={"embed_model": embed_model})
+            for section, values in model_defaults.retuned(self, configured, embed_model).items():
+                update[section] = values
+        return self.model_copy(update=update)
 
     @property
     def chroma_dir(self) -> Path:

@@ -33,10 +33,19 @@ from rag.models.repository import ModelRepository
 log = logging.getLogger(__name__)
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """The configured embedding model (ARCHIVIST_EMBED_BACKEND picks what runs it on the CPU), or
-    the embedding servers of ARCHIVIST_EMBED_URL."""
+def load_embedder(settings: Settings, model: str | None = None) -> Embedder:
+    """The embedding model `model` (default: the configured one; ARCHIVIST_EMBED_BACKEND picks
+    what runs it on the CPU), or the embedding servers of ARCHIVIST_EMBED_URL embedding with it."""
     cfg = settings.embedding
+    if model and model != cfg.embed_model:
+        if cfg.servers.url and cfg.servers.served_model:
+            raise ConfigError(
+                f"A collection uses the embedding model {model!r}, but the embedding servers are "
+                f"told to embed with {cfg.servers.served_model!r} (ARCHIVIST_EMBED_SERVED_MODEL).",
+                hint="Unset ARCHIVIST_EMBED_SERVED_MODEL when the servers are `archivist serve` "
+                     "(they embed with any shipped model by name), or give every collection the "
+                     "servers' model.")
+        cfg = cfg.model_copy(update={"embed_model": model})
     if cfg.servers.url:  # nothing loaded here; EmbeddingServerUnavailableError if none answers
         from rag.models.remote_embedder import OpenAICompatibleEmbedder
 
@@ -83,10 +92,13 @@ def for_bulk_embedding(settings: Settings) -> Settings:
 
 class Models:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 generator: Generator | None = None) -> None:
-        """`embedder`, `generator`: ready-made models (tests pass fakes); else the configured ones."""
+                 generator: Generator | None = None,
+                 embedders: dict[str, Embedder] | None = None) -> None:
+        """`embedder`, `generator`: ready-made models (tests pass fakes); else the configured ones.
+        `embedders`: ready-made embedding models other than the configured one, by name."""
         self.settings = settings
         self._embedder = embedder
+        self._other_embedders: dict[str, Embedder] = dict(embedders or {})  # collections' choices
         self._generator = generator
         self._injected_generator = generator is not None
         self.repo = ModelRepository(settings.models_dir, settings.llm.llm_model)
@@ -96,10 +108,21 @@ class Models:
 
     @property
     def embedder(self) -> Embedder:
+        """The configured embedding model (ARCHIVIST_EMBED_MODEL)."""
         with self._lock:
             if self._embedder is None:
                 self._embedder = load_embedder(self.settings)
             return self._embedder
+
+    def embedder_for(self, model: str) -> Embedder:
+        """The embedding model named `model`: the configured one, or another that a collection
+        chose (loaded once, on first use, and shared by every collection that chose it)."""
+        if model == self.settings.embedding.embed_model:
+            return self.embedder
+        with self._lock:
+            if model not in self._other_embedders:
+                self._other_embedders[model] = load_embedder(self.settings, model)
+            return self._other_embedders[model]
 
     @property
     def generator(self) -> Generator:
@@ -232,3 +255,7 @@ class Models:
             if isinstance(self._embedder, OpenAICompatibleEmbedder):
                 self._embedder.close()
                 self._embedder = None
+            for name, embedder in list(self._other_embedders.items()):
+                if isinstance(embedder, OpenAICompatibleEmbedder):
+                    embedder.close()
+                    del self._other_embedders[name]

@@ -33,9 +33,12 @@ class IndexView:
     """One generation of one collection's index, open for reading (and for the writer's use)."""
 
     def __init__(self, chroma: ChromaTarget, names: IndexNames, build_info: dict[str, str],
-                 db_url: str | None = None) -> None:
-        """`db_url`: the lexical index is in this PostgreSQL database, not a SQLite file."""
+                 db_url: str | None = None, embed_model: str | None = None) -> None:
+        """`db_url`: the lexical index is in this PostgreSQL database, not a SQLite file.
+        `embed_model`: the name of the embedding model `build_info` is of, for whoever embeds
+        questions against this view (a collection may switch models while it is read)."""
         self.names = names
+        self.embed_model = embed_model
         self._chroma = chroma
         self._db_url = db_url
         self.store = ChunkStore(chroma, names.chroma_collection, build_info)

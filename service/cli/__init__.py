@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collections", help="list collections, or create one")
     p.add_argument("action", choices=["list", "create"], nargs="?", default="list")
     p.add_argument("name", nargs="?", help="collection to create: data/NAME/ becomes its folder")
+    p.add_argument("--embed-model", help="the new collection's embedding model (default: "
+                                         "ARCHIVIST_EMBED_MODEL; `archivist models list` names them)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_collections)
 
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reindex", help="rebuild an index (new embedding model or chunking) while "
                                        "searches keep using the old one until the new one is ready")
     p.add_argument("--collection", help="only this collection (default: all of them)")
+    p.add_argument("--embed-model", help="rebuild the collection with this embedding model and "
+                                         "make it its choice (needs --collection)")
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("export", help="write the whole index (every collection, answers, keys) "

@@ -33,10 +33,11 @@ def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
     return 0
 
 
-def _handed_off(server: handoff.ServerInfo, work: str, collection: str | None) -> dict[str, IngestReport]:
+def _handed_off(server: handoff.ServerInfo, work: str, collection: str | None,
+                body: dict | None = None) -> dict[str, IngestReport]:
     print(f"The archivist server (pid {server.pid}, {server.url}) owns this index while it runs: "
           f"it does the {work}.", file=sys.stderr)
-    result = handoff.run_via(server, work, collection)
+    result = handoff.run_via(server, work, collection, body=body)
     return {name: IngestReport.from_dict(counts) for name, counts in result["collections"].items()}
 
 
@@ -64,12 +65,18 @@ def _ingest_one(indexer: Indexer, args: argparse.Namespace) -> IngestReport:
 def cmd_reindex(library: Library, args: argparse.Namespace) -> int:
     """Every collection, or the one named; each switches to its new index when it is complete.
     By the server, while one serves this index."""
+    model = getattr(args, "embed_model", None)
+    if model and not args.collection:
+        raise ArchivistError("--embed-model changes one collection's model: which one?",
+                             hint=f"archivist reindex --collection NAME --embed-model {model}")
     if (server := handoff.running_server(library.settings)) is not None:
-        for name, report in _handed_off(server, "reindex", args.collection).items():
+        body = {"collection": args.collection, "embed_model": model} if model else None
+        for name, report in _handed_off(server, "reindex", args.collection, body).items():
             print(f"{name}: {report.summary()}")
         return 0
     for name in [args.collection] if args.collection else library.names():
-        report = Indexer(library.collection(name)).reindex()
+        report = Indexer(library.collection(name)).reindex(
+            embed_model=model, choose=lambda chosen, name=name: library.choose_embed_model(name, chosen))
         print(f"{name}: {report.summary()}")
     return 0
 
@@ -78,20 +85,23 @@ def cmd_collections(library: Library, args: argparse.Namespace) -> int:
     if args.action == "create":
         if not args.name:
             raise ArchivistError("Which collection?", hint="archivist collections create NAME")
-        with library.audit.operation(Actor.local_cli(), "collection.create", args.name):
-            collection = library.create(args.name)
-        print(f"collection {args.name!r}: put its documents in {collection.data_dir}, then run "
-              f"`archivist ingest --collection {args.name}`")
+        model = getattr(args, "embed_model", None)
+        details = {"embed_model": model} if model else None
+        with library.audit.operation(Actor.local_cli(), "collection.create", args.name, details):
+            collection = library.create(args.name, model)
+        print(f"collection {args.name!r} ({collection.embed_model}): put its documents in "
+              f"{collection.data_dir}, then run `archivist ingest --collection {args.name}`")
         return 0
     rows = []
     for name in library.names():
         collection = library.collection(name)
         rows.append({"name": name, "folder": str(collection.data_dir),
-                     "files": len(Indexer(collection).documents())})
+                     "files": len(Indexer(collection).documents()),
+                     "embed_model": collection.embed_model})
     if args.json:
         print_json(rows)
     for row in rows if not args.json else []:
-        print(f"{row['name']:<20} {row['files']:>6} files  {row['folder']}")
+        print(f"{row['name']:<20} {row['files']:>6} files  {row['embed_model']:<24} {row['folder']}")
     return 0
 
 

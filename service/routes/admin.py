@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ingest.indexer import Indexer
 from ingest.pipeline import IngestReport
-from rag.core.errors import NotFoundError
+from rag.core.errors import BadRequestError, NotFoundError
 from rag.library import Library
 from service.auth import SESSION_TTL_S, KeyStore, Principal, key_id_of
 from service.deps import SESSION_COOKIE, LibraryDep, PrincipalDep, actor_of, indexer_for
@@ -38,6 +38,15 @@ class ModelRequest(BaseModel):
 
 class CollectionRequest(BaseModel):
     name: str = Field(description="Lower-case letters, digits, '-' or '_'.", examples=["finance"])
+    embed_model: str | None = Field(
+        None, description="Its embedding model (default: the server's ARCHIVIST_EMBED_MODEL).",
+        examples=["multilingual-e5-small"])
+
+
+class ReindexRequest(IngestRequest):
+    embed_model: str | None = Field(
+        None, description="Rebuild the one collection named with this embedding model and make "
+                          "it the collection's choice.", examples=["multilingual-e5-small"])
 
 
 def _keys(request: Request) -> KeyStore:
@@ -98,17 +107,19 @@ def revoke_key(key_id: str, request: Request, library: LibraryDep, who: Principa
 @router.get("/v1/collections", summary="List collections")
 def list_collections(library: LibraryDep, who: PrincipalDep) -> dict:
     """The collections the caller may read, with their document counts."""
-    return {"collections": [{"name": name, "documents": len(Indexer(library.collection(name)).documents())}
-                            for name in library.names() if who.can("read", name)]}
+    collections = [library.collection(name) for name in library.names() if who.can("read", name)]
+    return {"collections": [{"name": c.name, "documents": len(Indexer(c).documents()),
+                             "embed_model": c.embed_model} for c in collections]}
 
 
 @router.post("/v1/collections", status_code=201, summary="Create a collection")
 def create_collection(body: CollectionRequest, library: LibraryDep, who: PrincipalDep) -> dict:
     """Makes data/NAME/ a collection: its own index, searched only when named (admin)."""
     who.check("admin")
-    with library.audit.operation(actor_of(who), "collection.create", body.name):
-        library.create(body.name)
-    return {"name": body.name}
+    details = {"embed_model": body.embed_model} if body.embed_model else None
+    with library.audit.operation(actor_of(who), "collection.create", body.name, details):
+        collection = library.create(body.name, body.embed_model)
+    return {"name": body.name, "embed_model": collection.embed_model}
 
 
 def _each_collection(body: IngestRequest, library: Library, who: Principal, action: str,
@@ -131,10 +142,18 @@ def ingest(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
 
 
 @router.post("/v1/reindex", summary="Rebuild collections' indexes with the current models")
-def reindex(body: IngestRequest, library: LibraryDep, who: PrincipalDep) -> dict:
+def reindex(body: ReindexRequest, library: LibraryDep, who: PrincipalDep) -> dict:
     """What `archivist reindex` does (admin): searches go on using the old index until the
-    new one is complete."""
-    return _each_collection(body, library, who, "admin", lambda indexer: indexer.reindex())
+    new one is complete.  With `embed_model`, the collection named is rebuilt with that model,
+    which becomes its choice."""
+    if body.embed_model and not body.collection:
+        raise BadRequestError("`embed_model` changes one collection's model: name it.",
+                              hint='{"collection": "NAME", "embed_model": "' + body.embed_model + '"}')
+
+    def run(indexer: Indexer) -> IngestReport:
+        return indexer.reindex(embed_model=body.embed_model, choose=lambda model: (
+            library.choose_embed_model(indexer.name, model)))
+    return _each_collection(body, library, who, "admin", run)
 
 
 @router.post("/v1/admin/model", summary="Switch the chat model (admin)")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.core.errors import BadRequestError, NotFoundError
 from rag.library import Collection, Library
+from rag.models.files import SHIPPED_EMBED_MODELS
 from service.auth import Principal
 from service.deps import LibraryDep, PrincipalDep, actor_of
 from service.streams import event_stream, metered
@@ -180,15 +181,16 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
 def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -> dict:
     default = library.settings.collection
     if (body.model not in library.names() and who.can("read", default)
-            and body.model == library.settings.embedding.embed_model):
-        collection = library.collection(default)  # another Archivist embedding through this one
+            and (body.model == library.settings.embedding.embed_model
+                 or body.model in SHIPPED_EMBED_MODELS)):
+        # another Archivist embedding through this one, for a collection of any shipped model
+        embedder = library.models.embedder_for(body.model)
     else:
-        collection = model_collection(library, who, body.model)
+        embedder = model_collection(library, who, body.model).embedder
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_EMBED_INPUTS or not all(t.strip() for t in texts):
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",
                               hint="Send a string or a list of strings.")
-    embedder = collection.models.embedder
     vectors = embedder.embed(texts, body.input_type)  # a sync route: runs in a worker thread
     tokens = sum(embedder.count_tokens(t) for t in texts)
 

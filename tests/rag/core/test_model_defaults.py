@@ -28,3 +28,27 @@ def test_an_explicit_setting_wins_over_the_tuned_one(monkeypatch):
     settings = Settings(embed_model="multilingual-e5-small")
     assert settings.retrieval.min_score == 0.6
     assert settings.retrieval.rrf_k == TUNED["multilingual-e5-small"]["retrieval"]["rrf_k"]
+
+
+def test_a_collection_with_its_own_model_gets_that_models_tuning(monkeypatch):
+    monkeypatch.setenv("ARCHIVIST_TOP_K", "7")  # given: stays for every collection
+    settings = Settings()  # all-MiniLM-L6-v2
+    e5 = settings.for_collection("zh", "multilingual-e5-small")
+    assert (e5.collection, e5.embedding.embed_model) == ("zh", "multilingual-e5-small")
+    assert e5.retrieval == Settings(embed_model="multilingual-e5-small").retrieval
+    assert e5.answer.support_threshold_cjk == TUNED["multilingual-e5-small"]["answer"]["support_threshold_cjk"]
+    assert e5.query.top_k == 7
+    # and back: what e5's tuning filled in returns to the sections' defaults
+    back = Settings(embed_model="multilingual-e5-small").for_collection("en", "all-MiniLM-L6-v2")
+    assert back.retrieval == RetrievalConfig()
+    assert back.answer.support_threshold == AnswerConfig().support_threshold
+
+
+def test_an_explicit_setting_wins_in_every_collection(monkeypatch):
+    monkeypatch.setenv("ARCHIVIST_MIN_SCORE", "0.6")
+    monkeypatch.setenv("ARCHIVIST_RRF_K", "30")  # the same value e5's tuning has: reads as tuning
+    settings = Settings(embed_model="multilingual-e5-small")
+    minilm = settings.for_collection("en", "all-MiniLM-L6-v2")
+    assert minilm.retrieval.min_score == 0.6
+    assert minilm.retrieval.rrf_k == RetrievalConfig().rrf_k
+    assert settings.for_collection("zh").retrieval == settings.retrieval  # no choice: as configured
