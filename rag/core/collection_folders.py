@@ -116,12 +116,12 @@ def choices(data_dir: Path, name: str) -> dict[str, str]:
 
 def write_choices(data_dir: Path, name: str, chosen: dict[str, str]) -> None:
     """Replace the marker's choices in one rename, so a reader sees the old or the new ones."""
+    if any(c in "".join(chosen.values()) for c in '"\\\n'):  # kept out of the TOML string
+        raise ArchivistError("A collection's choice cannot hold quotes, backslashes or newlines.",
+                             hint="Give the model's plain name, as `archivist models list` shows it.")
     path = _marker(data_dir, name)
     lines = "".join(f'{key} = "{value}"\n' for key, value in sorted(chosen.items())
                     if key in CHOICES and value)
-    if any(c in "".join(chosen.values()) for c in '"\\\n'):
-        raise ArchivistError("A collection's choice cannot hold quotes, backslashes or newlines.",
-                             hint="Give the model's plain name, as `archivist models list` shows it.")
     temporary = path.with_name(f"{MARKER}.{os.getpid()}.tmp")
     temporary.write_text(lines, encoding="utf-8")
     os.replace(temporary, path)

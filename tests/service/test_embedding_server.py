@@ -90,3 +90,20 @@ def test_another_servers_vectors_are_normalised_and_fingerprinted_as_its_own():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_collection_on_another_shipped_model_embeds_through_the_same_server(embedding_server,
+                                                                                e5_embedder):
+    """The server runs all-MiniLM-L6-v2 for its own collections; a collection that chose
+    multilingual-e5-small asks it by name and gets that model's vectors and fingerprint."""
+    embedder = OpenAICompatibleEmbedder(EmbeddingConfig(
+        embed_model="multilingual-e5-small", servers=EmbeddingServers(url=[embedding_server])))
+    try:
+        assert embedder.fingerprint == e5_embedder.fingerprint
+        assert embedder.max_tokens == e5_embedder.max_tokens
+        for kind in ("query", "passage"):
+            there, here = embedder.embed(QUESTIONS, kind), e5_embedder.embed(QUESTIONS, kind)
+            for a, b in zip(there, here):
+                assert sum(x * y for x, y in zip(a, b)) > 0.9999
+    finally:
+        embedder.close()
