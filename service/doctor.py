@@ -33,6 +33,17 @@ def _models(s: Settings) -> dict[str, Any]:
     return out
 
 
+def _collection_models(library: Library) -> dict[str, str]:
+    """Each collection's embedding model (its own choice, else ARCHIVIST_EMBED_MODEL)."""
+    out = {}
+    for name in library.names():
+        try:
+            out[name] = library.collection(name).embed_model
+        except ArchivistError as exc:
+            out[name] = f"error: {exc}"
+    return out
+
+
 def _offline(library: Library) -> dict[str, Any]:
     """Exercise every model and parser resource with outbound connections blocked."""
     import os
@@ -40,12 +51,14 @@ def _offline(library: Library) -> dict[str, Any]:
     from ingest.parsers import parse_text_like
 
     steps: dict[str, str] = {}
+    checks = [("parse (unstructured)", lambda: parse_text_like(b"Title\n\nA sentence. Another one.", "text")),
+              ("embed", lambda: library.models.embedder.embed(["offline check"]))]
+    for model in _chosen_models(library):  # collections with a model of their own
+        checks.append((f"embed ({model})", lambda model=model: library.models.embedder_for(
+            model).embed(["offline check"])))
+    checks.append(("chat model", lambda: library.models.generator.count_tokens("offline check")))
     with NetworkGuard() as guard:
-        for name, step in (
-            ("parse (unstructured)", lambda: parse_text_like(b"Title\n\nA sentence. Another one.", "text")),
-            ("embed", lambda: library.models.embedder.embed(["offline check"])),
-            ("chat model", lambda: library.models.generator.count_tokens("offline check")),
-        ):
+        for name, step in checks:
             try:
                 step()
                 steps[name] = "ok"
@@ -55,6 +68,16 @@ def _offline(library: Library) -> dict[str, Any]:
     ok = not guard.attempts and all(v == "ok" for v in steps.values()) and not missing_env
     return {"ok": ok, "steps": steps, "network_attempts": guard.attempts,
             "offline_switches_missing": missing_env}
+
+
+def _chosen_models(library: Library) -> list[str]:
+    """The embedding models collections chose other than ARCHIVIST_EMBED_MODEL."""
+    configured = library.settings.embedding.embed_model
+    try:
+        chosen = {library.collection(name).embed_model for name in library.names()}
+    except ArchivistError:  # a broken marker: the index check reports it
+        return []
+    return sorted(chosen - {configured})
 
 
 def _gpu(library: Library) -> dict[str, Any]:
@@ -113,7 +136,7 @@ def run_checks(library: Library) -> dict[str, Any]:
     s = library.settings
     return {
         "config": s.model_dump(mode="json"),
-        "models": _models(s),
+        "models": {**_models(s), "collections": _collection_models(library)},
         "offline": _offline(library),
         "gpu": _gpu(library),
         "index": _index(library),

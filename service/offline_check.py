@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from rag.core import collection_folders
 from rag.core.errors import ArchivistError
 from rag.core.offline import NetworkGuard
 from rag.core.settings import Settings
@@ -220,11 +221,31 @@ CHECKS: list[tuple[str, Callable[[Settings], str]]] = [
 ]
 
 
+def _collections_models(s: Settings) -> list[tuple[str, Callable[[Settings], str]]]:
+    """The embedding model and tokenizer checks again for each model a collection chose (its
+    marker, rag/core/collection_folders.py) other than ARCHIVIST_EMBED_MODEL."""
+    chosen: dict[str, list[str]] = {}
+    for name in collection_folders.names(s.data_dir):
+        try:
+            model = collection_folders.choices(s.data_dir, name).get("embed_model")
+        except ArchivistError:
+            continue  # a broken marker is `archivist doctor`'s to report
+        if model and model != s.embedding.embed_model:
+            chosen.setdefault(model, []).append(name)
+    checks = []
+    for model, names in sorted(chosen.items()):
+        other = s.model_copy(update={"embedding": s.embedding.model_copy(update={"embed_model": model})})
+        which = f"{model}, for {', '.join(names)}"
+        checks += [(f"embedding model ({which})", lambda _, o=other: _embedding_model(o)),
+                   (f"embedding tokenizer ({which})", lambda _, o=other: _tokenizer(o))]
+    return checks
+
+
 def offline_checks(settings: Settings) -> tuple[list[Check], list[str]]:
     """Every check, and any network connection attempted while they ran (there must be none)."""
     results = []
     with NetworkGuard() as guard:
-        for name, check in CHECKS:
+        for name, check in CHECKS[:2] + _collections_models(settings) + CHECKS[2:]:
             try:
                 results.append(Check(name, True, check(settings)))
             except Missing as exc:

@@ -16,6 +16,7 @@ from rag.library import Library
 from rag.models.loaded import Models
 from service.app import create_app
 from service.cli import main
+from service.doctor import run_checks
 from tests.conftest import make_settings
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.workspace import Workspace
@@ -144,6 +145,9 @@ def test_http_and_cli_name_each_collections_model(tmp_path, monkeypatch, capsys)
         assert listed == {"default": "all-MiniLM-L6-v2", "zh": E5}
         refused = client.post("/v1/reindex", json={"embed_model": E5})
         assert refused.status_code == 422 and "collection" in refused.json()["hint"]
+    report = run_checks(library)  # `archivist doctor`: each collection's model, each one tried
+    assert report["models"]["collections"] == {"default": "all-MiniLM-L6-v2", "zh": E5}
+    assert report["offline"]["steps"][f"embed ({E5})"] == "ok"
     library.close()
 
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(settings.data_dir))

@@ -82,3 +82,18 @@ def test_missing_ocr_model_files_are_named_with_the_reinstall_command(tmp_path, 
     assert not check.ok and "det.onnx" in check.detail and "rapidocr-onnxruntime==1.4.4" in check.fix
     checks, _ = offline_checks(Settings(ocr="off"))
     assert next(c for c in checks if c.name == "OCR models (rapidocr)").ok
+
+
+def test_a_collections_own_embedding_model_is_checked_too(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    (data / "zh").mkdir(parents=True)
+    (data / "zh" / ".collection").write_text('embed_model = "multilingual-e5-small"\n')
+    (data / "legal").mkdir()
+    (data / "legal" / ".collection").write_text(f'embed_model = "{tmp_path / "nowhere"}"\n')
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(data))
+    code, out = run(capsys, "doctor", "--offline", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["embedding model (multilingual-e5-small, for zh)"]["ok"]
+    assert checks["embedding tokenizer (multilingual-e5-small, for zh)"]["ok"]
+    missing = checks[f"embedding model ({tmp_path / 'nowhere'}, for legal)"]
+    assert code == 1 and not missing["ok"] and "model directory" in missing["fix"]
