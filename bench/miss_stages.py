@@ -23,11 +23,13 @@ brackets.  Each hit@5 miss is put down to one stage:
             fault.  Counted apart, never relabelled; the closest text from 0.5 up is printed.
 
     ARCHIVIST_EMBED_MODEL=multilingual-e5-small .venv/bin/python bench/miss_stages.py \\
-        --index /work/evalwork-e5/ours-index-zh-hard --data /work/evalwork-e5/corpus-zh-hard \\
+        --index W/ours-index-zh-hard --data W/corpus-zh-hard \\
         tests/eval/questions.zh-hard.heldout.jsonl tests/eval/questions.zh-hard.tune.jsonl
-    .venv/bin/python bench/miss_stages.py --index /work/evalwork/ours-index-zh-hard \\
-        --data /work/evalwork/corpus-zh-hard tests/eval/questions.zh-hard.heldout.jsonl \\
+    .venv/bin/python bench/miss_stages.py --index W-minilm/ours-index-zh-hard \\
+        --data W-minilm/corpus-zh-hard tests/eval/questions.zh-hard.heldout.jsonl \\
         tests/eval/questions.zh-hard.tune.jsonl
+
+W: the --work folder of `bench/compare_naive.py --corpus zh-hard` (its indexes and corpus).
 
 `--try "key=value ..."` applies RetrievalConfig overrides as bench/tune_retrieval.py does: on
 the tuning halves only.  Cost: one search per question, plus one exact ranking (numpy, all
