@@ -51,6 +51,7 @@ class ChromaTarget:
     path: Path
     url: str | None = None
     token: str | None = field(default=None, repr=False)
+    ef_search: int | None = None  # HNSW's search breadth (StoreConfig.hnsw_ef_search); None: Chroma's
 
     @property
     def remote(self) -> bool:
@@ -194,7 +195,7 @@ class Settings(BaseSettings):
     def chroma(self) -> ChromaTarget:
         token = self.store.chroma_token
         return ChromaTarget(self.chroma_dir, self.store.chroma_url,
-                            token.get_secret_value() if token else None)
+                            token.get_secret_value() if token else None, self.store.hnsw_ef_search)
 
     @property
     def shares_state(self) -> bool:

@@ -116,13 +116,26 @@ class ChunkStore:
         self._target = target
         self._build_info = {f"archivist:{k}": v for k, v in build_info.items()}
         self._tags_scripts = False
+        hnsw = {"space": "cosine", **({"ef_search": target.ef_search} if target.ef_search else {})}
         with _guard(target):
             self._collection = _client(target).get_or_create_collection(
                 name=collection,
                 metadata={"hnsw:space": "cosine", **self._build_info},
+                configuration={"hnsw": hnsw},  # for a new collection; an existing one keeps its own
                 embedding_function=None,  # we always pass vectors; never let Chroma fetch a model
             )
         self._check_build_info(collection)
+        self._search_breadth(target.ef_search)
+
+    def _search_breadth(self, ef_search: int | None) -> None:
+        """Give an existing collection the configured HNSW search breadth (only its search
+        changes: the graph stays as built, so no reindex)."""
+        if not ef_search:
+            return
+        current = ((self._collection.configuration or {}).get("hnsw") or {}).get("ef_search")
+        if current != ef_search:
+            with _guard(self._target):
+                self._collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
 
     def _check_build_info(self, collection: str) -> None:
         stored = self._collection.metadata or {}
@@ -284,7 +297,10 @@ def copy_collection(source: ChromaTarget, target: ChromaTarget, name: str, page:
         metadata = dict(src.metadata or {})
     ChunkStore.drop(target, name)
     with _guard(target):
-        dst = _client(target).create_collection(name, metadata=metadata, embedding_function=None)
+        hnsw = (src.configuration or {}).get("hnsw") or {}
+        dst = _client(target).create_collection(
+            name, metadata=metadata, embedding_function=None,
+            configuration={"hnsw": {k: hnsw[k] for k in ("space", "ef_search") if k in hnsw}})
     copied, offset = 0, 0
     while True:
         with _guard(source):
