@@ -127,3 +127,37 @@ def test_cpu_flags_are_read_from_proc_cpuinfo():
     flags = cpu_flags()
     assert not flags or {"fpu"} <= flags  # every x86 lists fpu; elsewhere the set may be empty
     assert cpu_has_amx_bf16() == ("amx_bf16" in flags)
+
+
+def test_one_text_and_a_batch_run_on_their_own_sessions_with_the_same_vectors(onnx_embedder):
+    """A single text (a question) runs where onnxruntime's threads spin; a batch where they
+    sleep: the same weights, so the same vectors either way."""
+    alone = np.array([onnx_embedder.embed([text])[0] for text in TEXTS])
+    together = np.array(onnx_embedder.embed(TEXTS))
+    assert onnx_embedder._single is not onnx_embedder._session
+    assert np.abs(alone - together).max() < 1e-5
+
+
+def test_the_export_keeps_its_weights_beside_it_and_an_older_export_is_converted(tmp_path, monkeypatch):
+    """Weights in a file of their own (mapped, shared by sessions and processes), readable by a
+    container's service user; an export of the single-file days is converted on first use."""
+    import stat
+
+    import onnx
+
+    from rag.models import onnx_embedder as module
+
+    model = resolve_embed_model("all-MiniLM-L6-v2")
+    installed = module.ensure_fp32(model)
+    weights = installed.with_name(installed.name + ".weights")
+    assert installed.stat().st_size < 1_000_000 < weights.stat().st_size
+    monkeypatch.setattr(module, "cache_dir", lambda: tmp_path)
+    older = tmp_path / installed.name.replace("model.fp32.mapped.onnx", "model.fp32.onnx")
+    onnx.save_model(onnx.load(str(installed)), str(older))  # one file, weights inside
+    converted = module.ensure_fp32(model)
+    assert converted == tmp_path / installed.name and not older.exists()
+    mode = (tmp_path / weights.name).stat().st_mode
+    assert stat.S_IMODE(mode) & 0o044 == 0o044  # group and others may read it
+    a = module.OnnxEmbedder(converted, model, "all-MiniLM-L6-v2").embed(TEXTS[:3])
+    b = module.OnnxEmbedder(installed, model, "all-MiniLM-L6-v2").embed(TEXTS[:3])
+    assert np.abs(np.array(a) - np.array(b)).max() < 1e-6
