@@ -157,6 +157,11 @@ class ChunkStore:
         return self._collection.count()
 
     @_guarded
+    def count_script(self, script: str) -> int:
+        """Chunks of one script (SCRIPTS); 0 where chunks do not carry it (see tags_scripts)."""
+        return len(self._collection.get(where={"script": script}, include=[])["ids"])
+
+    @_guarded
     def ids_for_source(self, source: str) -> set[str]:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 

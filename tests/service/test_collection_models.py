@@ -65,6 +65,18 @@ def test_two_collections_two_models_one_library(settings, real_embedder, e5_embe
     assert english.store._collection.metadata["archivist:embed_model"] == real_embedder.fingerprint
     assert chinese.assistant.search("怎么删除一个空目录")[0].source == "rmdir.md"
     assert english.assistant.search("how do I make a new folder")[0].source == "mkdir.md"
+
+    # doctor: each collection's model suits its documents, so no advice; a Chinese collection on
+    # MiniLM would be told which model ranks it better and how to switch
+    from service.doctor import _model_advice
+    assert _model_advice(library) == {}
+    for name, text in CHINESE.items():
+        (settings.data_dir / name).write_text(text, encoding="utf-8")
+    (settings.data_dir / "rm.md").unlink()
+    Indexer(library.default).ingest()
+    advice = _model_advice(library)["default"]
+    assert "67% of its 3 chunks are Chinese" in advice
+    assert advice.endswith("archivist reindex --collection default --embed-model multilingual-e5-small")
     library.close()
 
     # another process over the same folders reads the choice from the marker
