@@ -29,7 +29,7 @@ from ingest.pipeline import Ingestor, IngestReport, reconcile_lexical, scan
 from rag.audit.events import Actor
 from rag.core import collection_folders
 from rag.core.errors import ArchivistError, NotFoundError
-from rag.library import Collection
+from rag.library import Collection, require_embed_model
 from rag.storage import index_generations
 from rag.storage.index_views import IndexView, drop_generation
 
@@ -96,7 +96,7 @@ class Indexer:
             manifest.close()
 
     def _ingestor(self, view: IndexView, manifest: Manifest) -> Ingestor:
-        embedder = self.collection.models.embedder_for(view.embed_model or self.collection.embed_model)
+        embedder = self.collection.embedder_of(view)
         cfg = self.settings.chunking
         chunker = Chunker(embedder.count_tokens, embedder.max_tokens, cfg.chunk_tokens,
                           cfg.chunk_overlap_tokens)
@@ -138,7 +138,7 @@ class Indexer:
         if embed_model and choose is None:
             raise ValueError("a reindex that changes the embedding model must record the choice")
         if embed_model:
-            self.collection.require_embed_model(embed_model)
+            require_embed_model(self.collection.models, embed_model)
         with writer_lock(s):
             old = self.collection.pointer.current(self.name)
             new = index_generations.names(s.index_dir, self.name, old.generation + 1)

@@ -18,8 +18,8 @@ from typing import Any, Callable
 from rag.audit.log import AuditLog
 from rag.audit.upkeep import require_key_in_force
 from rag.core import collection_folders
-from rag.core.settings import Settings
 from rag.core.errors import BadRequestError
+from rag.core.settings import Settings
 from rag.models.embedder import Embedder
 from rag.models.files import SHIPPED_EMBED_MODELS
 from rag.models.loaded import Models
@@ -69,9 +69,10 @@ class Collection:
     def embedder(self) -> Embedder:
         return self.models.embedder_for(self.embed_model)
 
-    def require_embed_model(self, model: str) -> Embedder:
-        """See the module's require_embed_model."""
-        return require_embed_model(self.models, model)
+    def embedder_of(self, view: IndexView) -> Embedder:
+        """The embedding model `view` was opened with: a collection that switches models is read
+        and written with the model of the generation a request holds, never another."""
+        return self.models.embedder_for(view.embed_model or self.embed_model)
 
     def rechoose(self, settings: Settings) -> None:
         """Take the settings of a newly chosen embedding model.  Views already open keep the
@@ -154,13 +155,13 @@ class Library:
                 collection_folders.folder(self.settings.data_dir,
                                           collection_folders.check_name(name))  # 404
             chosen = collection_folders.choices(self.settings.data_dir, name).get("embed_model")
-            settings = self.settings.for_collection(name, chosen)
             if found is None:
-                found = Collection(settings, self.models, self.records_store, self.listeners,
-                                   self.pointer, lambda: self.audit)
+                found = Collection(self.settings.for_collection(name, chosen), self.models,
+                                   self.records_store, self.listeners, self.pointer,
+                                   lambda: self.audit)
                 self._collections[name] = found
-            elif found.embed_model != settings.embedding.embed_model:
-                found.rechoose(settings)
+            elif found.embed_model != (chosen or self.settings.embedding.embed_model):
+                found.rechoose(self.settings.for_collection(name, chosen))
             return found
 
     @property

@@ -102,13 +102,10 @@ def _offline(library: Library) -> dict[str, Any]:
 
 
 def _chosen_models(library: Library) -> list[str]:
-    """The embedding models collections chose other than ARCHIVIST_EMBED_MODEL."""
-    configured = library.settings.embedding.embed_model
-    try:
-        chosen = {library.collection(name).embed_model for name in library.names()}
-    except ArchivistError:  # a broken marker: the index check reports it
-        return []
-    return sorted(chosen - {configured})
+    """The embedding models collections chose other than ARCHIVIST_EMBED_MODEL (a broken marker
+    is reported under models.collections)."""
+    chosen = {m for m in _collection_models(library).values() if not m.startswith("error: ")}
+    return sorted(chosen - {library.settings.embedding.embed_model})
 
 
 def _gpu(library: Library) -> dict[str, Any]:

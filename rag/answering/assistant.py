@@ -321,13 +321,8 @@ class Assistant:
     def _reading(self, view: IndexView | None):
         return nullcontext(view) if view is not None else self.collection.views.reading()
 
-    def embedder(self, view: IndexView):
-        """The embedding model `view` was opened with: a collection that switches models is read
-        with the model of the generation a request holds, never another."""
-        return self.models.embedder_for(view.embed_model or self.collection.embed_model)
-
     def retriever(self, view: IndexView) -> HybridRetriever:
-        return HybridRetriever(view.store, view.lexical, self.embedder(view), self.settings.retrieval)
+        return HybridRetriever(view.store, view.lexical, self.collection.embedder_of(view), self.settings.retrieval)
 
     def searcher(self, view: IndexView) -> Callable[..., list[Hit]]:
         """The view's search as configured: (question, top_k, filter=None) -> hits, the question
@@ -341,7 +336,7 @@ class Assistant:
 
     def _answerer(self, view: IndexView, params=None) -> Answerer:
         cfg = self.settings.answer
-        embedder = self.embedder(view)
+        embedder = self.collection.embedder_of(view)
         return Answerer(self.retriever(view), lambda: self.models.generator,
                         params or self.settings.sampling,
                         EvidenceTest(embedder, self.settings.retrieval), cfg.context_neighbours,
@@ -351,7 +346,7 @@ class Assistant:
     def _provenance(self, view: IndexView, top_k: int, filt: SearchFilter | None, mode: str) -> dict:
         """What produces an answer; equal provenance (and model file) means an equal answer."""
         return {"collection": self.name, "llm_model": self.models.llm_name(),
-                "embed_model": self.embedder(view).fingerprint,
+                "embed_model": self.collection.embedder_of(view).fingerprint,
                 "index_version": view.index_version(), "index_generation": view.generation,
                 "top_k": top_k, "filter": _as_dict(filt),
                 "params": self.settings.sampling.model_dump(),

@@ -77,4 +77,3 @@ def retuned(settings: BaseModel, old_model: str, new_model: str) -> dict[str, Ba
                          and getattr(current, name) == old[section][name])}
         changed[section] = type(current).model_validate({**new.get(section, {}), **given})
     return changed
-
