@@ -78,7 +78,10 @@ def test_upload_a_pdf_then_ask_about_it_and_see_the_quoted_sentence(portal, page
     started = time.perf_counter()
     page.keyboard.press("Enter")
     turn = page.locator(".turn").last
-    turn.locator(".answer[aria-busy=false]").wait_for(timeout=300_000)
+    error = page.locator("#ask-error")
+    turn.locator(".answer[aria-busy=false]").or_(page.locator("#ask-error:not([hidden])")).wait_for(
+        timeout=300_000)
+    assert error.is_hidden(), error.inner_text()
     seconds = time.perf_counter() - started
     print(f"\nportal ask took {seconds:.1f} s in the browser")
 

@@ -122,6 +122,9 @@ export function AskPage() {
           throw new ApiError(500, data.detail, data.hint);
         }
       }
+      // A stream cut before its "done" (a proxy's timeout, the server going away) is an error
+      // to show, not an answer to wait for.
+      if (answerText === null) throw new ApiError(502, t("stream.cut"));
     } catch (err) {
       turn.live.setAttribute("aria-busy", "false");
       if (err.name === "AbortError") {

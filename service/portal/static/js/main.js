@@ -46,4 +46,8 @@ document.addEventListener("DOMContentLoaded", () => {
   else if (page === "library") LibraryPage();
   else if (page === "login") LoginPage();
   else if (page === "audit") AuditPage();
+  // The page's controls come disabled in the HTML: until its handlers are attached, Enter in the
+  // question box would only add a line, a chosen file would upload nothing, and a form would
+  // submit itself natively (the login form with the key in the URL).
+  document.querySelectorAll("[data-needs-script]").forEach((e) => { e.disabled = false; });
 });
