@@ -151,7 +151,8 @@ class Assistant:
             key = None
         provenance = {**provenance, "llm_model": generator.name}
         return AnswerStream(self._generated(answerer, plan, ticket, debug, mode, provenance, key,
-                                            started, asked), ticket)
+                                            started, asked), ticket,
+                            unstarted=lambda: asked.abandoned(plan.question, provenance, plan.history))
 
     def _generated(self, answerer: Answerer, plan: Plan, ticket: Ticket, debug: bool, mode: str,
                    provenance: dict, key: str | None, started: float,
@@ -160,10 +161,11 @@ class Assistant:
         answerer.pack(plan, debug)
         provenance = {**provenance, "llm_sha256": self.models.llm_sha256(answerer.generator)}
         asked.started(plan.question, plan.citations, provenance, plan.history)  # before any token
-        yield "citations", plan.citations
         pieces: list[str] = []
-        tokens = answerer.generate(plan)
+        tokens: Iterator[str] | None = None
         try:
+            yield "citations", plan.citations
+            tokens = answerer.generate(plan)
             for piece in tokens:
                 pieces.append(piece)
                 yield "token", piece
@@ -171,7 +173,8 @@ class Assistant:
             asked.stopped(plan.question, "".join(pieces), provenance)
             raise
         finally:
-            tokens.close()  # a client that went away stops the model here
+            if tokens is not None:
+                tokens.close()  # a client that went away stops the model here
         ticket.release()  # the next request may use the model while this answer is verified
         answer = answerer.finish(plan, "".join(pieces), mode)
         answer_id = self._record(plan.question, answer, provenance, key, started,

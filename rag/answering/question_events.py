@@ -9,7 +9,8 @@ unverified draft, the model's query expansion and the earlier turns the answer w
 
 A generated answer is recorded twice: "started" (question and passages) when its turn for the
 model comes, before the first token is streamed, and "answered" (or "stopped", with what was
-streamed, when the client went away) once it is verified.
+streamed, when the client went away) once it is verified; one that the client gave up on while
+it waited for the model is recorded "abandoned".
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ class Asked:
                          {"question": question, "answer": partial})
         except ArchivistError:
             log.exception("could not record a stopped answer in the audit log")
+
+    def abandoned(self, question: str, provenance: dict,
+                  history: list[tuple[str, str]] | None = None) -> None:
+        """The client went away while the answer waited for the model: the question was
+        searched, nothing was sent.  Never raises (the stream is being closed)."""
+        try:
+            self._append("abandoned", {k: provenance.get(k) for k in _PROVENANCE},
+                         {"question": question, "history": [list(t) for t in history or []]})
+        except ArchivistError:
+            log.exception("could not record an abandoned question in the audit log")
 
     def searched(self, question: str, results: list[Citation], index_version: str,
                  generation: int, top_k: int, filt: dict | None) -> None:

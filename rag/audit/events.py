@@ -102,6 +102,11 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def epoch(at: str) -> float:
+    """A stored-form time (now()'s) as epoch seconds."""
+    return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def parse_time(text: str) -> str:
     """'2025-03-01', '2025-03-01T09:30', '2025-03-01T09:30:00+01:00' -> the stored form (UTC;
     no zone given means UTC)."""

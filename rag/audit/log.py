@@ -32,13 +32,12 @@ import contextlib
 import json
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from rag.audit.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, Signer
-from rag.audit.events import (COLUMNS, GENESIS, Actor, Event, canonical_json, chain_hash, now,
-                              payload_digest, secret_aad, secret_payload)
+from rag.audit.events import (COLUMNS, GENESIS, Actor, Event, canonical_json, chain_hash, epoch,
+                              now, payload_digest, secret_aad, secret_payload)
 from rag.core import faults
 from rag.core.errors import ArchivistError
 from rag.core.settings import Settings
@@ -247,7 +246,7 @@ class AuditLog:
             return False
         if self._last_checkpoint_at is None:
             row = self._db.execute("SELECT at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
-            self._last_checkpoint_at = _epoch(row[0]) if row else 0.0
+            self._last_checkpoint_at = epoch(row[0]) if row else 0.0
         return seq % self.checkpoint_every == 0 or \
             time.time() - self._last_checkpoint_at >= self.checkpoint_interval_s
 
@@ -394,7 +393,3 @@ class AuditLog:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.execute("VACUUM")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def _epoch(at: str) -> float:
-    return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rag.audit.events import Actor, now, secret_aad
+from rag.audit.events import Actor, epoch, now, secret_aad
 from rag.audit.log import SEALED_WITH, AuditKeyError, AuditLog
 from rag.core.errors import ArchivistError
 from rag.storage.answer_records import Records
@@ -116,8 +116,10 @@ def _reseal_events(log: AuditLog, keyring: Keyring, batch: int = 1000) -> int:
             return done
 
 
-def prune(log: AuditLog, before: str, actor: Actor) -> dict:
-    """Remove the events before `before` (stored-form time), leaving a signed checkpoint."""
+def prune(log: AuditLog, before: str, actor: Actor, records: Records | None = None) -> dict:
+    """Remove the events before `before` (stored-form time), leaving a signed checkpoint, and
+    with `records` the answers and conversation turns made before it (what the events of a
+    question point to: a retention limit that left them would keep the questions)."""
     if log.signer is None:
         raise AuditKeyError("Pruning needs a signing key: without a signed checkpoint nobody "
                             "could tell a prune from a deletion.",
@@ -135,8 +137,10 @@ def prune(log: AuditLog, before: str, actor: Actor) -> dict:
         anchor = log.signer.checkpoint(last, head[0], now(), "prune")
         log.insert_checkpoint(anchor)
         log.db.execute("DELETE FROM audit_events WHERE seq <= ?", (last,))
+        kept = records.prune(epoch(before)) if records is not None else None
         seq = log.append_locked(actor, "audit.prune", details={
             "before": before, "removed_through": last, "removed": removed,
-            "anchor_hash": head[0]})
+            "anchor_hash": head[0], "records_removed": kept})
     log.compact()
-    return {"removed": removed, "removed_through": last, "anchor_hash": head[0], "event": seq}
+    return {"removed": removed, "removed_through": last, "anchor_hash": head[0], "event": seq,
+            "records_removed": kept}

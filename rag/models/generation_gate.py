@@ -126,9 +126,13 @@ class AnswerStream:
     records nothing.  A class, not a generator: a generator closed before its first step runs no
     `finally`, and the queue place of a client that left while waiting would leak."""
 
-    def __init__(self, events: Iterator[tuple[str, Any]], ticket: Ticket | None = None) -> None:
+    def __init__(self, events: Iterator[tuple[str, Any]], ticket: Ticket | None = None,
+                 unstarted: Callable[[], None] | None = None) -> None:
+        """`unstarted`: called if the stream is closed before its first step (the events never
+        ran, so nothing of theirs can say so: the audit log's "abandoned")."""
         self._events = events
         self.ticket = ticket
+        self._unstarted = unstarted
 
     @classmethod
     def ready(cls, answer: Any) -> AnswerStream:
@@ -141,6 +145,7 @@ class AnswerStream:
     def __next__(self) -> tuple[str, Any]:
         if self.ticket is not None:
             self.ticket.wait()
+        self._unstarted = None
         try:
             return next(self._events)
         except BaseException:  # StopIteration included: the model is free again
@@ -148,11 +153,14 @@ class AnswerStream:
             raise
 
     def close(self) -> None:
+        unstarted, self._unstarted = self._unstarted, None
         try:
             close_events(self._events)
         finally:
             if self.ticket is not None:
                 self.ticket.release()
+            if unstarted is not None:
+                unstarted()
 
     def wrapped(self, wrap: Callable[[Iterator[tuple[str, Any]]], Iterator[tuple[str, Any]]]
                 ) -> AnswerStream:
@@ -166,7 +174,8 @@ class AnswerStream:
             finally:
                 close_events(inner)
 
-        return AnswerStream(events(), self.ticket)
+        wrapped, self._unstarted = AnswerStream(events(), self.ticket, self._unstarted), None
+        return wrapped
 
     def result(self) -> dict[str, Any]:
         """Run to the end; the last event of each kind ("conversation", "done", ...)."""

@@ -209,6 +209,22 @@ class Records:
                           "query": query, "answer": json.loads(answer)})
         return turns
 
+    def prune(self, before: float) -> dict:
+        """Remove the answers made before `before` (epoch seconds), their conversation turns and
+        the conversations left without any: the audit log's retention (`archivist audit prune`)
+        applies to the questions and answers kept here too.  A conversation that went on after
+        `before` keeps its later turns.  Returns the counts removed."""
+        with self._lock, self._db.transaction():
+            turns = self._db.execute(
+                "DELETE FROM turns WHERE answer_id IN "
+                "(SELECT id FROM answers WHERE created_at < ?)", (before,)).rowcount
+            answers = self._db.execute("DELETE FROM answers WHERE created_at < ?",
+                                       (before,)).rowcount
+            conversations = self._db.execute(
+                "DELETE FROM conversations WHERE NOT EXISTS "
+                "(SELECT 1 FROM turns WHERE turns.conversation_id = conversations.id)").rowcount
+        return {"answers": answers, "turns": turns, "conversations": conversations}
+
     # --- sealing -----------------------------------------------------------------------
     def plain_rows(self) -> int:
         """Answers stored without a key."""

@@ -184,12 +184,17 @@ def _export(library: Library, args: argparse.Namespace) -> int:
 
 def _prune(library: Library, args: argparse.Namespace) -> int:
     log = _plain_log(library.settings)
+    records = Records(library.settings.records_db)  # deleting rows needs no key
     try:
-        done = upkeep.prune(log, parse_time(args.before), Actor.local_cli())
+        done = upkeep.prune(log, parse_time(args.before), Actor.local_cli(), records)
     finally:
         log.close()
+        records.close()
+    kept = done["records_removed"]
     print(f"removed {done['removed']} events (through event {done['removed_through']}); a signed "
-          f"checkpoint keeps their last hash {done['anchor_hash']}")
+          f"checkpoint keeps their last hash {done['anchor_hash']}; removed {kept['answers']} "
+          f"recorded answers, {kept['turns']} conversation turns and {kept['conversations']} "
+          "conversations made before it")
     return 0
 
 

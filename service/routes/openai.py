@@ -10,6 +10,7 @@ answers stay reproducible.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 import time
@@ -180,19 +181,27 @@ def chat_completions(body: ChatCompletionRequest, request: Request, library: Lib
 @router.post("/v1/embeddings", summary="Embed texts with a collection's embedding model")
 def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -> dict:
     default = library.settings.collection
+    collection = None
     if (body.model not in library.names() and who.can("read", default)
             and (body.model == library.settings.embedding.embed_model
                  or body.model in SHIPPED_EMBED_MODELS)):
         # another Archivist embedding through this one, for a collection of any shipped model
         embedder = library.models.embedder_for(body.model)
     else:
-        embedder = model_collection(library, who, body.model).embedder
+        collection = model_collection(library, who, body.model)
+        embedder = collection.embedder
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_EMBED_INPUTS or not all(t.strip() for t in texts):
         raise BadRequestError(f"`input` must be 1 to {MAX_EMBED_INPUTS} non-empty strings.",
                               hint="Send a string or a list of strings.")
     vectors = embedder.embed(texts, body.input_type)  # a sync route: runs in a worker thread
     tokens = sum(embedder.count_tokens(t) for t in texts)
+    # Recorded before the vectors leave, as every operation is; the texts by digest only (an
+    # ingest through an embedding server sends every chunk of a corpus here).
+    library.audit.append(actor_of(who), "embed", "ok", collection.name if collection else None, {
+        "model": body.model, "fingerprint": embedder.fingerprint, "input_type": body.input_type,
+        "inputs": len(texts), "tokens": tokens,
+        "inputs_sha256": hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()})
 
     def encoded(vector: list[float]) -> list[float] | str:
         if body.encoding_format == "base64":  # little-endian float32, as OpenAI sends it

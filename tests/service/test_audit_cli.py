@@ -142,6 +142,7 @@ def test_prune_and_rotate_key_keep_the_log_verifiable(env, capsys, monkeypatch):
         run(capsys, "ask", f"{QUESTION} ({i})")
     code, out, _ = run(capsys, "audit", "prune", "--before", "2999-01-01")
     assert code == 0 and "removed" in out
+    assert "removed 3 recorded answers" in out  # the questions' records go with their events
     verified = run(capsys, "audit", "verify")
     assert verified[0] == 0, verified
     run(capsys, "ask", "Who approves leave?")

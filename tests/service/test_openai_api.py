@@ -1,6 +1,7 @@
 """The OpenAI-compatible API, driven by the real `openai` client against a live server on the
 real models and index."""
 
+import hashlib
 import httpx
 import json
 import openai
@@ -84,6 +85,14 @@ def test_embeddings_match_the_collections_embedder(client, ingested):
                          expected + expected[:1]):
         assert len(got) == len(want) == 384
         assert max(abs(a - b) for a, b in zip(got, want)) < 1e-6
+    # each call is in the audit log, its texts by digest only
+    events = ingested.library.audit.events(action="embed")[:2]
+    digest = hashlib.sha256(json.dumps(["valve colour", "crane load"], ensure_ascii=False).encode()).hexdigest()
+    details = json.loads(events[1].details)
+    assert (events[1].collection, events[1].outcome, details["inputs"]) == ("default", "ok", 2)
+    assert details["inputs_sha256"] == digest and details["tokens"] == packed.usage.prompt_tokens
+    assert json.loads(events[0].details)["inputs"] == 1
+    assert "valve" not in events[1].details
 
 
 def test_unknown_model_is_a_404_in_openai_shape(client, base_url):

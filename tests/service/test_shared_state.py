@@ -2,6 +2,7 @@
 backends: SQLite files (the default) and PostgreSQL (ARCHIVIST_DB_URL).  Each test runs twice."""
 
 import threading
+import time
 
 import pytest
 
@@ -69,6 +70,23 @@ def test_conversations_keep_their_turns_in_order_under_concurrent_writers(target
     assert sorted(t["answer_id"] for t in records.turns(shared)) == sorted(more)
     records.close()
     other.close()
+
+
+def test_pruning_removes_older_answers_and_turns_and_keeps_newer_ones(target):
+    records = Records(target)
+    conversation = Records.new_conversation_id()
+    old = records.save_answer("hr", "old?", "old?", answer("a"), {}, "key-old")
+    records.add_turn("hr", conversation, old)
+    time.sleep(0.01)
+    cut = time.time()
+    new = records.save_answer("hr", "new?", "new?", answer("b"), {}, "key-new")
+    records.add_turn("hr", conversation, new)
+    removed = records.prune(cut)
+    assert removed == {"answers": 1, "turns": 1, "conversations": 0}  # it went on after the cut
+    assert records.get_answer(old) is None and records.cached("key-old") is None
+    assert records.get_answer(new) is not None and records.cached("key-new") is not None
+    assert [t["answer_id"] for t in records.turns(conversation)] == [new]
+    records.close()
 
 
 def test_keys_and_sessions(target):

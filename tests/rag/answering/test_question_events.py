@@ -63,6 +63,22 @@ def test_a_client_that_goes_away_leaves_what_it_was_sent(ws):
     assert ws.collection.audit.open_secret(events[1])["answer"] == token
 
 
+def test_a_client_that_leaves_before_any_step_or_after_the_passages_is_recorded_too(ws):
+    waiting = ws.assistant.start(QUESTION, actor=DANA)  # admitted, its turn not yet taken
+    waiting.close()
+    events = asked(ws)
+    assert [e.outcome for e in events] == ["abandoned"]
+    assert json.loads(events[0].details)["llm_model"] == "fake.gguf"
+    assert ws.collection.audit.open_secret(events[0])["question"] == QUESTION
+    assert ws.library.models.gate.running == 0  # and the model is free
+
+    sent_passages = ws.assistant.start(QUESTION, actor=DANA)
+    assert next(sent_passages)[0] == "citations"
+    sent_passages.close()
+    assert [e.outcome for e in asked(ws)] == ["abandoned", "started", "stopped"]
+    assert ws.library.models.gate.running == 0
+
+
 def test_a_question_refused_with_an_error_is_recorded_as_failed(ws):
     with pytest.raises(BadRequestError):
         ws.assistant.ask("x" * 5000, actor=DANA)

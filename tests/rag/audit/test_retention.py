@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -12,6 +13,8 @@ from rag.audit.events import now
 from rag.audit.log import AuditKeyError, AuditLog
 from rag.audit.reading import verify_log
 from rag.audit.upkeep import prune
+from rag.core.shapes import Answer
+from rag.storage.answer_records import Records
 from tests.rag.audit.conftest import ALICE, fill, open_log, public
 
 
@@ -51,6 +54,33 @@ def test_pruning_everything_keeps_the_chain_going(log, keys):
     fill(log, 3)
     report = verify_log(log, public(keys))
     assert report.ok and report.first_seq == 13 and report.last_seq == 16, report.problem
+
+
+def test_prune_removes_the_answers_and_turns_made_before_it_too(log, tmp_path):
+    records = Records(tmp_path / "answers.sqlite3")
+
+    def answered(conversation: str | None = None) -> str:
+        made = records.save_answer("hr", "When is payday?", "payday", Answer(
+            answer="On the 25th.", citations=[], refused=False), {}, f"key-{time.time()}")
+        if conversation:
+            records.add_turn("hr", conversation, made)
+        return made
+
+    old_alone, old_turn = answered(), answered("c-long")
+    answered("c-old")
+    time.sleep(0.01)
+    cut = now()
+    fill(log, 2)
+    new_turn, new_alone = answered("c-long"), answered()
+    done = prune(log, cut, ALICE, records)
+    assert done["records_removed"] == {"answers": 3, "turns": 2, "conversations": 1}
+    assert records.get_answer(old_alone) is None and records.get_answer(old_turn) is None
+    assert records.get_answer(new_alone)["question"] == "When is payday?"
+    assert [t["answer_id"] for t in records.turns("c-long")] == [new_turn]  # its later turn stays
+    assert records.conversation_collection("c-old") is None
+    event = log.events(action="audit.prune")[0]
+    assert json.loads(event.details)["records_removed"]["answers"] == 3
+    records.close()
 
 
 def test_prune_needs_a_signing_key_and_something_to_remove(tmp_path, log):
