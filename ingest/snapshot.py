@@ -1,7 +1,7 @@
 """`archivist export` / `archivist import`: the whole index folder as one versioned .tar.gz.
 
 The archive holds manifest.json (format version, when, which archivist, the embedding fingerprint,
-each collection's chunk count, the sha256 of every member) and the index folder's files under
+each collection's chunk count and embedding model, the sha256 of every member) and the index folder's files under
 `index/`.  Export holds the ingest lock (no writer runs) and copies SQLite files with SQLite's
 backup API, so a live WAL never ends up half-copied.  Import checks the format version and every
 checksum in a staging folder next to the index before touching the index, then swaps the files in
@@ -23,6 +23,7 @@ import zlib
 from pathlib import Path
 
 from ingest.lock import writer_lock
+from rag.core import collection_folders
 from rag.core.errors import ArchivistError
 from rag.core.settings import Settings
 from rag.storage import index_generations
@@ -100,8 +101,9 @@ def _index_files(index_dir: Path) -> list[Path]:
     return files
 
 
-def _collections(staged: Path) -> dict[str, dict]:
-    """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened)."""
+def _collections(staged: Path, settings: Settings) -> dict[str, dict]:
+    """Chunk counts per collection, from the staged lexical indexes (no Chroma client opened),
+    and the embedding model each was built with (its marker's choice, or the configured one)."""
     found: dict[str, dict] = {}
     for name, names in index_generations.every_current(staged).items():
         chunks = None
@@ -113,8 +115,40 @@ def _collections(staged: Path) -> dict[str, dict]:
                 db.close()
         except sqlite3.Error:
             pass  # no lexical index (yet): the count is unknown, the files are archived anyway
-        found[name] = {"chunks": chunks}
+        found[name] = {"chunks": chunks, "embed_model": _chosen_model(settings, name)}
     return found
+
+
+def _chosen_model(settings: Settings, name: str) -> str:
+    try:
+        chosen = collection_folders.choices(settings.data_dir, name)
+    except ArchivistError:  # a broken marker: the configured model is what reads the index
+        chosen = {}
+    return chosen.get("embed_model") or settings.embedding.embed_model
+
+
+def _restore_choices(settings: Settings, collections: dict[str, dict]) -> dict[str, list[str]]:
+    """Give each collection the embedding model its archived vectors were made with (a model
+    choice lives in the collection's marker under data/, which a snapshot does not hold: without
+    this, an index built with multilingual-e5-small would be read with the configured model and
+    refused until a reindex).  A collection whose folder is missing is only named: creating an
+    empty one would make the next ingest delete its chunks."""
+    done: dict[str, list[str]] = {"chosen": [], "missing": []}
+    present = collection_folders.names(settings.data_dir)
+    for name, entry in collections.items():
+        model = entry.get("embed_model")  # archives made before models were chosen have none
+        if not model:
+            continue
+        if name not in present:
+            done["missing"].append(name)
+        elif _chosen_model(settings, name) != model:
+            try:
+                chosen = collection_folders.choices(settings.data_dir, name)
+            except ArchivistError:
+                chosen = {}
+            collection_folders.write_choices(settings.data_dir, name, {**chosen, "embed_model": model})
+            done["chosen"].append(f"{name}: {model}")
+    return done
 
 
 def _fingerprints(staged: Path) -> dict[str, str]:
@@ -174,7 +208,7 @@ def export_index(settings: Settings, archive: Path) -> dict:
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "archivist_version": _version(),
             "embedding_fingerprint": sorted(set(fingerprints.values()))[0] if len(set(fingerprints.values())) == 1 else fingerprints,
-            "collections": _collections(staging),
+            "collections": _collections(staging, settings),
             "files": files,
         }
         partial = archive.with_name(archive.name + ".partial")
@@ -358,6 +392,7 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
                     os.replace(backup / p.name, p)
                 raise
             forget_client(settings.chroma)
+            manifest["restored"] = _restore_choices(settings, manifest["collections"])
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         return manifest

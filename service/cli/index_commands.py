@@ -140,4 +140,11 @@ def cmd_import(library: Library, args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n}: {c['chunks']} chunks" for n, c in manifest["collections"].items())
     print(f"imported {args.path} (made {manifest['created_at']} by archivist "
           f"{manifest['archivist_version']}; {counts}) into {library.settings.index_dir}")
+    restored = manifest["restored"]
+    if restored["chosen"]:
+        print("embedding model chosen as the archive's vectors need it: " + "; ".join(restored["chosen"]))
+    for name in restored["missing"]:
+        print(f"warning: collection {name!r} has no folder under {library.settings.data_dir}: "
+              f"restore its folder (its documents and .collection marker) to use it",
+              file=sys.stderr)
     return 0

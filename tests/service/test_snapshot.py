@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from ingest.indexer import Indexer
+from rag.core import collection_folders
 from service.cli import main
 from tests.workspace import Workspace
 from ingest.snapshot import SnapshotError, export_index, import_index
@@ -53,6 +56,30 @@ def test_export_then_import_gives_the_same_index(exported, tmp_path):
     assert [d.model_dump() for d in restored.indexer.documents()] == [d.model_dump() for d in source.indexer.documents()]
     assert restored.store.count() == source.store.count()
     assert not list((tmp_path / "other").glob("*.bak*")) and not list((tmp_path / "other").glob(".*import*"))
+
+
+def test_a_collections_embedding_model_travels_with_its_vectors(tmp_path, data_dir):
+    source = Workspace.make(tmp_path, embedder=FakeEmbedder())
+    for name in ("hr", "ops"):
+        collection_folders.create(data_dir, name)
+        (data_dir / name / "notes.md").write_text(f"# {name}\n\nStaff get 25 days of paid leave.\n")
+        assert Indexer(source.library.collection(name)).ingest().added == 1
+    # The model the marker chooses is what export reads (here the vectors are the fake's).
+    collection_folders.write_choices(data_dir, "hr", {"embed_model": "multilingual-e5-small"})
+    manifest = export_index(source.settings, tmp_path / "snap.tar.gz")
+    assert manifest["collections"]["hr"]["embed_model"] == "multilingual-e5-small"
+    assert manifest["collections"]["ops"]["embed_model"] == source.settings.embedding.embed_model
+
+    # Restored elsewhere from a copy of data/ made before hr switched, and without ops' folder.
+    other = tmp_path / "other"
+    shutil.copytree(data_dir, other / "data")
+    (other / "data" / "hr" / ".collection").write_text("")
+    shutil.rmtree(other / "data" / "ops")
+    target = make_settings(other)
+    manifest = import_index(target, tmp_path / "snap.tar.gz")
+    assert collection_folders.choices(target.data_dir, "hr") == {"embed_model": "multilingual-e5-small"}
+    assert collection_folders.choices(target.data_dir, "default") == {}  # the configured one already
+    assert manifest["restored"] == {"chosen": ["hr: multilingual-e5-small"], "missing": ["ops"]}
 
 
 def test_import_refuses_a_non_empty_index_without_force(exported, tmp_path):
