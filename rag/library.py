@@ -18,7 +18,7 @@ from typing import Any, Callable
 from rag.audit.log import AuditLog
 from rag.audit.upkeep import require_key_in_force
 from rag.core import collection_folders
-from rag.core.errors import BadRequestError
+from rag.core.errors import ArchivistError, BadRequestError
 from rag.core.settings import Settings
 from rag.models.embedder import Embedder
 from rag.models.files import SHIPPED_EMBED_MODELS
@@ -27,6 +27,9 @@ from rag.storage import index_generations
 from rag.storage.answer_records import Records
 from rag.storage.index_views import IndexView, IndexViews
 from rag.storage.sealing import Keyring
+
+# The shares of Chinese chunks past which Collection.model_advice names the other model.
+MOSTLY_CHINESE, HARDLY_CHINESE = 0.5, 0.05
 
 # Called with (collection name, ingest report) after each write to an index, e.g. by metrics.
 IngestListener = Callable[[str, Any], None]
@@ -105,6 +108,30 @@ class Collection:
             if self._assistant is None:
                 self._assistant = Assistant(self)
             return self._assistant
+
+    def model_advice(self) -> str | None:
+        """If the indexed chunks are mostly Chinese on all-MiniLM-L6-v2, or hardly Chinese on
+        multilingual-e5-small: the other model and the command that switches (README: "A
+        multilingual embedding model": Chinese ranks better with e5 on every set measured, English
+        with MiniLM).  None otherwise, and for an index not built or not readable (the index
+        check says why)."""
+        try:
+            with self.views.reading(check=False) as view:
+                total = view.store.count()
+                if not total or not view.store.tags_scripts:
+                    return None
+                share = view.store.count_script("cjk") / total
+        except ArchivistError:
+            return None
+        model = self.embed_model
+        switch = {"all-MiniLM-L6-v2": "multilingual-e5-small" if share >= MOSTLY_CHINESE else None,
+                  "multilingual-e5-small": "all-MiniLM-L6-v2" if share <= HARDLY_CHINESE else None
+                  }.get(model)
+        if switch is None:
+            return None
+        return (f"{share:.0%} of its {total} chunks are Chinese and it uses {model}; {switch} ranks "
+                f"such a collection better (README: A multilingual embedding model): "
+                f"archivist reindex --collection {self.name} --embed-model {switch}")
 
     def build_info(self, embed_model: str | None = None) -> dict[str, str]:
         """What an index must have been built with to be read with these settings (with

@@ -44,34 +44,15 @@ def _collection_models(library: Library) -> dict[str, str]:
     return out
 
 
-# README "A multilingual embedding model": Chinese ranks better with multilingual-e5-small on
-# every set measured, English with all-MiniLM-L6-v2; a collection clearly one or the other is told.
-_MOSTLY_CHINESE, _HARDLY_CHINESE = 0.5, 0.05
-
-
 def _model_advice(library: Library) -> dict[str, str]:
-    """For each indexed collection whose chunks are mostly Chinese on all-MiniLM-L6-v2, or hardly
-    Chinese on multilingual-e5-small: the other model, and the command that switches."""
     advice = {}
     for name in library.names():
         try:
-            collection = library.collection(name)
-            with collection.views.reading(check=False) as view:
-                total = view.store.count()
-                if not total or not view.store.tags_scripts:
-                    continue
-                share = view.store.count_script("cjk") / total
+            said = library.collection(name).model_advice()
         except ArchivistError:
-            continue  # the index check says why
-        model = collection.embed_model
-        switch = {"all-MiniLM-L6-v2": "multilingual-e5-small" if share >= _MOSTLY_CHINESE else None,
-                  "multilingual-e5-small": "all-MiniLM-L6-v2" if share <= _HARDLY_CHINESE else None
-                  }.get(model)
-        if switch:
-            advice[name] = (f"{share:.0%} of its {total} chunks are Chinese and it uses {model}; "
-                            f"{switch} ranks such a collection better (README: A multilingual "
-                            f"embedding model): archivist reindex --collection {name} "
-                            f"--embed-model {switch}")
+            continue  # a broken marker: the models check says why
+        if said:
+            advice[name] = said
     return advice
 
 

@@ -30,6 +30,9 @@ def cmd_ingest(library: Library, args: argparse.Namespace) -> int:
     else:
         for name, report in reports.items():
             print(f"{name}: {report.summary()}" if len(reports) > 1 else report.summary())
+        for name in reports:  # when the documents suit the other model better (also in doctor)
+            if advice := library.collection(name).model_advice():
+                print(f"tip: {name}: {advice}", file=sys.stderr)
     return 0
 
 

@@ -169,3 +169,22 @@ def test_http_and_cli_name_each_collections_model(tmp_path, monkeypatch, capsys)
     assert main(["collections", "--json"]) == 0
     assert {c["name"]: c["embed_model"] for c in json.loads(capsys.readouterr().out)} == {
         "default": "all-MiniLM-L6-v2", "zh": E5}
+
+
+def test_ingest_tells_a_chinese_collection_on_minilm_which_model_ranks_it_better(tmp_path,
+                                                                               monkeypatch, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, text in CHINESE.items():
+        (data / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(data))
+    monkeypatch.setenv("ARCHIVIST_INDEX_DIR", str(tmp_path / "index"))
+    assert main(["ingest"]) == 0  # the configured model: all-MiniLM-L6-v2
+    out, err = capsys.readouterr()
+    assert out.startswith("2 added")
+    assert ("tip: default: 100% of its 2 chunks are Chinese and it uses all-MiniLM-L6-v2; "
+            "multilingual-e5-small ranks such a collection better") in err
+    assert err.rstrip().endswith("archivist reindex --collection default --embed-model "
+                                 "multilingual-e5-small")
+    assert main(["ingest", "--json"]) == 0  # the JSON report stays as it was
+    assert "tip:" not in capsys.readouterr().err
