@@ -12,7 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
 from rag.core.errors import ArchivistError
-from rag.models.generation_gate import AnswerStream
+from rag.models.generation_gate import AnswerStream, WaitCancelled
 
 
 def metered(request: Request, stream: AnswerStream) -> AnswerStream:
@@ -38,9 +38,15 @@ def event_stream(request: Request, events: Iterator[tuple[str, Any]],
 
     def step() -> Any:
         with step_lock:
-            return next(events, done)
+            try:
+                return next(events, done)
+            except WaitCancelled:  # the client left while the answer waited for the model
+                return done
 
     def close() -> None:
+        cancel = getattr(events, "cancel", None)
+        if cancel is not None:
+            cancel()  # a step still waiting for the model's turn stops waiting
         with step_lock:
             events.close()
 
@@ -48,7 +54,9 @@ def event_stream(request: Request, events: Iterator[tuple[str, Any]],
         try:
             while not await request.is_disconnected():
                 try:
-                    item = await anyio.to_thread.run_sync(step)
+                    # abandon_on_cancel: a client that leaves while a step waits for the model's
+                    # turn reaches the finally below at once, whose close() ends that wait.
+                    item = await anyio.to_thread.run_sync(step, abandon_on_cancel=True)
                 except ArchivistError as exc:
                     yield encode("error", {"detail": exc.message, "hint": exc.hint})
                     return

@@ -25,6 +25,10 @@ class QueueFullError(ArchivistError):
         self.retry_after = retry_after
 
 
+class WaitCancelled(Exception):
+    """The request gave up its place in the queue before its turn came (Ticket.cancel)."""
+
+
 class Ticket:
     """One admitted request: waiting until `wait()` returns, running until `release()`."""
 
@@ -32,16 +36,28 @@ class Ticket:
         self._gate = gate
         self._running = running
         self._done = False
+        self._cancelled = threading.Event()
         self._since = time.monotonic()
 
     @property
     def released(self) -> bool:
         return self._done
 
+    def cancel(self) -> None:
+        """Stop waiting (from another thread): a `wait()` in progress raises WaitCancelled
+        within a quarter of a second, so a client that left frees its place at once rather than
+        when its turn comes.  No effect once the ticket runs."""
+        self._cancelled.set()
+
     def wait(self) -> None:
         if self._running or self._done:
             return
-        self._gate._slot.acquire()
+        while not self._gate._slot.acquire(timeout=0.25):
+            if self._cancelled.is_set():
+                raise WaitCancelled("the request left the queue before its turn")
+        if self._cancelled.is_set():  # its turn came as it left: give it to the next one
+            self._gate._slot.release()
+            raise WaitCancelled("the request left the queue before its turn")
         with self._gate._lock:
             self._gate._waiting -= 1
             self._gate._running += 1
@@ -122,9 +138,10 @@ class AnswerStream:
     preceded by ("conversation", id) in a chat.  Iterate it, or call result().
 
     When the answer needs the model, the stream holds a Ticket: stepping it waits for the model's
-    turn; exhausting or closing it gives the turn back, and closing it early stops generation and
-    records nothing.  A class, not a generator: a generator closed before its first step runs no
-    `finally`, and the queue place of a client that left while waiting would leak."""
+    turn; exhausting or closing it gives the turn back, and closing it early stops generation (the
+    answer is not recorded; the audit log says what was sent).  cancel(), from another thread,
+    ends a wait for the turn.  A class, not a generator: a generator closed before its first
+    step runs no `finally`, and the queue place of a client that left while waiting would leak."""
 
     def __init__(self, events: Iterator[tuple[str, Any]], ticket: Ticket | None = None,
                  unstarted: Callable[[], None] | None = None) -> None:
@@ -144,13 +161,19 @@ class AnswerStream:
 
     def __next__(self) -> tuple[str, Any]:
         if self.ticket is not None:
-            self.ticket.wait()
+            self.ticket.wait()  # WaitCancelled after cancel(): the events never started
         self._unstarted = None
         try:
             return next(self._events)
         except BaseException:  # StopIteration included: the model is free again
             self.close()
             raise
+
+    def cancel(self) -> None:
+        """Called from another thread when the client has gone: a step waiting for the model's
+        turn gives up (WaitCancelled); close() must still follow."""
+        if self.ticket is not None:
+            self.ticket.cancel()
 
     def close(self) -> None:
         unstarted, self._unstarted = self._unstarted, None

@@ -73,11 +73,11 @@ def slow_server(tmp_path, data_dir, real_embedder):
     ws = Workspace.make(tmp_path, embedder=real_embedder, generator=generator)
     ws.indexer.ingest()
     with serve(create_app(ws.settings, ws.library)) as url:
-        yield url, generator
+        yield url, generator, ws
 
 
 def test_a_client_that_disconnects_stops_the_generation(slow_server):
-    base, generator = slow_server
+    base, generator, _ = slow_server
     body = {"question": "What is the maximum load of the Orion crane?", "stream": True}
     with httpx.stream("POST", f"{base}/v1/ask", json=body, timeout=30) as reply:
         tokens = 0
@@ -91,3 +91,26 @@ def test_a_client_that_disconnects_stops_the_generation(slow_server):
     assert generator.produced == stopped_at < 200  # not still writing the 400-token reply
     assert generator.lock.acquire(timeout=5)  # and the model is free for the next request
     generator.lock.release()
+
+
+def test_a_client_that_leaves_the_queue_frees_its_place_at_once_and_is_recorded(slow_server):
+    base, generator, ws = slow_server
+    gate = ws.library.models.gate
+    body = {"question": "What is the maximum load of the Orion crane?", "stream": True}
+    with httpx.stream("POST", f"{base}/v1/ask", json=body, timeout=30) as first:
+        lines = first.iter_lines()
+        while next(lines) != "event: token":  # the first answer holds the model
+            pass
+        with httpx.stream("POST", f"{base}/v1/ask", json=body, timeout=30) as second:
+            assert second.status_code == 200
+            deadline = time.monotonic() + 10
+            while gate.waiting != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert gate.waiting == 1  # the second waits for its turn
+        left = time.monotonic()
+        while gate.waiting and time.monotonic() - left < 5:
+            time.sleep(0.05)
+        assert gate.waiting == 0 and time.monotonic() - left < 2  # not when its turn came
+        assert gate.running == 1  # the first is still answering
+        outcomes = [e.outcome for e in ws.collection.audit.events(action="ask")]
+        assert outcomes.count("abandoned") == 1 and outcomes.count("started") == 1
