@@ -195,5 +195,3 @@ def _state_name(name: str) -> str:
         return _EMBEDDINGS[name]
     layer, short, kind = name.split(".")
     return f"encoder.layer.{layer[1:]}.{_LAYER[short]}.{'weight' if kind == 'w' else 'bias'}"
-
-
