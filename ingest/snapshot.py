@@ -4,9 +4,9 @@ The archive holds manifest.json (format version, when, which archivist, the embe
 each collection's chunk count and embedding model, the sha256 of every member) and the index
 folder's files under `index/`.  Export holds the ingest lock (no writer runs) and copies SQLite
 files with SQLite's backup API, so a live WAL never ends up half-copied.  Import checks the format
-version and every
-checksum in a staging folder next to the index before touching the index, then swaps the files in
-with renames under the ingest lock, keeping the old ones in a .bak folder until the swap succeeded.
+version and every checksum in a staging folder next to the index before touching the index, then
+swaps the files in with renames under the ingest lock, keeping the old ones in a .bak folder until
+the swap succeeded, and gives each collection the embedding model its vectors were made with.
 """
 
 from __future__ import annotations
