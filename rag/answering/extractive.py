@@ -10,7 +10,6 @@ it scores nearly as well, from elsewhere.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,7 +17,7 @@ from rag.answering.verify import passage_sentences
 from rag.core.shapes import Chunk
 from rag.language.facts import facts
 from rag.language.terms import coverage, query_terms, stems, terms
-from rag.language.text import is_cjk, sentence_spans
+from rag.language.text import is_cjk
 from rag.models.embedder import Embedder
 from rag.retrieval.sentence_scores import (FACT_BONUS, SEMANTIC_WEIGHT, SEMANTIC_WEIGHT_CJK,
                                            asked_kinds, character_overlap, shown_kinds)

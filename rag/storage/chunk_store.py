@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 

@@ -39,15 +39,6 @@ def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
             " ".join(grams(head) + grams(chunk.text)))
 
 
-def columns(chunk: Chunk, title: str) -> tuple[str, str, str, str]:
-    """The four indexed columns of a chunk (heading, text, the file's opening line with its
-    bigrams, the heading's and text's bigrams), each a space-separated string of terms; `title`
-    is opening() of its file."""
-    head = chunk.heading or ""
-    return (" ".join(terms(head)), " ".join(terms(chunk.text)), " ".join(terms(title) + grams(title)),
-            " ".join(grams(head) + grams(chunk.text)))
-
-
 # The chunk columns both tables have, in the order chunk_from_row reads them.
 CHUNK_COLUMNS = ('chunk_id, source, text, start, "end", page, heading, content_hash, ordinal, '
                  'file_hash, ocr_confidence')

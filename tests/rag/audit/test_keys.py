@@ -14,7 +14,7 @@ from rag.audit.upkeep import require_key_in_force, rotate_key
 from rag.core.shapes import Answer
 from rag.storage.answer_records import Records
 from rag.storage.sealing import Keyring, Sealer, SealingError, write_key_file
-from tests.rag.audit.conftest import ALICE, fill, open_log, public
+from tests.rag.audit.conftest import ALICE, fill, public
 
 MARKER = "Zanzibar-7731 salary of the harbour master"
 
