@@ -27,6 +27,7 @@ fp16 scale d, then 16 bytes whose low nibbles are weights 0-15 and high nibbles 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -35,7 +36,6 @@ import sys
 from pathlib import Path
 
 from rag.core.errors import ModelNotFoundError
-from rag.models.files import file_sha256
 
 NAME = "multilingual-e5-small"
 # What a search and a document are introduced by: the model was trained with these.
@@ -77,7 +77,7 @@ def _packaged(spec: tuple[str, str, str, str]) -> Path:
 def _checked(path: Path, spec: tuple[str, str, str, str]) -> str:
     """The file's sha256, which must be the pinned one: another version could hold other weights
     under the same name."""
-    digest = file_sha256(path)
+    digest = _sha256(path)
     if digest != spec[3]:
         raise ModelNotFoundError(
             f"{path} has sha256 {digest}, not that of {spec[2]} ({spec[3]}).",
@@ -195,3 +195,12 @@ def _state_name(name: str) -> str:
         return _EMBEDDINGS[name]
     layer, short, kind = name.split(".")
     return f"encoder.layer.{layer[1:]}.{_LAYER[short]}.{'weight' if kind == 'w' else 'bias'}"
+
+
+def _sha256(path: Path) -> str:
+    # Not files.file_sha256: files imports this module, and tests/test_layers.py forbids the cycle.
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
