@@ -114,10 +114,19 @@ def _index(library: Library) -> dict[str, Any]:
     try:
         collection = library.collection()
         with collection.views.reading(check=False) as view:
-            return {"chunks": view.store.count(), "generation": view.generation,
-                    "build": collection.build_info(), "vectors": str(library.settings.chroma)}
+            out = {"chunks": view.store.count(), "generation": view.generation,
+                   "build": collection.build_info(), "vectors": str(library.settings.chroma)}
+            missed, checked = view.store.unreachable()
     except ArchivistError as exc:
         return {"error": str(exc)}
+    out["reachable"] = {"checked": checked, "found": checked - len(missed)}
+    if missed:
+        out["reachable"]["hint"] = (
+            f"{len(missed)} of {checked} sampled chunks are not found by a search with their own "
+            f"vector (e.g. {missed[0]}): the vector index's graph no longer reaches them, so "
+            f"dense search misses them. `archivist reindex --collection {collection.name}` "
+            f"builds a fresh one without downtime.")
+    return out
 
 
 def _database(s: Settings) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import random
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -239,6 +240,22 @@ class ChunkStore:
             return {}
         got = self._collection.get(ids=list(ids), include=["embeddings"])
         return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
+
+    @_guarded
+    def unreachable(self, sample: int = 200, k: int = 10) -> tuple[list[str], int]:
+        """Chunks of a fixed sample that a search with their own vector does not return in its
+        top k, and how many were checked.  An HNSW graph worn by many deletes and re-adds can
+        leave live chunks that no query reaches (chroma-core/chroma#7758, open for our pinned
+        1.5.9): dense search then never finds them, silently.  A fresh graph (`archivist
+        reindex`) reaches them again."""
+        ids = self._collection.get(include=[])["ids"]
+        if not ids:
+            return [], 0
+        chosen = random.Random(0).sample(ids, min(sample, len(ids)))
+        got = self._collection.get(ids=chosen, include=["embeddings"])
+        found = self._collection.query(query_embeddings=got["embeddings"], n_results=k,
+                                       include=[])["ids"]
+        return [cid for cid, top in zip(got["ids"], found) if cid not in top], len(chosen)
 
     def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
         """Every chunk in the collection (used to rebuild the lexical index)."""
