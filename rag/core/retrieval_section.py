@@ -53,6 +53,12 @@ class RetrievalConfig(Section):
         "Costs a vector query filtered by script (README: p95 135 ms at 100k chunks on 2 cores).")
     language_offset_cjk: float = Field(0.0, ge=0.0, le=1.0,
                                        description="language_offset for CJK questions.")
+    cross_language_slot: bool = Field(
+        False, description="For a Chinese or Japanese question with Latin-script words in it "
+        "(SELECT FOR UPDATE, pg_dump): search those words alone and give the best passage in "
+        "another script the 5th place unless it is already in the top 5. A multilingual model "
+        "rates the question's own language far above the English page that answers it; the "
+        "question's own words find that page. One more search for such questions.")
     query_expansion: Literal["off", "cjk", "all"] = Field(
         "off", description="Search the names the chat model says an expert would look up with "
         "the question (rag/retrieval/expansion.py): 'cjk' for Chinese or Japanese questions, "

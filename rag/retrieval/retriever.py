@@ -8,6 +8,7 @@ twice.
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -25,6 +26,13 @@ from rag.models.embedder import Embedder
 from rag.retrieval.sentence_scores import sentence_scores, stitch
 from rag.storage.chunk_store import SCRIPTS, ChunkStore
 from rag.storage.lexical import LexicalHit, LexicalIndex
+
+
+# The place (1-based) an other-language passage is given among a Chinese question's hits, and
+# how many hits of its Latin words are looked through for one (rag/core/model_defaults.py).
+CROSS_SLOT, CROSS_CANDIDATES = 5, 10
+# All of them: in a Chinese sentence, "FOR" is part of SELECT ... FOR UPDATE.
+LATIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{2,}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,9 @@ class HybridRetriever:
             sources = sorted(s for s in self.lexical.sources() if filt.matches(s))
         searched = f"{question} {expansion}" if expansion else question
         cjk = is_cjk(question)
+        # A Chinese question's Latin words, searched alone beside it (cross_language_slot).
+        latin = " ".join(LATIN_WORD.findall(question)) if cjk and cfg.cross_language_slot else ""
+        crossing = Background(self.retrieve, latin, CROSS_CANDIDATES, filt) if latin else None
         # The keyword search runs beside the question's embedding and the vector search: both
         # spend their time in C with the GIL released (SQLite, ONNX Runtime, Chroma), so on two
         # cores a search takes the longer of the two instead of their sum.
@@ -169,7 +180,32 @@ class HybridRetriever:
         weight = cfg.rescore_weight_cjk if cjk else cfg.rescore_weight
         if cfg.rescore_top and weight:
             candidates = self._rescore(question, candidates, cfg.rescore_top, weight)
-        return Retrieval(self._select(candidates, top_k), *_standing([h.score for h in own]))
+        hits = self._select(candidates, top_k)
+        if crossing is not None:
+            hits = self._with_other_language(crossing.result().hits, hits, top_k, vector, qterms,
+                                             gate)
+        return Retrieval(hits, *_standing([h.score for h in own]))
+
+    def _with_other_language(self, crossing: list[Hit], hits: list[Hit], top_k: int,
+                             vector: Sequence[float], qterms: Sequence[str],
+                             gate: tuple[float, float]) -> list[Hit]:
+        """`hits` with the best of `crossing` (the hits of the question's Latin words, searched
+        alone) that is not in Chinese or Japanese in place CROSS_SLOT, unless the top already has
+        it.  Judged like any hit by the question as asked (its cosine, its words), so the
+        relevance gate and the evidence test read what they read without it."""
+        found = next((h for h in crossing if not is_cjk(h.chunk.text)), None)
+        place = min(CROSS_SLOT, top_k) - 1
+        if found is None or found.chunk.chunk_id in {h.chunk.chunk_id for h in hits[:place + 1]}:
+            return hits
+        cid = found.chunk.chunk_id
+        stored, vectors = self.lexical.chunks([cid]), self.store.vectors([cid])
+        if cid not in stored or cid not in vectors:
+            return hits
+        chunk, chunk_terms = stored[cid]
+        score = sum(a * b for a, b in zip(vector, vectors[cid]))
+        judged = self._judge(Hit(chunk, score), qterms, stems(chunk_terms), gate)
+        rest = [h for h in hits if h.chunk.chunk_id != cid]
+        return (rest[:place] + [judged] + rest[place:])[:top_k]
 
     def _rescore(self, question: str, candidates: list[tuple[Hit, set[str], float]], top: int,
                  weight: float) -> list[tuple[Hit, set[str], float]]:
