@@ -4,10 +4,7 @@ place, judged by the question as asked; the question's own ranking keeps the pla
 
 import pytest
 
-from rag.retrieval.retriever import HybridRetriever, RetrievalConfig
-from rag.storage.chunk_store import ChromaTarget, ChunkStore
-from rag.storage.lexical_sqlite import SqliteLexicalIndex
-from tests.rag.retrieval.test_retriever import make_chunk
+from tests.rag.retrieval.test_retriever import one_chunk_files
 
 ENGLISH = ("en/select.txt", "With FOR UPDATE, SELECT locks the rows it returns as though for an "
            "update: other transactions that try to UPDATE, DELETE or SELECT FOR UPDATE those rows "
@@ -22,17 +19,7 @@ QUESTION = "抢单的时候用 SELECT ... FOR UPDATE 锁订单行，其他会话
 
 @pytest.fixture
 def bilingual(tmp_path, e5_embedder):
-    store = ChunkStore(ChromaTarget(tmp_path / "chroma"), "tst", {"embed_model": e5_embedder.fingerprint})
-    lexical = SqliteLexicalIndex(tmp_path / "lexical.sqlite3")
-    for source, text in [ENGLISH, *CHINESE]:
-        chunks = [make_chunk(source, 0, text)]
-        store.upsert(chunks, e5_embedder.embed([c.embedding_text() for c in chunks]))
-        lexical.replace_source(source, chunks)
-
-    def retriever(**config):
-        return HybridRetriever(store, lexical, e5_embedder, RetrievalConfig(**config))
-
-    return store, retriever
+    return one_chunk_files(tmp_path, e5_embedder, [ENGLISH, *CHINESE])
 
 
 def test_the_english_page_a_chinese_question_names_gets_its_place(bilingual, e5_embedder):

@@ -3,10 +3,7 @@ real Chroma: an English question reaches the Chinese passage that answers it."""
 
 import pytest
 
-from rag.retrieval.retriever import HybridRetriever, RetrievalConfig
-from rag.storage.chunk_store import ChromaTarget, ChunkStore
-from rag.storage.lexical_sqlite import SqliteLexicalIndex
-from tests.rag.retrieval.test_retriever import make_chunk
+from tests.rag.retrieval.test_retriever import one_chunk_files
 
 ANSWER = "rmdir 命令用于删除空目录；目录里还有文件时，它会报错并拒绝删除。"
 # Closer to the question than the answer is, by this model's cosine (0.79-0.84 against 0.81), and
@@ -21,18 +18,8 @@ ENGLISH = ["mkdir creates a new folder, and with -p also its missing parents.",
 
 @pytest.fixture
 def bilingual(tmp_path, e5_embedder):
-    store = ChunkStore(ChromaTarget(tmp_path / "chroma"), "tst", {"embed_model": e5_embedder.fingerprint})
-    lexical = SqliteLexicalIndex(tmp_path / "lexical.sqlite3")
     files = [("zh/rmdir.txt", ANSWER)] + [(f"en/{t.split()[0]}.txt", t) for t in ENGLISH]
-    for source, text in files:
-        chunks = [make_chunk(source, 0, text)]
-        store.upsert(chunks, e5_embedder.embed([c.embedding_text() for c in chunks]))
-        lexical.replace_source(source, chunks)
-
-    def retriever(**config):
-        return HybridRetriever(store, lexical, e5_embedder, RetrievalConfig(**config))
-
-    return store, retriever
+    return one_chunk_files(tmp_path, e5_embedder, files)
 
 
 def test_chunks_are_tagged_with_their_script_and_searched_by_it(bilingual, e5_embedder):

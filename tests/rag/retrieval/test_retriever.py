@@ -20,6 +20,22 @@ def make_chunk(source, ordinal, text, start=None):
                  None, digest, ordinal, "f")
 
 
+def one_chunk_files(tmp_path, embedder, files):
+    """A real Chroma and lexical index holding each (source, text) as one chunk, and a factory
+    of retrievers over them with the given RetrievalConfig values."""
+    store = ChunkStore(ChromaTarget(tmp_path / "chroma"), "tst", {"embed_model": embedder.fingerprint})
+    lexical = SqliteLexicalIndex(tmp_path / "lexical.sqlite3")
+    for source, text in files:
+        chunks = [make_chunk(source, 0, text)]
+        store.upsert(chunks, embedder.embed([c.embedding_text() for c in chunks]))
+        lexical.replace_source(source, chunks)
+
+    def retriever(**config):
+        return HybridRetriever(store, lexical, embedder, RetrievalConfig(**config))
+
+    return store, retriever
+
+
 @pytest.fixture
 def world(tmp_path):
     """A real Chroma and lexical index over a few files, with the deterministic fake embedder."""
