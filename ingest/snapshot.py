@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 
 from ingest.lock import writer_lock
-from rag.core import collection_folders
+from ingest.snapshot_models import chosen_model, restore_choices
 from rag.core.errors import ArchivistError
 from rag.core.settings import Settings
 from rag.storage import index_generations
@@ -116,40 +116,8 @@ def _collections(staged: Path, settings: Settings) -> dict[str, dict]:
                 db.close()
         except sqlite3.Error:
             pass  # no lexical index (yet): the count is unknown, the files are archived anyway
-        found[name] = {"chunks": chunks, "embed_model": _chosen_model(settings, name)}
+        found[name] = {"chunks": chunks, "embed_model": chosen_model(settings, name)}
     return found
-
-
-def _chosen_model(settings: Settings, name: str) -> str:
-    try:
-        chosen = collection_folders.choices(settings.data_dir, name)
-    except ArchivistError:  # a broken marker: the configured model is what reads the index
-        chosen = {}
-    return chosen.get("embed_model") or settings.embedding.embed_model
-
-
-def _restore_choices(settings: Settings, collections: dict[str, dict]) -> dict[str, list[str]]:
-    """Give each collection the embedding model its archived vectors were made with (a model
-    choice lives in the collection's marker under data/, which a snapshot does not hold: without
-    this, an index built with multilingual-e5-small would be read with the configured model and
-    refused until a reindex).  A collection whose folder is missing is only named: creating an
-    empty one would make the next ingest delete its chunks."""
-    done: dict[str, list[str]] = {"chosen": [], "missing": []}
-    present = collection_folders.names(settings.data_dir)
-    for name, entry in collections.items():
-        model = entry.get("embed_model")  # archives made before models were chosen have none
-        if not model:
-            continue
-        if name not in present:
-            done["missing"].append(name)
-        elif _chosen_model(settings, name) != model:
-            try:
-                chosen = collection_folders.choices(settings.data_dir, name)
-            except ArchivistError:
-                chosen = {}
-            collection_folders.write_choices(settings.data_dir, name, {**chosen, "embed_model": model})
-            done["chosen"].append(f"{name}: {model}")
-    return done
 
 
 def _fingerprints(staged: Path) -> dict[str, str]:
@@ -393,7 +361,7 @@ def import_index(settings: Settings, archive: Path, force: bool = False) -> dict
                     os.replace(backup / p.name, p)
                 raise
             forget_client(settings.chroma)
-            manifest["restored"] = _restore_choices(settings, manifest["collections"])
+            manifest["restored"] = restore_choices(settings, manifest["collections"])
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         return manifest

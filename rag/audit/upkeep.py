@@ -137,10 +137,10 @@ def prune(log: AuditLog, before: str, actor: Actor, records: Records | None = No
         anchor = log.signer.checkpoint(last, head[0], now(), "prune")
         log.insert_checkpoint(anchor)
         log.db.execute("DELETE FROM audit_events WHERE seq <= ?", (last,))
-        kept = records.prune(epoch(before)) if records is not None else None
+        records_removed = records.prune(epoch(before)) if records is not None else None
         seq = log.append_locked(actor, "audit.prune", details={
             "before": before, "removed_through": last, "removed": removed,
-            "anchor_hash": head[0], "records_removed": kept})
+            "anchor_hash": head[0], "records_removed": records_removed})
     log.compact()
     return {"removed": removed, "removed_through": last, "anchor_hash": head[0], "event": seq,
-            "records_removed": kept}
+            "records_removed": records_removed}

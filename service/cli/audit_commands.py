@@ -190,10 +190,10 @@ def _prune(library: Library, args: argparse.Namespace) -> int:
     finally:
         log.close()
         records.close()
-    kept = done["records_removed"]
+    gone = done["records_removed"]
     print(f"removed {done['removed']} events (through event {done['removed_through']}); a signed "
-          f"checkpoint keeps their last hash {done['anchor_hash']}; removed {kept['answers']} "
-          f"recorded answers, {kept['turns']} conversation turns and {kept['conversations']} "
+          f"checkpoint keeps their last hash {done['anchor_hash']}; removed {gone['answers']} "
+          f"recorded answers, {gone['turns']} conversation turns and {gone['conversations']} "
           "conversations made before it")
     return 0
 

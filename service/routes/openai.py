@@ -10,7 +10,6 @@ answers stay reproducible.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import struct
 import time
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.core.errors import BadRequestError, NotFoundError
+from rag.core.shapes import sha256_text
 from rag.library import Collection, Library
 from rag.models.files import SHIPPED_EMBED_MODELS
 from service.auth import Principal
@@ -201,7 +201,7 @@ def embeddings(body: EmbeddingRequest, library: LibraryDep, who: PrincipalDep) -
     library.audit.append(actor_of(who), "embed", "ok", collection.name if collection else None, {
         "model": body.model, "fingerprint": embedder.fingerprint, "input_type": body.input_type,
         "inputs": len(texts), "tokens": tokens,
-        "inputs_sha256": hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()})
+        "inputs_sha256": sha256_text(json.dumps(texts, ensure_ascii=False))})
 
     def encoded(vector: list[float]) -> list[float] | str:
         if body.encoding_format == "base64":  # little-endian float32, as OpenAI sends it
